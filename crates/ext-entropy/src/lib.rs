@@ -1,0 +1,96 @@
+//! `entropy` (always bound; a manifest may also declare its alias `entropy.read`):
+//!
+//! - `entropy_fill(buf_ptr, buf_len) -> status` fills the buffer from the OS CSPRNG; 11 over 64 KiB.
+//! - `entropy_read(req_ptr, req_len, resp_ptr_out, resp_len_out) -> status`: `{n: u32}` →
+//!   `{bytes: bin}`; 4 when `n` is 0, 11 over 65 536 (the Go `entropy.read` shape).
+
+use pulp_ext::wasmtime::{Caller, Linker};
+use pulp_ext::{mem, Binding, Capability, Import, State, Status};
+use serde::{Deserialize, Serialize};
+
+struct Entropy;
+
+pulp_ext::register!(Entropy);
+
+/// The most bytes one call hands out.
+const MAX: usize = 64 * 1024;
+
+const IMPORTS: &[Import] = &[
+    Import::status("entropy_fill", 2),
+    Import::status("entropy_read", 4),
+];
+
+#[derive(Deserialize)]
+struct ReadRequest {
+    n: u32,
+}
+
+#[derive(Serialize)]
+struct ReadResponse<'a> {
+    #[serde(with = "serde_bytes")]
+    bytes: &'a [u8],
+}
+
+fn fill(buf: &mut [u8]) -> Result<(), pulp_ext::Error> {
+    getrandom::fill(buf)
+        .map_err(|e| Status::Failed.err(format!("the OS random source failed: {e}")))
+}
+
+fn too_large(n: usize) -> pulp_ext::Error {
+    Status::TooLarge.err(format!(
+        "{n} random bytes asked for; at most {MAX} per call"
+    ))
+}
+
+impl Capability for Entropy {
+    fn name(&self) -> &'static str {
+        "entropy"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["entropy.read"]
+    }
+
+    fn binding(&self) -> Binding {
+        Binding::Always
+    }
+
+    fn imports(&self) -> &'static [Import] {
+        IMPORTS
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
+        linker.func_wrap(
+            "pulp",
+            "entropy_fill",
+            |mut c: Caller<'_, State>, ptr: i32, len: i32| {
+                pulp_ext::status(&mut c, |c| {
+                    if len as u32 as usize > MAX {
+                        return Err(too_large(len as u32 as usize));
+                    }
+                    fill(mem::bytes_mut(c, ptr, len, "entropy_fill buffer")?)
+                })
+            },
+        )?;
+        linker.func_wrap(
+            "pulp",
+            "entropy_read",
+            |mut c: Caller<'_, State>, req: i32, req_len: i32, out: i32, out_len: i32| {
+                pulp_ext::status(&mut c, |c| {
+                    let ReadRequest { n } = mem::decode(c, req, req_len, "entropy_read request")?;
+                    let n = n as usize;
+                    if n == 0 {
+                        return Err(Status::Invalid.err("entropy_read asked for 0 bytes"));
+                    }
+                    if n > MAX {
+                        return Err(too_large(n));
+                    }
+                    let mut bytes = vec![0u8; n];
+                    fill(&mut bytes)?;
+                    mem::write_msgpack(c, &ReadResponse { bytes: &bytes }, out, out_len)
+                })
+            },
+        )?;
+        Ok(())
+    }
+}

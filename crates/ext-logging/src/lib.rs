@@ -1,0 +1,59 @@
+//! `logging` (always bound): `pulp.log(level, msg_ptr, msg_len) -> status`.
+//!
+//! Each call becomes a `tracing` event with target `pulp::plugin` and a `plugin`
+//! field naming the plugin. Levels: 0 trace, 1 debug, 2 info, 3 warn, 4 error;
+//! others clamp. A message below the subscriber's level is not even read.
+
+use pulp_ext::wasmtime::{Caller, Linker};
+use pulp_ext::{mem, Binding, Capability, Import, State};
+use tracing::Level;
+
+struct Logging;
+
+pulp_ext::register!(Logging);
+
+const IMPORTS: &[Import] = &[Import::status("log", 3)];
+
+impl Capability for Logging {
+    fn name(&self) -> &'static str {
+        "logging"
+    }
+
+    fn binding(&self) -> Binding {
+        Binding::Always
+    }
+
+    fn imports(&self) -> &'static [Import] {
+        IMPORTS
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
+        linker.func_wrap(
+            "pulp",
+            "log",
+            |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
+                pulp_ext::status(&mut c, |c| {
+                    // `tracing` macros need a constant level, hence one arm per level.
+                    macro_rules! emit {
+                    ($lvl:expr) => {
+                        if tracing::enabled!(target: "pulp::plugin", $lvl) {
+                            let msg = mem::str(c, ptr, len, "log message")?;
+                            let plugin = c.data().plugin().name();
+                            tracing::event!(target: "pulp::plugin", $lvl, plugin, "{msg}");
+                        }
+                    };
+                }
+                    match level {
+                        i32::MIN..=0 => emit!(Level::TRACE),
+                        1 => emit!(Level::DEBUG),
+                        2 => emit!(Level::INFO),
+                        3 => emit!(Level::WARN),
+                        _ => emit!(Level::ERROR),
+                    }
+                    Ok(())
+                })
+            },
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+//! What a Pulp capability is and what it may see of a plugin.
+//!
+//! - [`Capability`]: a named set of `pulp` imports ([`Import`]) with configure /
+//!   link / attach / detach phases; registered with [`register!`].
+//! - [`Plugin`]: a capability's view of a plugin (name, settings, storage folder, events).
+//! - [`State`]: the store data of every plugin instance.
+//! - [`Status`] and [`Error`]: the one status table of ABI §4.
+//! - [`mem`] and [`msgpack`]: the only way capabilities touch guest memory and msgpack.
+//!
+//! Every crate of the workspace links the one wasmtime re-exported here.
+
+mod capability;
+mod events;
+pub mod mem;
+pub mod msgpack;
+mod plugin;
+mod state;
+mod status;
+
+pub use capability::{registered, status, Binding, Capability, Import, Registration, Ty};
+pub use events::{Event, Events, Next, QueueFull};
+pub use plugin::Plugin;
+pub use state::State;
+pub use status::{Error, Status};
+
+#[doc(hidden)]
+pub use inventory;
+pub use wasmtime;
+pub use wasmtime_wasi;

@@ -1,0 +1,89 @@
+//! The view of a plugin that capabilities get.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::Events;
+
+/// What a capability may see of a plugin: its name, its `[capability."x"]` settings,
+/// its storage folder and its event queues. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin(Arc<Inner>);
+
+struct Inner {
+    name: String,
+    storage_dir: PathBuf,
+    settings: BTreeMap<String, toml::Table>,
+    events: Events,
+}
+
+impl Plugin {
+    /// A plugin view. Built by the host from the manifest.
+    pub fn new(
+        name: impl Into<String>,
+        storage_dir: impl Into<PathBuf>,
+        settings: BTreeMap<String, toml::Table>,
+        events: Events,
+    ) -> Plugin {
+        Plugin(Arc::new(Inner {
+            name: name.into(),
+            storage_dir: storage_dir.into(),
+            settings,
+            events,
+        }))
+    }
+
+    /// The manifest's `name`.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// This plugin's own folder, `<storage-root>/<name>`. Not created until a capability needs it.
+    pub fn storage_dir(&self) -> &Path {
+        &self.0.storage_dir
+    }
+
+    /// The manifest's `[capability."<capability>"]` table, if it has one.
+    pub fn settings(&self, capability: &str) -> Option<&toml::Table> {
+        self.0.settings.get(capability)
+    }
+
+    /// Every `[capability."x"]` table of the manifest, by capability name.
+    pub fn all_settings(&self) -> &BTreeMap<String, toml::Table> {
+        &self.0.settings
+    }
+
+    /// The capability's settings as a typed value (its `Default` when the table is absent).
+    /// The error names the plugin and the capability.
+    pub fn settings_as<T: DeserializeOwned + Default>(
+        &self,
+        capability: &str,
+    ) -> Result<T, String> {
+        match self.settings(capability) {
+            None => Ok(T::default()),
+            Some(t) => t.clone().try_into().map_err(|e| {
+                format!(
+                    "plugin \"{}\": [capability.\"{capability}\"]: {}",
+                    self.name(),
+                    e.to_string().trim()
+                )
+            }),
+        }
+    }
+
+    /// The plugin's event queues: post here to have an event delivered by `pulp_step`.
+    pub fn events(&self) -> &Events {
+        &self.0.events
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.0.name)
+            .finish_non_exhaustive()
+    }
+}

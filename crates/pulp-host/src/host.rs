@@ -1,0 +1,101 @@
+//! The host: one wasmtime `Engine`, its epoch ticker, and the settings plugins share.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use pulp_ext::wasmtime::{Config, Engine};
+
+/// How often the engine's epoch advances: the granularity of call deadlines.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Settings shared by every plugin of a host.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Root of the plugins' storage folders (`<root>/<name>`). Default `./data`.
+    pub storage_root: PathBuf,
+    /// Where compiled modules are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Meter fuel, so that `[limits] fuel` can be enforced (costs some speed).
+    pub fuel: bool,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            storage_root: PathBuf::from("data"),
+            cache_dir: HostConfig::default_cache_dir(),
+            fuel: false,
+        }
+    }
+}
+
+impl HostConfig {
+    /// `<user cache dir>/pulp/modules` (e.g. `~/.cache/pulp/modules`), when there is one.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        dirs::cache_dir().map(|d| d.join("pulp").join("modules"))
+    }
+}
+
+/// One wasmtime engine and the settings its plugins share. Cheap to clone; the
+/// epoch ticker stops when the last clone (plugins hold one) is dropped.
+#[derive(Clone)]
+pub struct Host(Arc<Inner>);
+
+struct Inner {
+    engine: Engine,
+    config: HostConfig,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Host {
+    /// A host with its engine (epoch interruption on; fuel if asked) and epoch ticker.
+    pub fn new(config: HostConfig) -> anyhow::Result<Host> {
+        let mut c = Config::new();
+        c.epoch_interruption(true);
+        c.consume_fuel(config.fuel);
+        c.max_wasm_stack(512 * 1024);
+        let engine = Engine::new(&c).map_err(anyhow::Error::from)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("pulp-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::park_timeout(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })?
+        };
+        Ok(Host(Arc::new(Inner {
+            engine,
+            config,
+            stop,
+            ticker: Some(ticker),
+        })))
+    }
+
+    /// The engine every plugin of this host compiles and runs on.
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+
+    /// The host's settings.
+    pub fn config(&self) -> &HostConfig {
+        &self.0.config
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! What a module needs and what the host offers it: the checks shared by
+//! `Plugin::load` and `pulp check` (ABI §2 exports, ABI §4 binding rules).
+
+use std::sync::Arc;
+
+use pulp_ext::wasmtime::{ExternType, FuncType, Module, ValType};
+use pulp_ext::{Binding, Capability, Plugin as View};
+
+use crate::{Manifest, Registry};
+
+/// Which capabilities get real imports and which get stubs.
+pub(crate) struct Plan {
+    pub linked: Vec<Arc<dyn Capability>>,
+    pub stubbed: Vec<Arc<dyn Capability>>,
+}
+
+const REQUIRED: &[(&str, &str)] = &[
+    ("pulp_alloc", "(i32) -> i32"),
+    ("pulp_init", "(i32, i32) -> i32"),
+    ("pulp_step", "(i32, i32) -> i32"),
+    ("pulp_shutdown", "() -> i32"),
+];
+
+const OPTIONAL: &[(&str, &str)] = &[
+    ("pulp_free", "(i32, i32) -> ()"),
+    ("probe_last_call", "() -> i64"),
+    ("probe_config_marker", "() -> i64"),
+    ("_initialize", "() -> ()"),
+    ("_start", "() -> ()"),
+];
+
+fn ty(v: &ValType) -> &'static str {
+    match v {
+        ValType::I32 => "i32",
+        ValType::I64 => "i64",
+        ValType::F32 => "f32",
+        ValType::F64 => "f64",
+        ValType::V128 => "v128",
+        ValType::Ref(_) => "ref",
+    }
+}
+
+/// `(i32, i32) -> i32` for a function type; `()` for no results.
+pub(crate) fn signature(f: &FuncType) -> String {
+    let p: Vec<_> = f.params().map(|v| ty(&v)).collect();
+    let r: Vec<_> = f.results().map(|v| ty(&v)).collect();
+    let r = if r.is_empty() {
+        "()".to_string()
+    } else {
+        r.join(", ")
+    };
+    format!("({}) -> {}", p.join(", "), r)
+}
+
+/// Every problem with the module's exports.
+pub(crate) fn export_problems(module: &Module) -> Vec<String> {
+    let mut missing = Vec::new();
+    let mut problems = Vec::new();
+    match module.get_export("memory") {
+        Some(ExternType::Memory(_)) => {}
+        Some(other) => problems.push(format!(
+            "export \"memory\" is a {}, not a memory",
+            kind(&other)
+        )),
+        None => missing.push("memory"),
+    }
+    for (name, want) in REQUIRED.iter().chain(OPTIONAL) {
+        match module.get_export(name) {
+            Some(ExternType::Func(f)) if signature(&f) == *want => {}
+            Some(ExternType::Func(f)) => problems.push(format!(
+                "export \"{name}\" has type {}, expected {want}",
+                signature(&f)
+            )),
+            Some(other) => problems.push(format!(
+                "export \"{name}\" is a {}, expected a function {want}",
+                kind(&other)
+            )),
+            None if REQUIRED.iter().any(|(n, _)| n == name) => missing.push(name),
+            None => {}
+        }
+    }
+    if !missing.is_empty() {
+        problems.insert(
+            0,
+            format!("missing required exports: {}", missing.join(", ")),
+        );
+    }
+    problems
+}
+
+fn kind(e: &ExternType) -> &'static str {
+    match e {
+        ExternType::Func(_) => "function",
+        ExternType::Global(_) => "global",
+        ExternType::Table(_) => "table",
+        ExternType::Memory(_) => "memory",
+        ExternType::Tag(_) => "tag",
+    }
+}
+
+/// Decides what to link for `manifest` and checks every import of `module`
+/// against it. With `strict` (for `pulp check`), importing a gated capability the
+/// manifest does not declare is a problem too (at load it just gets stubs).
+pub(crate) fn plan(
+    module: &Module,
+    manifest: &Manifest,
+    view: &View,
+    registry: Option<&Registry>,
+    strict: bool,
+) -> Result<Plan, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut plan = Plan {
+        linked: Vec::new(),
+        stubbed: Vec::new(),
+    };
+    let empty = Registry::empty();
+    let registry = registry.unwrap_or(&empty);
+    for declared in &manifest.capabilities {
+        if registry.find(declared).is_none() {
+            problems.push(format!("declares unknown capability \"{declared}\""));
+        }
+    }
+    for e in registry.entries() {
+        let cap = &e.capability;
+        let declared = manifest.capabilities.iter().any(|d| {
+            registry
+                .find(d)
+                .is_some_and(|f| Arc::ptr_eq(&f.capability, cap))
+        });
+        if e.binding == Binding::Always || declared {
+            if let Err(ps) = cap.configure(view) {
+                problems.extend(
+                    ps.into_iter()
+                        .map(|p| format!("capability \"{}\": {p}", cap.name())),
+                );
+            }
+            plan.linked.push(cap.clone());
+        } else {
+            plan.stubbed.push(cap.clone());
+        }
+    }
+    for import in module.imports() {
+        let (m, name) = (import.module(), import.name());
+        match m {
+            "wasi_snapshot_preview1" => continue,
+            "pulp" => {}
+            _ => {
+                problems.push(format!(
+                    "imports \"{m}\".\"{name}\": only modules \"pulp\" and \"wasi_snapshot_preview1\" are provided"
+                ));
+                continue;
+            }
+        }
+        let Some((entry, want)) = registry.provider(name) else {
+            problems.push(format!(
+                "imports pulp.{name}, which no capability of this host provides"
+            ));
+            continue;
+        };
+        match import.ty() {
+            ExternType::Func(f) if signature(&f) == want.signature() => {}
+            ExternType::Func(f) => problems.push(format!(
+                "imports pulp.{name} as {}, but capability \"{}\" provides {}",
+                signature(&f),
+                entry.capability.name(),
+                want.signature()
+            )),
+            other => problems.push(format!(
+                "imports pulp.{name} as a {}, not a function",
+                kind(&other)
+            )),
+        }
+        if strict
+            && plan
+                .stubbed
+                .iter()
+                .any(|c| Arc::ptr_eq(c, &entry.capability))
+        {
+            problems.push(format!(
+                "imports pulp.{name} of capability \"{}\", which the manifest does not declare (every call would return 99)",
+                entry.capability.name()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(plan)
+    } else {
+        Err(problems)
+    }
+}

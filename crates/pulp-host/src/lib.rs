@@ -1,0 +1,33 @@
+//! The Pulp plugin host: manifests, the capability [`Registry`], the [`Plugin`]
+//! lifecycle, the [`Runtime`] that drives plugins, and the `pulp` program.
+//!
+//! ```no_run
+//! use pulp_host::{Host, HostConfig, Manifest, Plugin, Registry};
+//! let host = Host::new(HostConfig::default())?;
+//! let registry = Registry::new()?;
+//! let manifest = Manifest::load("examples/heartbeat/pulp.plugin.toml")?;
+//! let mut plugin = Plugin::load(&host, &manifest, Some(&registry))?;
+//! plugin.init()?;
+//! plugin.step_event(None)?; // an idle tick
+//! plugin.shutdown()?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+pub mod cache;
+mod check;
+pub mod config;
+mod core;
+mod host;
+mod inspect;
+mod manifest;
+mod plugin;
+mod registry;
+mod runtime;
+mod stdio;
+
+pub use check::check;
+pub use host::{Host, HostConfig};
+pub use manifest::{Limits, Manifest, ManifestError};
+pub use plugin::{CallError, Envelope, Interrupter, LoadError, Plugin, RestartError};
+pub use registry::{Entry, Registry, RegistryError};
+pub use runtime::{Handle, Health, Report, Runtime, RuntimeConfig};

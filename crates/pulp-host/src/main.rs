@@ -1,0 +1,215 @@
+//! `pulp`: run plugins, check them, list the capabilities compiled in.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use pulp_host::{check, Host, HostConfig, Manifest, Plugin, Registry, Runtime, RuntimeConfig};
+
+// `inventory` only sees crates that are linked: name each feature's crate.
+#[cfg(feature = "entropy")]
+use ext_entropy as _;
+#[cfg(feature = "logging")]
+use ext_logging as _;
+
+#[derive(Parser)]
+#[command(
+    name = "pulp",
+    version,
+    about = "A capability-gated WebAssembly plugin host"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Root of the plugins' storage folders (`<root>/<plugin name>`).
+    #[arg(long, global = true, default_value = "data", env = "PULP_STORAGE_ROOT")]
+    storage_root: PathBuf,
+    /// Where compiled modules are cached [default: the user's cache dir, `pulp/modules`].
+    #[arg(long, global = true, env = "PULP_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every time; use no module cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Log format. Filter with `RUST_LOG` (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run plugins until SIGINT or SIGTERM.
+    Run {
+        /// Manifests (`pulp.plugin.toml`) of the plugins to run.
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+        /// Idle tick interval while a plugin is busy, in ms.
+        #[arg(long, default_value_t = 1)]
+        tick_ms: u64,
+        /// Longest idle tick interval, reached after a second without events, in ms.
+        #[arg(long, default_value_t = 1000)]
+        max_tick_ms: u64,
+    },
+    /// Report every problem of a plugin without running it; non-zero exit on any.
+    Check {
+        /// Manifests to check.
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+    },
+    /// List the capabilities compiled into this program, with their imports.
+    Caps,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("pulp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let registry = Registry::new()?;
+    let host_config = |fuel| HostConfig {
+        storage_root: cli.storage_root.clone(),
+        cache_dir: if cli.no_cache {
+            None
+        } else {
+            cli.cache_dir.clone().or_else(HostConfig::default_cache_dir)
+        },
+        fuel,
+    };
+    match cli.command {
+        Command::Caps => {
+            for e in registry.entries() {
+                let c = &e.capability;
+                let aliases = c.aliases();
+                let alias = if aliases.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (alias {})", aliases.join(", "))
+                };
+                println!("{} [{:?}]{alias}", c.name(), e.binding);
+                for i in c.imports() {
+                    println!("  pulp.{}{}", i.name, i.signature());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { manifests } => {
+            let host = Host::new(host_config(false))?;
+            let mut failed = false;
+            for path in manifests {
+                let problems = check(&host, &path, &registry);
+                if problems.is_empty() {
+                    println!("{}: ok", path.display());
+                } else {
+                    failed = true;
+                    println!("{}: {} problem(s)", path.display(), problems.len());
+                    for p in problems {
+                        println!("  - {p}");
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Run {
+            manifests,
+            tick_ms,
+            max_tick_ms,
+        } => {
+            let manifests = manifests
+                .iter()
+                .map(Manifest::load)
+                .collect::<Result<Vec<_>, _>>()?;
+            let fuel = manifests.iter().any(|m| m.limits.fuel.is_some());
+            let host = Host::new(host_config(fuel))?;
+            let mut plugins = Vec::new();
+            for m in &manifests {
+                let mut p = Plugin::load(&host, m, Some(&registry))?;
+                p.init().context("init failed")?;
+                tracing::info!(plugin = p.name(), version = m.version, module = ?p.module_source(), "plugin started");
+                plugins.push(p);
+            }
+            let mut runtime = Runtime::new(RuntimeConfig {
+                tick: Duration::from_millis(tick_ms.max(1)),
+                max_tick: Duration::from_millis(max_tick_ms.max(tick_ms).max(1)),
+                ..RuntimeConfig::default()
+            });
+            for p in plugins {
+                runtime.spawn(p)?;
+            }
+            wait_for_signal(&runtime)?;
+            tracing::info!("stopping");
+            let mut ok = true;
+            for r in runtime.stop() {
+                if let Some(v) = r.probe_last_call {
+                    tracing::info!(plugin = r.name, probe_last_call = v, "probe");
+                }
+                if let Some(v) = r.probe_config_marker {
+                    tracing::info!(plugin = r.name, probe_config_marker = v, "probe");
+                }
+                match r.error {
+                    None => tracing::info!(plugin = r.name, restarts = r.restarts, "shut down"),
+                    Some(e) => {
+                        ok = false;
+                        tracing::error!(plugin = r.name, "did not shut down cleanly: {e}");
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+/// Blocks until SIGINT/SIGTERM, or until every plugin has failed for good.
+/// A second signal exits at once.
+fn wait_for_signal(runtime: &Runtime) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag before this signal sets it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, got.clone())?;
+        signal_hook::flag::register(sig, got.clone())?;
+    }
+    loop {
+        if got.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        if runtime.wait_all_ended(Duration::from_millis(100)) {
+            anyhow::bail!("every plugin has stopped after failing");
+        }
+    }
+}

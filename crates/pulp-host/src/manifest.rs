@@ -1,0 +1,389 @@
+//! The manifest, `pulp.plugin.toml` (ABI §1): parsed, validated and normalised.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A manifest could not be read or is not valid. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("manifest {path}: cannot read it: {source}")]
+    Read {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse (the message gives the line).
+    #[error("manifest {path}: {message}")]
+    Syntax {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The TOML parses but breaks the schema; every problem is listed.
+    #[error("manifest {path}: {}", problems.join("; "))]
+    Invalid {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Each problem found.
+        problems: Vec<String>,
+    },
+}
+
+/// Per-plugin limits, `[limits]` (all optional; the defaults suit a server).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most linear memory, in MiB (default 256).
+    pub memory_mb: u32,
+    /// Most time one `pulp_step` or `pulp_shutdown` may run, in ms (default 10 000).
+    pub call_timeout_ms: u64,
+    /// Most time instantiation plus `pulp_init` may run, in ms (default 30 000).
+    pub init_timeout_ms: u64,
+    /// Fuel per call (off when absent; needs a host started with fuel on).
+    pub fuel: Option<u64>,
+    /// Largest message a guest may hand to an import, in bytes (default 8 MiB).
+    pub max_message_bytes: u32,
+    /// Events waiting per source before new ones are refused (default 64).
+    pub queue: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mb: 256,
+            call_timeout_ms: 10_000,
+            init_timeout_ms: 30_000,
+            fuel: None,
+            max_message_bytes: 8 << 20,
+            queue: 64,
+        }
+    }
+}
+
+impl Limits {
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(1..=4096).contains(&self.memory_mb) {
+            p.push(format!(
+                "[limits] memory_mb = {} is outside 1..=4096",
+                self.memory_mb
+            ));
+        }
+        for (k, v) in [
+            ("call_timeout_ms", self.call_timeout_ms),
+            ("init_timeout_ms", self.init_timeout_ms),
+        ] {
+            if !(1..=3_600_000).contains(&v) {
+                p.push(format!("[limits] {k} = {v} is outside 1..=3600000"));
+            }
+        }
+        if !(1024..=(64 << 20)).contains(&self.max_message_bytes) {
+            p.push(format!(
+                "[limits] max_message_bytes = {} is outside 1024..=67108864",
+                self.max_message_bytes
+            ));
+        }
+        if !(1..=65_536).contains(&self.queue) {
+            p.push(format!(
+                "[limits] queue = {} is outside 1..=65536",
+                self.queue
+            ));
+        }
+        if self.fuel == Some(0) {
+            p.push("[limits] fuel = 0 would stop every call at once".into());
+        }
+        p
+    }
+}
+
+/// A validated manifest.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// Where the manifest was read from (for messages).
+    pub path: PathBuf,
+    /// The plugin's name: safe as a folder name.
+    pub name: String,
+    /// The plugin's version (not checked as semver, like the Go host).
+    pub version: String,
+    /// The module: `.wasm`, or `.wat` text. Relative paths are joined to the manifest's folder.
+    pub wasm: PathBuf,
+    /// Declared capabilities: trimmed, lowercased, de-duplicated, in order.
+    pub capabilities: Vec<String>,
+    /// Kept for compatibility; unused.
+    pub provides: Vec<String>,
+    /// Kept for compatibility; unused.
+    pub consumes: Vec<String>,
+    /// Kept for compatibility; unused.
+    pub shared_memory_groups: Vec<String>,
+    /// Kept for compatibility; every plugin already has its own thread.
+    pub dedicated_thread: bool,
+    /// Kept for compatibility; unused.
+    pub snapshotable: bool,
+    /// `[config]`, delivered to `pulp_init` as msgpack (None when absent).
+    pub config: Option<toml::Table>,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[capability."x"]` tables, by capability name (lowercased).
+    pub settings: BTreeMap<String, toml::Table>,
+}
+
+const KEYS: &[&str] = &[
+    "name",
+    "version",
+    "wasm",
+    "capabilities",
+    "provides",
+    "consumes",
+    "shared_memory_groups",
+    "dedicated_thread",
+    "snapshotable",
+    "federated_callers",
+    "federated_consumes",
+    "migratable",
+    "config",
+    "limits",
+    "capability",
+];
+
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    version: String,
+    wasm: Option<String>,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default)]
+    provides: Vec<String>,
+    #[serde(default)]
+    consumes: Vec<String>,
+    #[serde(default)]
+    shared_memory_groups: Vec<String>,
+    #[serde(default)]
+    dedicated_thread: bool,
+    #[serde(default)]
+    snapshotable: bool,
+    #[serde(default)]
+    config: Option<toml::Table>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    capability: BTreeMap<String, toml::Table>,
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
+        let path = path.as_ref();
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Manifest::parse(&text, &path)
+    }
+
+    /// Validates manifest text as if it were read from `path` (relative `wasm` paths
+    /// are joined to its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        let syntax = |message: String| ManifestError::Syntax {
+            path: path.to_path_buf(),
+            message,
+        };
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| syntax(e.to_string().trim().to_string()))?;
+        let unknown: Vec<&str> = table
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !KEYS.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ManifestError::Invalid {
+                path: path.to_path_buf(),
+                problems: vec![format!("unknown manifest fields: {}", unknown.join(", "))],
+            });
+        }
+        let raw: Raw = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ManifestError::Invalid {
+                path: path.to_path_buf(),
+                problems: vec![e.to_string().trim().to_string()],
+            })?;
+
+        let mut problems = Vec::new();
+        let name = raw.name.trim().to_string();
+        if name.is_empty() {
+            problems.push("name is required".to_string());
+        } else if !safe_name(&name) {
+            problems.push(format!(
+                "name {name:?} is not allowed: use 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit (it names a folder)"
+            ));
+        }
+        let version = raw.version.trim().to_string();
+        if version.is_empty() {
+            problems.push("version is required".to_string());
+        }
+        let wasm = raw.wasm.as_deref().map(str::trim).unwrap_or("");
+        let wasm = if wasm.is_empty() { "plugin.wasm" } else { wasm };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let capabilities = dedup(raw.capabilities.iter().map(|c| c.trim().to_lowercase()));
+        let settings: BTreeMap<String, toml::Table> = raw
+            .capability
+            .into_iter()
+            .map(|(k, v)| (k.trim().to_lowercase(), v))
+            .collect();
+        for cap in settings.keys() {
+            if !capabilities.contains(cap) {
+                problems.push(format!(
+                    "[capability.\"{cap}\"] configures a capability the manifest does not declare"
+                ));
+            }
+        }
+        problems.extend(raw.limits.problems());
+        if !problems.is_empty() {
+            return Err(ManifestError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            name,
+            version,
+            wasm: dir.join(wasm),
+            capabilities,
+            provides: dedup(raw.provides.into_iter()),
+            consumes: dedup(raw.consumes.into_iter()),
+            shared_memory_groups: dedup(raw.shared_memory_groups.into_iter()),
+            dedicated_thread: raw.dedicated_thread,
+            snapshotable: raw.snapshotable,
+            config: raw.config.filter(|c| !c.is_empty()),
+            limits: raw.limits,
+            settings,
+        })
+    }
+
+    /// `[config]` as the bytes `pulp_init` receives: empty when there is no config.
+    pub fn encoded_config(&self) -> Vec<u8> {
+        self.config
+            .as_ref()
+            .map(crate::config::encode)
+            .unwrap_or_default()
+    }
+}
+
+fn safe_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in items {
+        let s = s.trim().to_string();
+        if !s.is_empty() && !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("/p/pulp.plugin.toml"))
+    }
+
+    #[test]
+    fn normalises_like_the_go_host() {
+        let m = parse(
+            r#"name = " echo "
+version = "0.1.0 "
+capabilities = [" Storage.SQLite", "storage.sqlite", "", "logging"]
+provides = ["a", "a"]
+[config]
+x = 1
+[config.db]
+path = "nested tables are fine"
+"#,
+        )
+        .unwrap();
+        assert_eq!(m.name, "echo");
+        assert_eq!(m.version, "0.1.0");
+        assert_eq!(m.wasm, Path::new("/p/plugin.wasm"));
+        assert_eq!(m.capabilities, ["storage.sqlite", "logging"]);
+        assert_eq!(m.provides, ["a"]);
+        assert!(m.config.unwrap()["db"].is_table());
+    }
+
+    #[test]
+    fn unknown_fields_are_all_named() {
+        let e = parse("name='a'\nversion='1'\nbogus=1\nalso=2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown manifest fields: bogus, also"), "{e}");
+        assert!(e.contains("/p/pulp.plugin.toml"), "{e}");
+    }
+
+    #[test]
+    fn unsafe_names_and_missing_fields_are_rejected() {
+        for bad in ["../x", "a/b", ".hidden", "a b", &"x".repeat(65)] {
+            let e = parse(&format!("name={bad:?}\nversion='1'"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("is not allowed"), "{bad}: {e}");
+        }
+        let e = parse("name=' '").unwrap_err().to_string();
+        assert!(
+            e.contains("name is required") && e.contains("version is required"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_give_the_line() {
+        let e = parse("name='a'\nversion=\n").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn limits_are_checked_and_unknown_limit_keys_rejected() {
+        let e = parse("name='a'\nversion='1'\n[limits]\nmemory_mb=0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("memory_mb = 0"), "{e}");
+        let e = parse("name='a'\nversion='1'\n[limits]\nmemry=1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("memry"), "{e}");
+    }
+
+    #[test]
+    fn settings_for_undeclared_capability_are_rejected() {
+        let e = parse("name='a'\nversion='1'\n[capability.\"spawn.docker\"]\nimages=[]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spawn.docker") && e.contains("does not declare"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_config_is_no_bytes() {
+        let m = parse("name='a'\nversion='1'\n[config]\n").unwrap();
+        assert!(m.encoded_config().is_empty());
+    }
+}

@@ -1,0 +1,696 @@
+//! A loaded plugin: its module bound to the host's capabilities, one live instance,
+//! and the calls of ABI §2 (`pulp_init`, `pulp_step`, `pulp_shutdown`, probes).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pulp_ext::wasmtime::{
+    self, Engine, FuncType, InstancePre, Linker, Memory, Store, StoreLimitsBuilder, Trap,
+    TypedFunc, UpdateDeadline, Val,
+};
+use pulp_ext::wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+use pulp_ext::{Capability, Event, Events, State};
+
+use crate::cache::{self, Source};
+use crate::stdio::LogStream;
+use crate::{inspect, Host, Manifest, Registry};
+
+/// A plugin could not be loaded. Every message names the plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The module file could not be read.
+    #[error("plugin \"{plugin}\": cannot read module {}: {source}", path.display())]
+    Read {
+        /// The plugin.
+        plugin: String,
+        /// The module's path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The module is not valid wasm (or WAT).
+    #[error("plugin \"{plugin}\": module {} does not compile: {message}", path.display())]
+    Compile {
+        /// The plugin.
+        plugin: String,
+        /// The module's path.
+        path: PathBuf,
+        /// The compiler's message.
+        message: String,
+    },
+    /// The module does not fit the contract or the host; every problem is listed.
+    #[error("plugin \"{plugin}\" cannot load: {}", problems.join("; "))]
+    Rejected {
+        /// The plugin.
+        plugin: String,
+        /// Each problem found.
+        problems: Vec<String>,
+    },
+    /// Instantiating the module (or a capability's attach) failed.
+    #[error("plugin \"{plugin}\": instantiation failed: {message}")]
+    Instantiate {
+        /// The plugin.
+        plugin: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// A call into the plugin failed. Every message names the plugin and the export.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The guest trapped (or ran out of memory or fuel).
+    #[error("plugin \"{plugin}\": {export} trapped: {message}")]
+    Trap {
+        /// The plugin.
+        plugin: String,
+        /// The export that was called.
+        export: &'static str,
+        /// The trap.
+        message: String,
+    },
+    /// The call ran past its deadline and was interrupted.
+    #[error(
+        "plugin \"{plugin}\": {export} ran past its {limit_ms} ms deadline and was interrupted"
+    )]
+    Timeout {
+        /// The plugin.
+        plugin: String,
+        /// The export that was called.
+        export: &'static str,
+        /// The deadline, in ms.
+        limit_ms: u64,
+    },
+    /// The host interrupted the call because it is stopping.
+    #[error("plugin \"{plugin}\": {export} was interrupted because the host is stopping")]
+    Interrupted {
+        /// The plugin.
+        plugin: String,
+        /// The export that was called.
+        export: &'static str,
+    },
+    /// The export returned a failure code.
+    #[error("plugin \"{plugin}\": {export} returned {code}")]
+    Returned {
+        /// The plugin.
+        plugin: String,
+        /// The export that was called.
+        export: &'static str,
+        /// The code it returned.
+        code: i32,
+    },
+    /// The host could not hand the guest its input.
+    #[error("plugin \"{plugin}\": {export}: {message}")]
+    Input {
+        /// The plugin.
+        plugin: String,
+        /// The export that was to be called.
+        export: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The plugin has no live instance (its last instantiation failed).
+    #[error("plugin \"{plugin}\" has no live instance")]
+    Dead {
+        /// The plugin.
+        plugin: String,
+    },
+}
+
+/// A step's input (ABI §3): the 20-byte header and the payload.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// Counts every step, idle or not, from 0.
+    pub call_number: u64,
+    /// Unix nanoseconds when the host made the call.
+    pub wall_time: u64,
+    /// Empty for an idle tick, else a msgpack `StepEvent`.
+    pub payload: Vec<u8>,
+}
+
+impl Envelope {
+    /// The envelope's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = header(self.call_number, self.wall_time, self.payload.len()).to_vec();
+        out.extend_from_slice(&self.payload);
+        out
+    }
+}
+
+fn header(call_number: u64, wall_time: u64, payload_len: usize) -> [u8; 20] {
+    let mut h = [0u8; 20];
+    h[..8].copy_from_slice(&call_number.to_le_bytes());
+    h[8..16].copy_from_slice(&wall_time.to_le_bytes());
+    h[16..].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    h
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Interrupts a plugin's running call from another thread.
+#[derive(Clone)]
+pub struct Interrupter(Arc<Watch>);
+
+impl Interrupter {
+    /// Makes the running call (and every later one) of this plugin trap at once.
+    pub fn interrupt(&self) {
+        self.0.abort.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The deadline of the current call, read by the epoch callback on every tick.
+struct Watch {
+    base: Instant,
+    /// Nanoseconds since `base`; 0 = no call running.
+    deadline: AtomicU64,
+    abort: AtomicBool,
+}
+
+impl Watch {
+    fn arm(&self, limit: Duration) {
+        let at = (self.base.elapsed() + limit).as_nanos() as u64;
+        self.deadline.store(at.max(1), Ordering::Relaxed);
+    }
+
+    fn expired(&self) -> bool {
+        if self.abort.load(Ordering::Relaxed) {
+            return true;
+        }
+        let d = self.deadline.load(Ordering::Relaxed);
+        d != 0 && self.base.elapsed().as_nanos() as u64 >= d
+    }
+}
+
+struct Exports {
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    free: Option<TypedFunc<(i32, i32), ()>>,
+    init: TypedFunc<(i32, i32), i32>,
+    step: TypedFunc<(i32, i32), i32>,
+    shutdown: TypedFunc<(), i32>,
+    probe_last_call: Option<TypedFunc<(), i64>>,
+    probe_config_marker: Option<TypedFunc<(), i64>>,
+}
+
+struct Live {
+    store: Store<State>,
+    exports: Exports,
+}
+
+/// A loaded plugin (the Go host's `host.Plugin`): load, [`init`](Plugin::init),
+/// [`step`](Plugin::step) many times, [`shutdown`](Plugin::shutdown); closed on drop.
+pub struct Plugin {
+    host: Host,
+    manifest: Arc<Manifest>,
+    view: pulp_ext::Plugin,
+    config: Vec<u8>,
+    linked: Vec<Arc<dyn Capability>>,
+    pre: InstancePre<State>,
+    live: Option<Live>,
+    watch: Arc<Watch>,
+    call_number: u64,
+    source: Source,
+    scratch: Vec<u8>,
+}
+
+impl Plugin {
+    /// Compiles (or loads from the cache) the manifest's module, binds the
+    /// capabilities of `registry` before instantiation (declared or always-bound get
+    /// real imports, the rest signature-exact stubs returning 99), and instantiates it.
+    /// With no registry the plugin gets WASI only.
+    pub fn load(
+        host: &Host,
+        manifest: &Manifest,
+        registry: Option<&Registry>,
+    ) -> Result<Plugin, LoadError> {
+        let name = manifest.name.clone();
+        let wasm = std::fs::read(&manifest.wasm).map_err(|source| LoadError::Read {
+            plugin: name.clone(),
+            path: manifest.wasm.clone(),
+            source,
+        })?;
+        let engine = host.engine();
+        let (module, source) = cache::load(engine, &wasm, host.config().cache_dir.as_deref())
+            .map_err(|e| LoadError::Compile {
+                plugin: name.clone(),
+                path: manifest.wasm.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let view = pulp_ext::Plugin::new(
+            name.clone(),
+            host.config().storage_root.join(&name),
+            manifest.settings.clone(),
+            Events::new(manifest.limits.queue as usize),
+        );
+        let rejected = |problems| LoadError::Rejected {
+            plugin: name.clone(),
+            problems,
+        };
+        let mut problems = inspect::export_problems(&module);
+        let plan = match inspect::plan(&module, manifest, &view, registry, false) {
+            Ok(plan) => Some(plan),
+            Err(p) => {
+                problems.extend(p);
+                None
+            }
+        };
+        if !problems.is_empty() {
+            return Err(rejected(problems));
+        }
+        let plan = plan.expect("no problems means a plan");
+        let linker = link(engine, &plan, &name).map_err(|e| rejected(vec![format!("{e:#}")]))?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| rejected(vec![format!("{e:#}")]))?;
+        let mut plugin = Plugin {
+            host: host.clone(),
+            manifest: Arc::new(manifest.clone()),
+            view,
+            config: manifest.encoded_config(),
+            linked: plan.linked,
+            pre,
+            live: None,
+            watch: Arc::new(Watch {
+                base: Instant::now(),
+                deadline: AtomicU64::new(0),
+                abort: AtomicBool::new(false),
+            }),
+            call_number: 0,
+            source,
+            scratch: Vec::new(),
+        };
+        plugin.live = Some(plugin.instantiate()?);
+        Ok(plugin)
+    }
+
+    /// The manifest's name.
+    pub fn name(&self) -> &str {
+        self.view.name()
+    }
+
+    /// The manifest the plugin was loaded from.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The capabilities' view of this plugin (its event queues among others).
+    pub fn view(&self) -> &pulp_ext::Plugin {
+        &self.view
+    }
+
+    /// Whether the module was compiled now or loaded from the on-disk cache.
+    pub fn module_source(&self) -> Source {
+        self.source
+    }
+
+    /// A handle that interrupts this plugin's calls from another thread.
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter(self.watch.clone())
+    }
+
+    fn instantiate(&self) -> Result<Live, LoadError> {
+        let name = self.name().to_string();
+        let fail = |message: String| LoadError::Instantiate {
+            plugin: name.clone(),
+            message,
+        };
+        let limits = &self.manifest.limits;
+        let wasi = WasiCtxBuilder::new()
+            .stdout(LogStream::new(&name, false))
+            .stderr(LogStream::new(&name, true))
+            .build_p1();
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size((limits.memory_mb as usize) << 20)
+            .table_elements(1 << 20)
+            .instances(4)
+            .memories(4)
+            .tables(16)
+            .trap_on_grow_failure(false)
+            .build();
+        let state = State::new(
+            self.view.clone(),
+            wasi,
+            store_limits,
+            limits.max_message_bytes as usize,
+        );
+        let mut store = Store::new(self.host.engine(), state);
+        store.limiter(|s| s.limits());
+        let watch = self.watch.clone();
+        store.epoch_deadline_callback(move |_| {
+            if watch.expired() {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+        for cap in &self.linked {
+            cap.attach(&self.view, store.data_mut())
+                .map_err(|e| fail(format!("capability \"{}\": {e}", cap.name())))?;
+        }
+        let limit = Duration::from_millis(limits.init_timeout_ms);
+        self.arm(&mut store, limit);
+        let result = (|| {
+            let instance = self.pre.instantiate(&mut store)?;
+            for start in ["_initialize", "_start"] {
+                if let Some(f) = instance.get_typed_func::<(), ()>(&mut store, start).ok() {
+                    match f.call(&mut store, ()) {
+                        Err(e) if e.downcast_ref::<I32Exit>().is_some_and(|x| x.0 == 0) => {}
+                        r => r?,
+                    }
+                    break;
+                }
+            }
+            let memory = instance
+                .get_memory(&mut store, "memory")
+                .ok_or_else(|| wasmtime::format_err!("no memory export"))?;
+            Ok::<_, wasmtime::Error>(Exports {
+                memory,
+                alloc: instance.get_typed_func(&mut store, "pulp_alloc")?,
+                free: instance.get_typed_func(&mut store, "pulp_free").ok(),
+                init: instance.get_typed_func(&mut store, "pulp_init")?,
+                step: instance.get_typed_func(&mut store, "pulp_step")?,
+                shutdown: instance.get_typed_func(&mut store, "pulp_shutdown")?,
+                probe_last_call: instance.get_typed_func(&mut store, "probe_last_call").ok(),
+                probe_config_marker: instance
+                    .get_typed_func(&mut store, "probe_config_marker")
+                    .ok(),
+            })
+        })();
+        self.watch.deadline.store(0, Ordering::Relaxed);
+        let exports = match result {
+            Ok(e) => e,
+            Err(e) => {
+                let why = self.classify("instantiation", limit, e).to_string();
+                for cap in &self.linked {
+                    cap.detach(store.data_mut());
+                }
+                return Err(fail(why));
+            }
+        };
+        store
+            .data_mut()
+            .set_guest(exports.memory, exports.alloc.clone());
+        Ok(Live { store, exports })
+    }
+
+    fn arm(&self, store: &mut Store<State>, limit: Duration) {
+        store.set_epoch_deadline(1);
+        if self.host.config().fuel {
+            let _ = store.set_fuel(self.manifest.limits.fuel.unwrap_or(u64::MAX));
+        }
+        self.watch.arm(limit);
+    }
+
+    fn classify(&self, export: &'static str, limit: Duration, e: wasmtime::Error) -> CallError {
+        let plugin = self.name().to_string();
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            if self.watch.abort.load(Ordering::Relaxed) {
+                return CallError::Interrupted { plugin, export };
+            }
+            return CallError::Timeout {
+                plugin,
+                export,
+                limit_ms: limit.as_millis() as u64,
+            };
+        }
+        CallError::Trap {
+            plugin,
+            export,
+            message: format!("{e:#}"),
+        }
+    }
+
+    /// Runs `f` against the live instance under the call deadline.
+    fn call<R>(
+        &mut self,
+        export: &'static str,
+        limit: Duration,
+        f: impl FnOnce(&mut Live, &mut Vec<u8>) -> Result<R, CallFail>,
+    ) -> Result<R, CallError> {
+        let Some(mut live) = self.live.take() else {
+            return Err(CallError::Dead {
+                plugin: self.name().to_string(),
+            });
+        };
+        self.arm(&mut live.store, limit);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = f(&mut live, &mut scratch);
+        self.scratch = scratch;
+        self.watch.deadline.store(0, Ordering::Relaxed);
+        self.live = Some(live);
+        r.map_err(|e| match e {
+            CallFail::Wasm(e) => self.classify(export, limit, e),
+            CallFail::Input(message) => CallError::Input {
+                plugin: self.name().to_string(),
+                export,
+                message,
+            },
+        })
+    }
+
+    fn call_limit(&self) -> Duration {
+        Duration::from_millis(self.manifest.limits.call_timeout_ms)
+    }
+
+    /// Calls `pulp_init` with the manifest's `[config]` (`(0, 0)` when there is none).
+    pub fn init(&mut self) -> Result<(), CallError> {
+        let config = std::mem::take(&mut self.config);
+        let r = self.init_with(&config);
+        self.config = config;
+        r
+    }
+
+    /// Calls `pulp_init` with these config bytes.
+    pub fn init_with(&mut self, config: &[u8]) -> Result<(), CallError> {
+        let limit = Duration::from_millis(self.manifest.limits.init_timeout_ms);
+        let code = self.call("pulp_init", limit, |live, _| {
+            let (ptr, len) = write_input(live, &[config])?;
+            let code = live
+                .exports
+                .init
+                .call(&mut live.store, (ptr, len))
+                .map_err(CallFail::Wasm)?;
+            free(live, ptr, len)?;
+            Ok(code)
+        })?;
+        self.returned("pulp_init", code)
+    }
+
+    /// Calls `pulp_step` with this envelope; returns the guest's output handle (0 = none).
+    pub fn step(&mut self, envelope: &Envelope) -> Result<i32, CallError> {
+        let h = header(
+            envelope.call_number,
+            envelope.wall_time,
+            envelope.payload.len(),
+        );
+        self.call("pulp_step", self.call_limit(), |live, _| {
+            let (ptr, len) = write_input(live, &[&h, &envelope.payload])?;
+            let out = live
+                .exports
+                .step
+                .call(&mut live.store, (ptr, len))
+                .map_err(CallFail::Wasm)?;
+            free(live, ptr, len)?;
+            Ok(out)
+        })
+    }
+
+    /// Steps with `event` (or an idle tick), numbering the call and stamping the wall
+    /// time itself: what the runtime does for every step.
+    pub fn step_event(&mut self, event: Option<&Event>) -> Result<i32, CallError> {
+        let call_number = self.call_number;
+        self.call_number += 1;
+        self.call("pulp_step", self.call_limit(), |live, scratch| {
+            scratch.clear();
+            if let Some(e) = event {
+                e.encode_into(scratch);
+            }
+            let h = header(call_number, unix_nanos(), scratch.len());
+            let (ptr, len) = write_input(live, &[&h, scratch])?;
+            let out = live
+                .exports
+                .step
+                .call(&mut live.store, (ptr, len))
+                .map_err(CallFail::Wasm)?;
+            free(live, ptr, len)?;
+            Ok(out)
+        })
+    }
+
+    /// The next call number [`Plugin::step_event`] will use.
+    pub fn call_number(&self) -> u64 {
+        self.call_number
+    }
+
+    /// Calls `pulp_shutdown`; a non-zero result is an error.
+    pub fn shutdown(&mut self) -> Result<(), CallError> {
+        let code = self.call("pulp_shutdown", self.call_limit(), |live, _| {
+            live.exports
+                .shutdown
+                .call(&mut live.store, ())
+                .map_err(CallFail::Wasm)
+        })?;
+        self.returned("pulp_shutdown", code)
+    }
+
+    fn returned(&self, export: &'static str, code: i32) -> Result<(), CallError> {
+        match code {
+            0 => Ok(()),
+            code => Err(CallError::Returned {
+                plugin: self.name().to_string(),
+                export,
+                code,
+            }),
+        }
+    }
+
+    /// `probe_last_call()` if the plugin exports it (diagnostics).
+    pub fn probe_last_call(&mut self) -> Option<u64> {
+        self.probe(|e| e.probe_last_call.clone()).map(|v| v as u64)
+    }
+
+    /// `probe_config_marker()` if the plugin exports it (diagnostics).
+    pub fn probe_config_marker(&mut self) -> Option<i64> {
+        self.probe(|e| e.probe_config_marker.clone())
+    }
+
+    fn probe(&mut self, pick: impl Fn(&Exports) -> Option<TypedFunc<(), i64>>) -> Option<i64> {
+        let f = pick(&self.live.as_ref()?.exports)?;
+        self.call("probe", self.call_limit(), |live, _| {
+            f.call(&mut live.store, ()).map_err(CallFail::Wasm)
+        })
+        .ok()
+    }
+
+    /// Replaces the instance with a fresh one (capabilities detached and attached
+    /// again) and calls `pulp_init` on it: what supervision does after a failure.
+    pub fn restart(&mut self) -> Result<(), RestartError> {
+        self.close_instance();
+        self.live = Some(self.instantiate()?);
+        self.init()?;
+        Ok(())
+    }
+
+    fn close_instance(&mut self) {
+        if let Some(mut live) = self.live.take() {
+            for cap in &self.linked {
+                cap.detach(live.store.data_mut());
+            }
+        }
+    }
+
+    /// Releases the instance and what its capabilities made (also done on drop).
+    pub fn close(mut self) {
+        self.close_instance();
+    }
+
+    /// The engine the plugin runs on.
+    pub fn engine(&self) -> &Engine {
+        self.host.engine()
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.close_instance();
+    }
+}
+
+/// A restart failed: the new instance did not instantiate, or its `pulp_init` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestartError {
+    /// Instantiation failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// `pulp_init` failed.
+    #[error(transparent)]
+    Init(#[from] CallError),
+}
+
+enum CallFail {
+    Wasm(wasmtime::Error),
+    Input(String),
+}
+
+/// Copies `parts` into one fresh guest buffer from `pulp_alloc`; `(0, 0)` when empty.
+fn write_input(live: &mut Live, parts: &[&[u8]]) -> Result<(i32, i32), CallFail> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len == 0 {
+        return Ok((0, 0));
+    }
+    let n = i32::try_from(len)
+        .map_err(|_| CallFail::Input(format!("{len} bytes do not fit a 32-bit guest")))?;
+    let ptr = live
+        .exports
+        .alloc
+        .call(&mut live.store, n)
+        .map_err(CallFail::Wasm)?;
+    let mem = live.exports.memory.data_mut(&mut live.store);
+    let start = ptr as u32 as usize;
+    let Some(dst) = (ptr != 0)
+        .then(|| mem.get_mut(start..start + len))
+        .flatten()
+    else {
+        return Err(CallFail::Input(format!(
+            "pulp_alloc({n}) returned {:#x}, which is 0 or outside the {}-byte memory",
+            ptr as u32,
+            mem.len()
+        )));
+    };
+    let mut at = 0;
+    for p in parts {
+        dst[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    Ok((ptr, n))
+}
+
+fn free(live: &mut Live, ptr: i32, len: i32) -> Result<(), CallFail> {
+    if let (Some(f), true) = (&live.exports.free, len > 0) {
+        f.call(&mut live.store, (ptr, len))
+            .map_err(CallFail::Wasm)?;
+    }
+    Ok(())
+}
+
+/// Links WASI, the planned capabilities' real imports, and derived stubs.
+fn link(engine: &Engine, plan: &inspect::Plan, plugin: &str) -> wasmtime::Result<Linker<State>> {
+    let mut linker = Linker::new(engine);
+    pulp_ext::wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut State| s.wasi())?;
+    for cap in &plan.linked {
+        cap.link(&mut linker).map_err(|e| {
+            wasmtime::format_err!("capability \"{}\" failed to link: {e:#}", cap.name())
+        })?;
+    }
+    for cap in &plan.stubbed {
+        for import in cap.imports() {
+            let ty = FuncType::new(
+                engine,
+                import.params.iter().map(|t| t.val_type()),
+                import.results.iter().map(|t| t.val_type()),
+            );
+            let message = format!(
+                "pulp.{}: capability \"{}\" is not declared in the manifest of plugin \"{plugin}\"",
+                import.name,
+                cap.name()
+            );
+            linker.func_new("pulp", import.name, ty, move |mut caller, _, results| {
+                for (r, t) in results.iter_mut().zip(import.results) {
+                    *r = Val::default_for_ty(&t.val_type()).unwrap_or(Val::I32(0));
+                }
+                if let Some(first) = results.first_mut() {
+                    *first = Val::I32(pulp_ext::Status::NotDeclared.code());
+                }
+                caller.data_mut().set_last_error(message.clone());
+                Ok(())
+            })?;
+        }
+    }
+    Ok(linker)
+}

@@ -1,0 +1,128 @@
+//! The capabilities this host offers: every `inventory` registration, plus any
+//! the embedder adds (the Go host's `NewRegistry`, `Always`, `Gated`).
+
+use std::sync::Arc;
+
+use pulp_ext::{Binding, Capability, Import};
+
+/// Two capabilities clash.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Two capabilities share a name or alias.
+    #[error("two capabilities are named \"{0}\"; capability names must be unique")]
+    DuplicateName(String),
+    /// Two capabilities provide the same import.
+    #[error("capabilities \"{first}\" and \"{second}\" both provide the import pulp.{import}")]
+    DuplicateImport {
+        /// The import both provide.
+        import: String,
+        /// The capability registered first.
+        first: String,
+        /// The capability registered second.
+        second: String,
+    },
+}
+
+/// One capability and how it is bound.
+#[derive(Clone)]
+pub struct Entry {
+    /// The capability.
+    pub capability: Arc<dyn Capability>,
+    /// Bound for every plugin, or only when declared.
+    pub binding: Binding,
+}
+
+/// The capabilities a host offers, in a deterministic order (by name).
+#[derive(Clone, Default)]
+pub struct Registry {
+    entries: Vec<Entry>,
+}
+
+impl Registry {
+    /// Every capability linked into this program (through `inventory`), bound as each says.
+    pub fn new() -> Result<Registry, RegistryError> {
+        let mut all: Vec<Arc<dyn Capability>> = pulp_ext::registered().collect();
+        all.push(Arc::new(crate::core::Core));
+        all.sort_by_key(|c| c.name());
+        let mut r = Registry::empty();
+        for c in all {
+            let binding = c.binding();
+            r.add(c, binding)?;
+        }
+        Ok(r)
+    }
+
+    /// A registry with no capabilities at all.
+    pub fn empty() -> Registry {
+        Registry::default()
+    }
+
+    /// Adds a capability bound for every plugin.
+    pub fn always(
+        &mut self,
+        capability: Arc<dyn Capability>,
+    ) -> Result<&mut Registry, RegistryError> {
+        self.add(capability, Binding::Always)
+    }
+
+    /// Adds a capability bound only for plugins that declare it.
+    pub fn gated(
+        &mut self,
+        capability: Arc<dyn Capability>,
+    ) -> Result<&mut Registry, RegistryError> {
+        self.add(capability, Binding::Gated)
+    }
+
+    fn add(
+        &mut self,
+        capability: Arc<dyn Capability>,
+        binding: Binding,
+    ) -> Result<&mut Registry, RegistryError> {
+        for name in names(&*capability) {
+            if self.find(name).is_some() {
+                return Err(RegistryError::DuplicateName(name.to_string()));
+            }
+        }
+        for import in capability.imports() {
+            if let Some((owner, _)) = self.provider(import.name) {
+                return Err(RegistryError::DuplicateImport {
+                    import: import.name.to_string(),
+                    first: owner.capability.name().to_string(),
+                    second: capability.name().to_string(),
+                });
+            }
+        }
+        self.entries.push(Entry {
+            capability,
+            binding,
+        });
+        Ok(self)
+    }
+
+    /// Every capability, in order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The capability with this name or alias.
+    pub fn find(&self, name: &str) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .find(|e| names(&*e.capability).any(|n| n == name))
+    }
+
+    /// The capability that provides `pulp.<import>`, with the import's signature.
+    pub fn provider(&self, import: &str) -> Option<(&Entry, &'static Import)> {
+        self.entries.iter().find_map(|e| {
+            e.capability
+                .imports()
+                .iter()
+                .find(|i| i.name == import)
+                .map(|i| (e, i))
+        })
+    }
+}
+
+fn names(c: &dyn Capability) -> impl Iterator<Item = &'static str> {
+    std::iter::once(c.name()).chain(c.aliases().iter().copied())
+}
