@@ -1,1 +1,172 @@
+//! Helpers for the workspace-wide tests: a host in a temporary folder, manifests
+//! written on the fly, guests built from source, captured logs, and loud skips.
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use ext_testcap::{lifecycle, take as records};
+use pulp_host::{Host, HostConfig, LoadError, Manifest, Plugin, Registry};
+
+// Link every capability crate so `inventory` sees it.
+use ext_entropy as _;
+use ext_logging as _;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The text of `tests/guests/<name>` with its `;; @imports` and `;; @alloc`
+/// markers replaced by the shared preludes.
+pub fn guest(name: &str) -> String {
+    let dir = root().join("tests/guests");
+    let read =
+        |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_else(|e| panic!("guest {n}: {e}"));
+    read(name)
+        .replace(";; @imports", &read("prelude/imports.wat"))
+        .replace(";; @alloc", &read("prelude/alloc.wat"))
+}
+
+/// A host whose storage and module cache live in a temporary folder.
+pub struct Fixture {
+    /// The temporary folder (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The host.
+    pub host: Host,
+    /// Every registered capability (logging, entropy, core, test.record).
+    pub registry: Registry,
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Fixture::new()
+    }
+}
+
+impl Fixture {
+    /// A fresh host.
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(HostConfig {
+            storage_root: dir.path().join("data"),
+            cache_dir: Some(dir.path().join("cache")),
+            fuel: false,
+        })
+        .unwrap();
+        Fixture {
+            dir,
+            host,
+            registry: Registry::new().unwrap(),
+        }
+    }
+
+    /// Writes `<dir>/<name>/plugin.wat` and a manifest with `name`, a version, and
+    /// `extra` TOML (capabilities, config, limits ...); returns the manifest's path.
+    pub fn write(&self, name: &str, wat: &str, extra: &str) -> PathBuf {
+        let d = self.dir.path().join("plugins").join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("plugin.wat"), wat).unwrap();
+        let (top, tables) = split_tables(extra);
+        let path = d.join("pulp.plugin.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"{name}\"\nversion = \"0.1.0\"\nwasm = \"plugin.wat\"\n{top}\n{tables}"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Writes and parses a manifest (see [`Fixture::write`]).
+    pub fn manifest(&self, name: &str, wat: &str, extra: &str) -> Manifest {
+        Manifest::load(self.write(name, wat, extra)).unwrap()
+    }
+
+    /// Writes a manifest and loads the plugin with every registered capability.
+    pub fn load(&self, name: &str, wat: &str, extra: &str) -> Result<Plugin, LoadError> {
+        Plugin::load(
+            &self.host,
+            &self.manifest(name, wat, extra),
+            Some(&self.registry),
+        )
+    }
+}
+
+/// Top-level keys must come before the first `[table]`; tests write them in any order.
+fn split_tables(extra: &str) -> (String, String) {
+    let at = extra
+        .lines()
+        .position(|l| l.trim_start().starts_with('['))
+        .unwrap_or(extra.lines().count());
+    let lines: Vec<&str> = extra.lines().collect();
+    (lines[..at].join("\n"), lines[at..].join("\n"))
+}
+
+/// The `i32` statuses a guest recorded through `test_record`, 4 bytes each.
+pub fn statuses(plugin: &str) -> Vec<i32> {
+    records(plugin)
+        .into_iter()
+        .map(|b| i32::from_le_bytes(b[..4].try_into().expect("a 4-byte status record")))
+        .collect()
+}
+
+/// Captures every `tracing` event on this thread as formatted text, while the guard lives.
+pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
+    let logs = Logs::default();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .finish();
+    (tracing::subscriber::set_default(sub), logs)
+}
+
+/// Log text captured by [`capture_logs`].
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+/// Skips a test that needs `what`, loudly; with `PULP_REQUIRE_ALL=1` (set by CI) it fails instead.
+pub fn skip(what: &str) {
+    if std::env::var("PULP_REQUIRE_ALL").is_ok_and(|v| v == "1") {
+        panic!("PULP_REQUIRE_ALL=1 but this test needs {what}, which is missing");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: this test needs {what}, which this machine lacks !!!!!!!!\n");
+}
+
+/// The `pulp` program built by cargo for the tests.
+pub fn pulp_bin() -> PathBuf {
+    let mut p = std::env::current_exe().unwrap();
+    p.pop();
+    if p.ends_with("deps") {
+        p.pop();
+    }
+    p.join(format!("pulp{}", std::env::consts::EXE_SUFFIX))
+}

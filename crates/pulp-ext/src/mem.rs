@@ -30,7 +30,8 @@ fn range(ptr: i32, len: i32, size: usize, what: &str) -> Result<std::ops::Range<
 }
 
 /// Borrows the `len` bytes at `ptr`. `len == 0` is the empty slice whatever `ptr` is.
-/// Inputs over the plugin's message limit are [`Status::TooLarge`].
+/// Inputs outside memory are [`Status::BadPointer`]; inside it but over the plugin's
+/// message limit, [`Status::TooLarge`].
 pub fn bytes<'a>(
     caller: &'a Caller<'_, State>,
     ptr: i32,
@@ -40,15 +41,15 @@ pub fn bytes<'a>(
     if len == 0 {
         return Ok(&[]);
     }
-    let limit = caller.data().max_message();
-    if len as u32 as usize > limit {
-        return Err(Status::TooLarge.err(format!(
-            "{what} is {} bytes, over the plugin's message limit of {limit} bytes",
-            len as u32
-        )));
-    }
     let data = memory(caller)?.data(caller.as_context());
     let r = range(ptr, len, data.len(), what)?;
+    let limit = caller.data().max_message();
+    if r.len() > limit {
+        return Err(Status::TooLarge.err(format!(
+            "{what} is {} bytes, over the plugin's message limit of {limit} bytes",
+            r.len()
+        )));
+    }
     Ok(&data[r])
 }
 

@@ -1,0 +1,36 @@
+;; Hands every import of logging, entropy and core pointers and lengths outside
+;; memory, garbage and wrongly shaped msgpack, and bad out-pointers, recording each
+;; status. Memory is 2 pages (131072 bytes). pulp_step records last_error's text.
+(module
+  ;; @imports
+  ;; @alloc
+  (data (i32.const 200) "\c1")
+  (data (i32.const 210) "\91\01")
+  (data (i32.const 220) "\81\a1n\00")
+  (data (i32.const 230) "\81\a1n\ce\00\01\11\70")
+  (data (i32.const 240) "\81\a1n\04")
+  (data (i32.const 250) "\ff\fe")
+  (func (export "pulp_init") (param i32 i32) (result i32)
+    (call $rec (call $log (i32.const 2) (i32.const 0xFFFFFFF0) (i32.const 100)))
+    (call $rec (call $log (i32.const 2) (i32.const 131000) (i32.const 1000)))
+    (call $rec (call $log (i32.const 2) (i32.const 16) (i32.const -1)))
+    (call $rec (call $log (i32.const 2) (i32.const 0) (i32.const 0)))
+    (call $rec (call $entropy_fill (i32.const -16) (i32.const 16)))
+    (call $rec (call $entropy_fill (i32.const 1024) (i32.const 65537)))
+    (call $rec (call $last_error (i32.const -1) (i32.const 8)))
+    (call $rec (call $last_error (i32.const 8) (i32.const 131070)))
+    (call $rec (call $entropy_read (i32.const 200) (i32.const 1) (i32.const 8) (i32.const 12)))
+    (call $rec (call $entropy_read (i32.const 210) (i32.const 2) (i32.const 8) (i32.const 12)))
+    (call $rec (call $entropy_read (i32.const 220) (i32.const 4) (i32.const 8) (i32.const 12)))
+    (call $rec (call $entropy_read (i32.const 230) (i32.const 8) (i32.const 8) (i32.const 12)))
+    (call $rec (call $entropy_read (i32.const 240) (i32.const 4) (i32.const -4) (i32.const 12)))
+    (call $rec (call $entropy_read (i32.const 240) (i32.const 0) (i32.const 8) (i32.const 12)))
+    (call $rec (call $entropy_read (i32.const -2) (i32.const 4) (i32.const 8) (i32.const 12)))
+    (call $rec (call $log (i32.const 2) (i32.const 250) (i32.const 2)))
+    (call $rec (call $entropy_read (i32.const 240) (i32.const 4) (i32.const 8) (i32.const 12)))
+    (i32.const 0))
+  (func (export "pulp_step") (param i32 i32) (result i32)
+    (drop (call $last_error (i32.const 8) (i32.const 12)))
+    (drop (call $record (i32.load (i32.const 8)) (i32.load (i32.const 12))))
+    (i32.const 0))
+  (func (export "pulp_shutdown") (result i32) (i32.const 0)))

@@ -1,0 +1,23 @@
+  ;; Shared prelude: memory, a bump allocator that takes back its newest block,
+  ;; and $rec, which records one i32 through test_record (bytes 0..4 are scratch).
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 65536))
+  (func $alloc (export "pulp_alloc") (param $n i32) (result i32)
+    (local $p i32) (local $end i32) (local $have i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+    (local.set $end (i32.add (local.get $p) (local.get $n)))
+    (local.set $have (i32.mul (memory.size) (i32.const 65536)))
+    (if (i32.gt_u (local.get $end) (local.get $have))
+      (then
+        (if (i32.eq (memory.grow (i32.div_u (i32.add (i32.sub (local.get $end) (local.get $have)) (i32.const 65535))
+                                            (i32.const 65536)))
+                    (i32.const -1))
+          (then (return (i32.const 0))))))
+    (global.set $heap (local.get $end))
+    (local.get $p))
+  (func (export "pulp_free") (param $p i32) (param $n i32)
+    (if (i32.eq (i32.add (local.get $p) (local.get $n)) (global.get $heap))
+      (then (global.set $heap (local.get $p)))))
+  (func $rec (param $v i32)
+    (i32.store (i32.const 0) (local.get $v))
+    (drop (call $record (i32.const 0) (i32.const 4))))
