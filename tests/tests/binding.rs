@@ -22,14 +22,22 @@ fn undeclared_capability_gets_99_and_says_why() {
             || text.contains("capability \"test.record\" is not declared in the manifest of plugin \"stubbed\""),
         "last_error names the capability and the plugin: {text}"
     );
-    assert_eq!(lifecycle("stubbed"), (0, 0), "a stubbed capability is never attached");
+    assert_eq!(
+        lifecycle("stubbed"),
+        (0, 0),
+        "a stubbed capability is never attached"
+    );
 }
 
 #[test]
 fn declared_capability_gets_the_real_import() {
     let f = Fixture::new();
     let mut p = f
-        .load("declared", &guest("undeclared.wat"), "capabilities = [\"test.record\"]")
+        .load(
+            "declared",
+            &guest("undeclared.wat"),
+            "capabilities = [\"test.record\"]",
+        )
         .unwrap();
     p.init().expect("the real test_record returns 0");
     assert_eq!(pulp_tests::records("declared").len(), 1);
@@ -44,25 +52,43 @@ fn capability_settings_are_validated_by_their_owner() {
     let ok = "capabilities = [\"test.record\"]\n[capability.\"test.record\"]\ntag = \"x\"";
     f.load("settings-ok", &guest("undeclared.wat"), ok).unwrap();
     let bad = "capabilities = [\"test.record\"]\n[capability.\"test.record\"]\ntga = \"x\"";
-    let e = f.load("settings-bad", &guest("undeclared.wat"), bad).err().unwrap().to_string();
-    assert!(e.contains("settings-bad") && e.contains("test.record") && e.contains("tga"), "{e}");
+    let e = f
+        .load("settings-bad", &guest("undeclared.wat"), bad)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("settings-bad") && e.contains("test.record") && e.contains("tga"),
+        "{e}"
+    );
 }
 
 #[test]
 fn capabilities_without_settings_reject_a_table() {
     let f = Fixture::new();
     let extra = "capabilities = [\"logging\"]\n[capability.logging]\nlevel = 1";
-    let e = f.load("logset", &guest("undeclared.wat"), extra).err().unwrap().to_string();
-    assert!(e.contains("capability \"logging\" takes no settings"), "{e}");
+    let e = f
+        .load("logset", &guest("undeclared.wat"), extra)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("capability \"logging\" takes no settings"),
+        "{e}"
+    );
 }
 
 #[test]
 fn entropy_read_alias_may_be_declared() {
     let f = Fixture::new();
-    f.load("alias", &guest("entropy.wat"), "capabilities = [\"entropy.read\", \"test.record\"]")
-        .unwrap()
-        .init()
-        .unwrap();
+    f.load(
+        "alias",
+        &guest("entropy.wat"),
+        "capabilities = [\"entropy.read\", \"test.record\"]",
+    )
+    .unwrap()
+    .init()
+    .unwrap();
 }
 
 #[test]
@@ -71,9 +97,20 @@ fn registry_holds_every_linked_capability_in_name_order() {
     let names: Vec<_> = r.entries().iter().map(|e| e.capability.name()).collect();
     assert_eq!(names, ["core", "entropy", "logging", "test.record"]);
     let bound: Vec<_> = r.entries().iter().map(|e| e.binding).collect();
-    assert_eq!(bound, [Binding::Always, Binding::Always, Binding::Always, Binding::Gated]);
+    assert_eq!(
+        bound,
+        [
+            Binding::Always,
+            Binding::Always,
+            Binding::Always,
+            Binding::Gated
+        ]
+    );
     assert_eq!(r.find("entropy.read").unwrap().capability.name(), "entropy");
-    assert_eq!(r.provider("last_error").unwrap().0.capability.name(), "core");
+    assert_eq!(
+        r.provider("last_error").unwrap().0.capability.name(),
+        "core"
+    );
 }
 
 struct Fake(&'static str, &'static [Import]);
@@ -101,8 +138,15 @@ fn duplicate_names_and_imports_are_errors_naming_both() {
         other => panic!("{:?}", other.map(|_| ())),
     }
     const LOG: &[Import] = &[Import::status("log", 3)];
-    let e = r.always(Arc::new(Fake("my.log", LOG))).err().unwrap().to_string();
-    assert_eq!(e, "capabilities \"logging\" and \"my.log\" both provide the import pulp.log");
+    let e = r
+        .always(Arc::new(Fake("my.log", LOG)))
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        e,
+        "capabilities \"logging\" and \"my.log\" both provide the import pulp.log"
+    );
 }
 
 #[test]
@@ -118,7 +162,8 @@ fn embedder_can_bind_a_gated_capability_for_everyone() {
     }
     let m = f.manifest("always", &guest("undeclared.wat"), "");
     let mut p = pulp_host::Plugin::load(&f.host, &m, Some(&r)).unwrap();
-    p.init().expect("test_record is bound without a declaration");
+    p.init()
+        .expect("test_record is bound without a declaration");
 }
 
 #[test]
@@ -132,13 +177,21 @@ fn every_capability_links_exactly_its_import_table() {
         let mut store = Store::new(
             engine,
             State::new(
-                pulp_ext::Plugin::new("x", "/nonexistent", Default::default(), pulp_ext::Events::new(1)),
+                pulp_ext::Plugin::new(
+                    "x",
+                    "/nonexistent",
+                    Default::default(),
+                    pulp_ext::Events::new(1),
+                ),
                 pulp_ext::wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
                 Default::default(),
                 1024,
             ),
         );
-        let defs: Vec<_> = linker.iter(&mut store).map(|(m, n, e)| (m.to_string(), n.to_string(), e)).collect();
+        let defs: Vec<_> = linker
+            .iter(&mut store)
+            .map(|(m, n, e)| (m.to_string(), n.to_string(), e))
+            .collect();
         let linked: Vec<(String, String)> = defs
             .into_iter()
             .map(|(m, n, ext)| {
@@ -158,7 +211,12 @@ fn every_capability_links_exactly_its_import_table() {
         let mut linked = linked;
         linked.sort();
         want.sort();
-        assert_eq!(linked, want, "capability {} links what its table says", cap.name());
+        assert_eq!(
+            linked,
+            want,
+            "capability {} links what its table says",
+            cap.name()
+        );
     }
 }
 
@@ -180,6 +238,12 @@ fn loading_without_a_registry_gives_wasi_only() {
     let mut p = pulp_host::Plugin::load(&f.host, &m, None).unwrap();
     p.init().unwrap();
     let m = f.manifest("needs-log", &guest("undeclared.wat"), "");
-    let e = pulp_host::Plugin::load(&f.host, &m, None).err().unwrap().to_string();
-    assert!(e.contains("imports pulp.log, which no capability of this host provides"), "{e}");
+    let e = pulp_host::Plugin::load(&f.host, &m, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("imports pulp.log, which no capability of this host provides"),
+        "{e}"
+    );
 }

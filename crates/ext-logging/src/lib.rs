@@ -2,7 +2,8 @@
 //!
 //! Each call becomes a `tracing` event with target `pulp::plugin` and a `plugin`
 //! field naming the plugin. Levels: 0 trace, 1 debug, 2 info, 3 warn, 4 error;
-//! others clamp. A message below the subscriber's level is not even read.
+//! others clamp. The message's bounds are always checked (2 outside memory); its
+//! text is decoded only when emitted, invalid UTF-8 as replacement characters.
 
 use pulp_ext::wasmtime::{Caller, Linker};
 use pulp_ext::{mem, Binding, Capability, Import, State};
@@ -33,12 +34,15 @@ impl Capability for Logging {
             "log",
             |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
                 pulp_ext::status(&mut c, |c| {
+                    // Bounds are checked whatever the level, so a plugin behaves the same
+                    // under every filter; the text is only decoded when it is emitted.
+                    let msg = mem::bytes(c, ptr, len, "log message")?;
+                    let plugin = c.data().plugin().name();
                     // `tracing` macros need a constant level, hence one arm per level.
                     macro_rules! emit {
                     ($lvl:expr) => {
                         if tracing::enabled!(target: "pulp::plugin", $lvl) {
-                            let msg = mem::str(c, ptr, len, "log message")?;
-                            let plugin = c.data().plugin().name();
+                            let msg = String::from_utf8_lossy(msg);
                             tracing::event!(target: "pulp::plugin", $lvl, plugin, "{msg}");
                         }
                     };

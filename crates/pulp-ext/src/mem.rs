@@ -80,7 +80,8 @@ pub fn str<'a>(
         .map_err(|e| Status::BadEncoding.err(format!("{what} is not UTF-8: {e}")))
 }
 
-/// Decodes a msgpack request; an empty one is [`Status::Empty`].
+/// Decodes a msgpack request map (every request of ABI §4 is a map); an empty
+/// one is [`Status::Empty`], anything but a map of the right fields [`Status::BadEncoding`].
 pub fn decode<T: DeserializeOwned>(
     caller: &Caller<'_, State>,
     ptr: i32,
@@ -91,7 +92,7 @@ pub fn decode<T: DeserializeOwned>(
     if raw.is_empty() {
         return Err(Status::Empty.err(format!("{what} is empty")));
     }
-    msgpack::decode(raw, what)
+    msgpack::decode_map(raw, what)
 }
 
 /// Writes `data` to a fresh guest buffer from `pulp_alloc` and stores its pointer

@@ -26,6 +26,15 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error>
     })
 }
 
+/// Decodes a msgpack map into `T`. serde would also accept a struct as an array
+/// of its fields; requests of ABI §4 are maps, so anything else is refused.
+pub fn decode_map<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
+    match bytes.first() {
+        Some(0x80..=0x8f | 0xde | 0xdf) => decode(bytes, what),
+        _ => Err(Status::BadEncoding.err(format!("{what} must be a msgpack map"))),
+    }
+}
+
 /// Encodes a result as msgpack, structs as maps keyed by field name.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
     rmp_serde::to_vec_named(value)

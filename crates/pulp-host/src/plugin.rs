@@ -158,7 +158,8 @@ fn unix_nanos() -> u64 {
 pub struct Interrupter(Arc<Watch>);
 
 impl Interrupter {
-    /// Makes the running call (and every later one) of this plugin trap at once.
+    /// Makes the plugin's running call trap within one epoch tick (10 ms). A call
+    /// that starts afterwards is not affected.
     pub fn interrupt(&self) {
         self.0.abort.store(true, Ordering::Relaxed);
     }
@@ -174,6 +175,7 @@ struct Watch {
 
 impl Watch {
     fn arm(&self, limit: Duration) {
+        self.abort.store(false, Ordering::Relaxed);
         let at = (self.base.elapsed() + limit).as_nanos() as u64;
         self.deadline.store(at.max(1), Ordering::Relaxed);
     }

@@ -180,10 +180,11 @@ impl Runtime {
                     plugin = h.name,
                     "still in a call after the grace period; interrupting it"
                 );
-                h.interrupter.interrupt();
+                // Interrupt again and again: the step, then `pulp_shutdown`, may each be stuck.
                 let until = Instant::now() + Duration::from_secs(1);
                 while !t.is_finished() && Instant::now() < until {
-                    std::thread::sleep(Duration::from_millis(5));
+                    h.interrupter.interrupt();
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
             if t.is_finished() {

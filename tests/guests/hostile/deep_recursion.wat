@@ -1,5 +1,6 @@
 ;; pulp_step recurses without end.
 (module
+  ;; @imports
   ;; @alloc
   (func $down (param $n i32) (result i32)
     (i32.add (call $down (i32.add (local.get $n) (i32.const 1))) (i32.const 1)))

@@ -1,5 +1,6 @@
 ;; Steps fine, but pulp_shutdown never returns.
 (module
+  ;; @imports
   ;; @alloc
   (func (export "pulp_init") (param i32 i32) (result i32) (i32.const 0))
   (func (export "pulp_step") (param i32 i32) (result i32) (i32.const 0))

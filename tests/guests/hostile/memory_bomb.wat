@@ -1,5 +1,6 @@
 ;; pulp_step grows memory until it is refused, then aborts like an allocator out of memory.
 (module
+  ;; @imports
   ;; @alloc
   (func (export "pulp_init") (param i32 i32) (result i32) (i32.const 0))
   (func (export "pulp_step") (param i32 i32) (result i32)
