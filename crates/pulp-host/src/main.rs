@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -50,6 +52,10 @@ enum Command {
         /// Longest idle tick interval, reached after a second without events, in ms.
         #[arg(long, default_value_t = 1000)]
         max_tick_ms: u64,
+        /// On SIGINT/SIGTERM, how long a plugin may take to finish its step and shut
+        /// down before its call is interrupted, in ms.
+        #[arg(long, default_value_t = 5000)]
+        stop_grace_ms: u64,
     },
     /// Report every problem of a plugin without running it; non-zero exit on any.
     Check {
@@ -145,7 +151,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             manifests,
             tick_ms,
             max_tick_ms,
+            stop_grace_ms,
         } => {
+            // Before anything else, so a signal during start-up is not the default kill.
+            let stop = stop_flag()?;
             let manifests = manifests
                 .iter()
                 .map(Manifest::load)
@@ -162,12 +171,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut runtime = Runtime::new(RuntimeConfig {
                 tick: Duration::from_millis(tick_ms.max(1)),
                 max_tick: Duration::from_millis(max_tick_ms.max(tick_ms).max(1)),
+                stop_grace: Duration::from_millis(stop_grace_ms),
                 ..RuntimeConfig::default()
             });
             for p in plugins {
                 runtime.spawn(p)?;
             }
-            wait_for_signal(&runtime)?;
+            wait_for_signal(&runtime, &stop)?;
             tracing::info!("stopping");
             let mut ok = true;
             for r in runtime.stop() {
@@ -194,22 +204,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Blocks until SIGINT/SIGTERM, or until every plugin has failed for good.
-/// A second signal exits at once.
-fn wait_for_signal(runtime: &Runtime) -> anyhow::Result<()> {
+/// A flag SIGINT and SIGTERM set; a second signal once it is set exits at once (130).
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let got = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM] {
         // Registered first, so it sees the flag before this signal sets it.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, got.clone())?;
-        signal_hook::flag::register(sig, got.clone())?;
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
+        signal_hook::flag::register(sig, flag.clone())?;
     }
-    loop {
-        if got.load(std::sync::atomic::Ordering::Relaxed) {
-            return Ok(());
-        }
+    Ok(flag)
+}
+
+/// Blocks until the stop flag is set, or until every plugin has failed for good.
+fn wait_for_signal(runtime: &Runtime, stop: &AtomicBool) -> anyhow::Result<()> {
+    while !stop.load(Ordering::Relaxed) {
         if runtime.wait_all_ended(Duration::from_millis(100)) {
             anyhow::bail!("every plugin has stopped after failing");
         }
     }
+    Ok(())
 }
