@@ -359,13 +359,30 @@ impl Plugin {
         self.arm(&mut store, limit);
         let result = (|| {
             let instance = self.pre.instantiate(&mut store)?;
-            for start in ["_initialize", "_start"] {
-                if let Some(f) = instance.get_typed_func::<(), ()>(&mut store, start).ok() {
-                    match f.call(&mut store, ()) {
-                        Err(e) if e.downcast_ref::<I32Exit>().is_some_and(|x| x.0 == 0) => {}
-                        r => r?,
+            // Export types were checked at load; `get_func` avoids building an error
+            // (and, with RUST_BACKTRACE set, a backtrace) for each optional export.
+            macro_rules! optional {
+                ($name:literal) => {
+                    match instance.get_func(&mut store, $name) {
+                        Some(f) => Some(f.typed(&store)?),
+                        None => None,
                     }
-                    break;
+                };
+            }
+            macro_rules! required {
+                ($name:literal) => {
+                    optional!($name).ok_or_else(|| wasmtime::format_err!("no {} export", $name))?
+                };
+            }
+            let start: Option<TypedFunc<(), ()>> = optional!("_initialize");
+            let start = match start {
+                Some(f) => Some(f),
+                None => optional!("_start"),
+            };
+            if let Some(f) = start {
+                match f.call(&mut store, ()) {
+                    Err(e) if e.downcast_ref::<I32Exit>().is_some_and(|x| x.0 == 0) => {}
+                    r => r?,
                 }
             }
             let memory = instance
@@ -373,15 +390,13 @@ impl Plugin {
                 .ok_or_else(|| wasmtime::format_err!("no memory export"))?;
             Ok::<_, wasmtime::Error>(Exports {
                 memory,
-                alloc: instance.get_typed_func(&mut store, "pulp_alloc")?,
-                free: instance.get_typed_func(&mut store, "pulp_free").ok(),
-                init: instance.get_typed_func(&mut store, "pulp_init")?,
-                step: instance.get_typed_func(&mut store, "pulp_step")?,
-                shutdown: instance.get_typed_func(&mut store, "pulp_shutdown")?,
-                probe_last_call: instance.get_typed_func(&mut store, "probe_last_call").ok(),
-                probe_config_marker: instance
-                    .get_typed_func(&mut store, "probe_config_marker")
-                    .ok(),
+                alloc: required!("pulp_alloc"),
+                free: optional!("pulp_free"),
+                init: required!("pulp_init"),
+                step: required!("pulp_step"),
+                shutdown: required!("pulp_shutdown"),
+                probe_last_call: optional!("probe_last_call"),
+                probe_config_marker: optional!("probe_config_marker"),
             })
         })();
         self.watch.deadline.store(0, Ordering::Relaxed);
