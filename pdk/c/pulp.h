@@ -1,0 +1,513 @@
+/*
+ * pulp.h — the C guest header for Pulp plugins (ABI v1, docs/ABI.md).
+ *
+ * One header, no library. In exactly one .c file of your plugin:
+ *
+ *     #define PULP_IMPLEMENTATION
+ *     #include "pulp.h"
+ *
+ * That file then also defines the exports `pulp_alloc` and `pulp_free` (malloc and
+ * free; define PULP_NO_ALLOC to write your own). You write `pulp_init`, `pulp_step`
+ * and `pulp_shutdown` with PULP_EXPORT. Build a reactor module with Debian's clang:
+ *
+ *     clang --target=wasm32-wasi -mexec-model=reactor -O2 -I pdk/c \
+ *           -o plugin.wasm plugin.c
+ *
+ * What is here:
+ *   - the status codes (PULP_OK ... PULP_NOT_DECLARED) and every import of the
+ *     `core`, `logging` and `entropy` capabilities, with typed wrappers;
+ *   - pulp_envelope_parse: the 20-byte step header and its payload;
+ *   - a msgpack writer (pulp_mpw_*) into a growable buffer and a reader
+ *     (pulp_mpr_*) over a byte range, for config, events, requests and results.
+ *
+ * Buffers the host returns through out-pointers were made with pulp_alloc: the
+ * plugin owns them and frees them with free() (the wrappers here do).
+ */
+#ifndef PULP_H
+#define PULP_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- statuses (docs/ABI.md §4) ------------------------------------------ */
+
+enum {
+    PULP_OK = 0,
+    PULP_EMPTY = 1,
+    PULP_BAD_POINTER = 2,
+    PULP_BAD_ENCODING = 3,
+    PULP_INVALID = 4,
+    PULP_FAILED = 5,
+    PULP_NOT_FOUND = 6,
+    PULP_ALLOC_FAILED = 7,
+    PULP_WRITE_FAILED = 8,
+    PULP_DENIED = 9,
+    PULP_UNAVAILABLE = 10,
+    PULP_TOO_LARGE = 11,
+    PULP_TIMEOUT = 12,
+    PULP_NOT_DECLARED = 99,
+};
+
+enum { PULP_TRACE = 0, PULP_DEBUG = 1, PULP_INFO = 2, PULP_WARN = 3, PULP_ERROR = 4 };
+
+#define PULP_EXPORT(name) __attribute__((export_name(#name)))
+#define PULP_IMPORT(name) __attribute__((import_module("pulp"), import_name(#name)))
+
+/* ---- raw imports --------------------------------------------------------- */
+
+PULP_IMPORT(log) int32_t pulp_import_log(int32_t level, const void *msg, uint32_t len);
+PULP_IMPORT(entropy_fill) int32_t pulp_import_entropy_fill(void *buf, uint32_t len);
+PULP_IMPORT(entropy_read)
+int32_t pulp_import_entropy_read(const void *req, uint32_t req_len, uint8_t **out, uint32_t *out_len);
+PULP_IMPORT(last_error) int32_t pulp_import_last_error(uint8_t **out, uint32_t *out_len);
+
+/* ---- typed wrappers ------------------------------------------------------ */
+
+/* Logs a NUL-terminated message at `level`. */
+int32_t pulp_log(int32_t level, const char *msg);
+/* Logs `len` bytes. */
+int32_t pulp_logn(int32_t level, const char *msg, size_t len);
+/* Logs a printf-style message (truncated at 1 KiB). */
+int32_t pulp_logf(int32_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Fills `len` (<= 65536) bytes from the host's CSPRNG. */
+int32_t pulp_entropy_fill(void *buf, size_t len);
+/* entropy_read {n} -> {bytes}: copies `n` random bytes into `buf`. */
+int32_t pulp_entropy_read(void *buf, uint32_t n);
+/* Copies the text of the last failure, NUL-terminated, into `buf` (truncating). */
+int32_t pulp_last_error(char *buf, size_t size);
+
+/* ---- the step envelope --------------------------------------------------- */
+
+typedef struct {
+    uint64_t call_number;   /* counts every step from 0 */
+    uint64_t wall_time;     /* unix nanoseconds */
+    const uint8_t *payload; /* a msgpack StepEvent, or NULL for an idle tick */
+    uint32_t payload_len;
+} pulp_envelope;
+
+/* Parses pulp_step's input; false if it is shorter than its header says. */
+bool pulp_envelope_parse(const uint8_t *in, uint32_t len, pulp_envelope *out);
+
+/* ---- msgpack writer ------------------------------------------------------ */
+
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    bool failed; /* set when memory ran out; the buffer is then incomplete */
+} pulp_mpw;
+
+void pulp_mpw_init(pulp_mpw *w);
+void pulp_mpw_free(pulp_mpw *w);
+void pulp_mpw_map(pulp_mpw *w, uint32_t n);
+void pulp_mpw_array(pulp_mpw *w, uint32_t n);
+void pulp_mpw_nil(pulp_mpw *w);
+void pulp_mpw_bool(pulp_mpw *w, bool v);
+void pulp_mpw_int(pulp_mpw *w, int64_t v);   /* smallest form */
+void pulp_mpw_uint(pulp_mpw *w, uint64_t v); /* smallest form */
+void pulp_mpw_f64(pulp_mpw *w, double v);
+void pulp_mpw_strn(pulp_mpw *w, const char *s, size_t n);
+void pulp_mpw_str(pulp_mpw *w, const char *s);
+void pulp_mpw_bin(pulp_mpw *w, const void *b, size_t n);
+
+/* ---- msgpack reader ------------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *p, *end;
+    bool failed; /* set on truncated or mistyped input; every later read fails */
+} pulp_mpr;
+
+typedef enum {
+    PULP_MP_NIL, PULP_MP_BOOL, PULP_MP_INT, PULP_MP_UINT, PULP_MP_FLOAT, PULP_MP_STR,
+    PULP_MP_BIN, PULP_MP_ARRAY, PULP_MP_MAP, PULP_MP_EXT, PULP_MP_INVALID,
+} pulp_mp_type;
+
+void pulp_mpr_init(pulp_mpr *r, const void *data, size_t len);
+pulp_mp_type pulp_mpr_peek(const pulp_mpr *r);
+bool pulp_mpr_map(pulp_mpr *r, uint32_t *n);
+bool pulp_mpr_array(pulp_mpr *r, uint32_t *n);
+bool pulp_mpr_nil(pulp_mpr *r);
+bool pulp_mpr_bool(pulp_mpr *r, bool *v);
+bool pulp_mpr_int(pulp_mpr *r, int64_t *v);   /* any integer form that fits */
+bool pulp_mpr_uint(pulp_mpr *r, uint64_t *v); /* any non-negative integer */
+bool pulp_mpr_f64(pulp_mpr *r, double *v);    /* float32 or float64 */
+bool pulp_mpr_str(pulp_mpr *r, const char **s, uint32_t *n);
+bool pulp_mpr_bin(pulp_mpr *r, const uint8_t **b, uint32_t *n);
+/* An extension value (a timestamp is type -1). */
+bool pulp_mpr_ext(pulp_mpr *r, int8_t *type, const uint8_t **data, uint32_t *n);
+/* Skips one value of any type, nested ones included. */
+bool pulp_mpr_skip(pulp_mpr *r);
+/* Reads a map header, then positions `r` at the value of `key` (string keys only).
+   On success `r` reads that value; the rest of the map is left unread. */
+bool pulp_mpr_find(pulp_mpr *r, const char *key);
+/* True when the string just read equals the NUL-terminated `s`. */
+bool pulp_mp_str_eq(const char *str, uint32_t n, const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* ========================================================================== */
+#ifdef PULP_IMPLEMENTATION
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef PULP_NO_ALLOC
+PULP_EXPORT(pulp_alloc) void *pulp_alloc(int32_t size) { return malloc(size > 0 ? (size_t)size : 1); }
+PULP_EXPORT(pulp_free) void pulp_free(void *ptr, int32_t size) { (void)size; free(ptr); }
+#endif
+
+int32_t pulp_logn(int32_t level, const char *msg, size_t len) {
+    return pulp_import_log(level, msg, (uint32_t)len);
+}
+
+int32_t pulp_log(int32_t level, const char *msg) { return pulp_logn(level, msg, strlen(msg)); }
+
+int32_t pulp_logf(int32_t level, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0) return PULP_INVALID;
+    return pulp_logn(level, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+int32_t pulp_entropy_fill(void *buf, size_t len) { return pulp_import_entropy_fill(buf, (uint32_t)len); }
+
+int32_t pulp_entropy_read(void *buf, uint32_t n) {
+    pulp_mpw w;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 1);
+    pulp_mpw_str(&w, "n");
+    pulp_mpw_uint(&w, n);
+    if (w.failed) { pulp_mpw_free(&w); return PULP_ALLOC_FAILED; }
+    uint8_t *out = NULL;
+    uint32_t out_len = 0;
+    int32_t st = pulp_import_entropy_read(w.buf, (uint32_t)w.len, &out, &out_len);
+    pulp_mpw_free(&w);
+    if (st != PULP_OK) return st;
+    pulp_mpr r;
+    const uint8_t *bytes;
+    uint32_t got;
+    pulp_mpr_init(&r, out, out_len);
+    st = (pulp_mpr_find(&r, "bytes") && pulp_mpr_bin(&r, &bytes, &got) && got == n) ? PULP_OK : PULP_BAD_ENCODING;
+    if (st == PULP_OK) memcpy(buf, bytes, n);
+    free(out);
+    return st;
+}
+
+int32_t pulp_last_error(char *buf, size_t size) {
+    uint8_t *out = NULL;
+    uint32_t n = 0;
+    int32_t st = pulp_import_last_error(&out, &n);
+    if (size == 0) { free(out); return st; }
+    size_t k = st == PULP_OK ? (n < size - 1 ? n : size - 1) : 0;
+    if (k) memcpy(buf, out, k);
+    buf[k] = 0;
+    free(out);
+    return st;
+}
+
+bool pulp_envelope_parse(const uint8_t *in, uint32_t len, pulp_envelope *e) {
+    if (in == NULL || len < 20) return false;
+    memcpy(&e->call_number, in, 8); /* wasm32 is little-endian, like the wire */
+    memcpy(&e->wall_time, in + 8, 8);
+    memcpy(&e->payload_len, in + 16, 4);
+    if (e->payload_len > len - 20) return false;
+    e->payload = e->payload_len ? in + 20 : NULL;
+    return true;
+}
+
+/* writer */
+
+void pulp_mpw_init(pulp_mpw *w) { memset(w, 0, sizeof *w); }
+void pulp_mpw_free(pulp_mpw *w) { free(w->buf); pulp_mpw_init(w); }
+
+static bool pulp__reserve(pulp_mpw *w, size_t n) {
+    if (w->failed) return false;
+    if (w->len + n <= w->cap) return true;
+    size_t cap = w->cap ? w->cap * 2 : 64;
+    while (cap < w->len + n) cap *= 2;
+    uint8_t *b = realloc(w->buf, cap);
+    if (!b) { w->failed = true; return false; }
+    w->buf = b;
+    w->cap = cap;
+    return true;
+}
+
+static void pulp__put(pulp_mpw *w, const void *p, size_t n) {
+    if (pulp__reserve(w, n)) { memcpy(w->buf + w->len, p, n); w->len += n; }
+}
+
+static void pulp__be(pulp_mpw *w, uint8_t marker, uint64_t v, int bytes) {
+    uint8_t b[9];
+    b[0] = marker;
+    for (int i = 0; i < bytes; i++) b[1 + i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+    pulp__put(w, b, 1 + (size_t)bytes);
+}
+
+static void pulp__head(pulp_mpw *w, uint8_t fix, uint32_t fixmax, uint8_t m8, uint8_t m16, uint8_t m32, uint32_t n) {
+    if (n <= fixmax) { uint8_t b = (uint8_t)(fix | n); pulp__put(w, &b, 1); }
+    else if (m8 && n <= 0xff) pulp__be(w, m8, n, 1);
+    else if (n <= 0xffff) pulp__be(w, m16, n, 2);
+    else pulp__be(w, m32, n, 4);
+}
+
+void pulp_mpw_map(pulp_mpw *w, uint32_t n) { pulp__head(w, 0x80, 15, 0, 0xde, 0xdf, n); }
+void pulp_mpw_array(pulp_mpw *w, uint32_t n) { pulp__head(w, 0x90, 15, 0, 0xdc, 0xdd, n); }
+void pulp_mpw_nil(pulp_mpw *w) { uint8_t b = 0xc0; pulp__put(w, &b, 1); }
+void pulp_mpw_bool(pulp_mpw *w, bool v) { uint8_t b = v ? 0xc3 : 0xc2; pulp__put(w, &b, 1); }
+
+void pulp_mpw_uint(pulp_mpw *w, uint64_t v) {
+    if (v < 128) { uint8_t b = (uint8_t)v; pulp__put(w, &b, 1); }
+    else if (v <= 0xff) pulp__be(w, 0xcc, v, 1);
+    else if (v <= 0xffff) pulp__be(w, 0xcd, v, 2);
+    else if (v <= 0xffffffffu) pulp__be(w, 0xce, v, 4);
+    else pulp__be(w, 0xcf, v, 8);
+}
+
+void pulp_mpw_int(pulp_mpw *w, int64_t v) {
+    if (v >= 0) { pulp_mpw_uint(w, (uint64_t)v); return; }
+    if (v >= -32) { uint8_t b = (uint8_t)(int8_t)v; pulp__put(w, &b, 1); }
+    else if (v >= INT8_MIN) pulp__be(w, 0xd0, (uint64_t)v, 1);
+    else if (v >= INT16_MIN) pulp__be(w, 0xd1, (uint64_t)v, 2);
+    else if (v >= INT32_MIN) pulp__be(w, 0xd2, (uint64_t)v, 4);
+    else pulp__be(w, 0xd3, (uint64_t)v, 8);
+}
+
+void pulp_mpw_f64(pulp_mpw *w, double v) {
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    pulp__be(w, 0xcb, bits, 8);
+}
+
+void pulp_mpw_strn(pulp_mpw *w, const char *s, size_t n) {
+    pulp__head(w, 0xa0, 31, 0xd9, 0xda, 0xdb, (uint32_t)n);
+    pulp__put(w, s, n);
+}
+
+void pulp_mpw_str(pulp_mpw *w, const char *s) { pulp_mpw_strn(w, s, strlen(s)); }
+
+void pulp_mpw_bin(pulp_mpw *w, const void *b, size_t n) {
+    if (n <= 0xff) pulp__be(w, 0xc4, n, 1);
+    else if (n <= 0xffff) pulp__be(w, 0xc5, n, 2);
+    else pulp__be(w, 0xc6, n, 4);
+    pulp__put(w, b, n);
+}
+
+/* reader */
+
+void pulp_mpr_init(pulp_mpr *r, const void *data, size_t len) {
+    r->p = data;
+    r->end = r->p + len;
+    r->failed = data == NULL && len != 0;
+}
+
+static bool pulp__fail(pulp_mpr *r) { r->failed = true; return false; }
+
+static bool pulp__take(pulp_mpr *r, size_t n, const uint8_t **at) {
+    if (r->failed || (size_t)(r->end - r->p) < n) return pulp__fail(r);
+    *at = r->p;
+    r->p += n;
+    return true;
+}
+
+static bool pulp__uint_be(pulp_mpr *r, int bytes, uint64_t *v) {
+    const uint8_t *b;
+    if (!pulp__take(r, (size_t)bytes, &b)) return false;
+    *v = 0;
+    for (int i = 0; i < bytes; i++) *v = (*v << 8) | b[i];
+    return true;
+}
+
+pulp_mp_type pulp_mpr_peek(const pulp_mpr *r) {
+    if (r->failed || r->p >= r->end) return PULP_MP_INVALID;
+    uint8_t m = *r->p;
+    if (m <= 0x7f || (m >= 0xcc && m <= 0xcf)) return PULP_MP_UINT;
+    if (m >= 0xe0 || (m >= 0xd0 && m <= 0xd3)) return PULP_MP_INT;
+    if ((m & 0xf0) == 0x80 || m == 0xde || m == 0xdf) return PULP_MP_MAP;
+    if ((m & 0xf0) == 0x90 || m == 0xdc || m == 0xdd) return PULP_MP_ARRAY;
+    if ((m & 0xe0) == 0xa0 || (m >= 0xd9 && m <= 0xdb)) return PULP_MP_STR;
+    if (m >= 0xc4 && m <= 0xc6) return PULP_MP_BIN;
+    if (m == 0xca || m == 0xcb) return PULP_MP_FLOAT;
+    if (m == 0xc0) return PULP_MP_NIL;
+    if (m == 0xc2 || m == 0xc3) return PULP_MP_BOOL;
+    if ((m >= 0xc7 && m <= 0xc9) || (m >= 0xd4 && m <= 0xd8)) return PULP_MP_EXT;
+    return PULP_MP_INVALID;
+}
+
+static bool pulp__len(pulp_mpr *r, uint8_t fixmask, uint8_t fix, uint32_t fixbits, uint8_t m8, uint8_t m16,
+                      uint8_t m32, uint32_t *n) {
+    const uint8_t *m;
+    uint64_t v;
+    if (!pulp__take(r, 1, &m)) return false;
+    if ((*m & fixmask) == fix) { *n = *m & fixbits; return true; }
+    int bytes = (m8 && *m == m8) ? 1 : *m == m16 ? 2 : *m == m32 ? 4 : 0;
+    if (!bytes) return pulp__fail(r);
+    if (!pulp__uint_be(r, bytes, &v)) return false;
+    *n = (uint32_t)v;
+    return true;
+}
+
+bool pulp_mpr_map(pulp_mpr *r, uint32_t *n) { return pulp__len(r, 0xf0, 0x80, 0x0f, 0, 0xde, 0xdf, n); }
+bool pulp_mpr_array(pulp_mpr *r, uint32_t *n) { return pulp__len(r, 0xf0, 0x90, 0x0f, 0, 0xdc, 0xdd, n); }
+
+bool pulp_mpr_nil(pulp_mpr *r) {
+    const uint8_t *m;
+    return pulp_mpr_peek(r) == PULP_MP_NIL ? pulp__take(r, 1, &m) : pulp__fail(r);
+}
+
+bool pulp_mpr_bool(pulp_mpr *r, bool *v) {
+    const uint8_t *m;
+    if (pulp_mpr_peek(r) != PULP_MP_BOOL) return pulp__fail(r);
+    pulp__take(r, 1, &m);
+    *v = *m == 0xc3;
+    return true;
+}
+
+/* Reads any integer into a sign flag and magnitude-free 64-bit pattern. */
+static bool pulp__anyint(pulp_mpr *r, bool *neg, uint64_t *u) {
+    const uint8_t *m;
+    uint64_t v;
+    if (!pulp__take(r, 1, &m)) return false;
+    uint8_t k = *m;
+    *neg = false;
+    if (k <= 0x7f) { *u = k; return true; }
+    if (k >= 0xe0) { *neg = true; *u = (uint64_t)(int64_t)(int8_t)k; return true; }
+    static const int widths[] = {1, 2, 4, 8};
+    if (k >= 0xcc && k <= 0xcf) return pulp__uint_be(r, widths[k - 0xcc], u);
+    if (k >= 0xd0 && k <= 0xd3) {
+        int bytes = widths[k - 0xd0];
+        if (!pulp__uint_be(r, bytes, &v)) return false;
+        int shift = 64 - 8 * bytes;
+        int64_t s = shift ? (int64_t)(v << shift) >> shift : (int64_t)v; /* sign-extend */
+        *neg = s < 0;
+        *u = (uint64_t)s;
+        return true;
+    }
+    return pulp__fail(r);
+}
+
+bool pulp_mpr_int(pulp_mpr *r, int64_t *v) {
+    bool neg;
+    uint64_t u;
+    if (!pulp__anyint(r, &neg, &u)) return false;
+    if (!neg && u > (uint64_t)INT64_MAX) return pulp__fail(r);
+    *v = (int64_t)u;
+    return true;
+}
+
+bool pulp_mpr_uint(pulp_mpr *r, uint64_t *v) {
+    bool neg;
+    if (!pulp__anyint(r, &neg, v)) return false;
+    return neg ? pulp__fail(r) : true;
+}
+
+bool pulp_mpr_f64(pulp_mpr *r, double *v) {
+    const uint8_t *m;
+    uint64_t bits;
+    if (pulp_mpr_peek(r) != PULP_MP_FLOAT) return pulp__fail(r);
+    pulp__take(r, 1, &m);
+    if (*m == 0xca) {
+        float f;
+        uint32_t b32;
+        if (!pulp__uint_be(r, 4, &bits)) return false;
+        b32 = (uint32_t)bits;
+        memcpy(&f, &b32, 4);
+        *v = f;
+        return true;
+    }
+    if (!pulp__uint_be(r, 8, &bits)) return false;
+    memcpy(v, &bits, 8);
+    return true;
+}
+
+bool pulp_mpr_str(pulp_mpr *r, const char **s, uint32_t *n) {
+    const uint8_t *b;
+    if (!pulp__len(r, 0xe0, 0xa0, 0x1f, 0xd9, 0xda, 0xdb, n) || !pulp__take(r, *n, &b)) return false;
+    *s = (const char *)b;
+    return true;
+}
+
+bool pulp_mpr_bin(pulp_mpr *r, const uint8_t **b, uint32_t *n) {
+    const uint8_t *m;
+    uint64_t v;
+    if (!pulp__take(r, 1, &m)) return false;
+    if (*m < 0xc4 || *m > 0xc6) return pulp__fail(r);
+    if (!pulp__uint_be(r, *m == 0xc4 ? 1 : *m == 0xc5 ? 2 : 4, &v)) return false;
+    *n = (uint32_t)v;
+    return pulp__take(r, *n, b);
+}
+
+bool pulp_mpr_ext(pulp_mpr *r, int8_t *type, const uint8_t **data, uint32_t *n) {
+    const uint8_t *m, *t;
+    uint64_t v;
+    if (!pulp__take(r, 1, &m)) return false;
+    if (*m >= 0xd4 && *m <= 0xd8) *n = 1u << (*m - 0xd4);
+    else if (*m >= 0xc7 && *m <= 0xc9) {
+        if (!pulp__uint_be(r, *m == 0xc7 ? 1 : *m == 0xc8 ? 2 : 4, &v)) return false;
+        *n = (uint32_t)v;
+    } else return pulp__fail(r);
+    if (!pulp__take(r, 1, &t)) return false;
+    *type = (int8_t)*t;
+    return pulp__take(r, *n, data);
+}
+
+bool pulp_mpr_skip(pulp_mpr *r) {
+    uint32_t n;
+    const char *s;
+    const uint8_t *b;
+    int64_t i;
+    uint64_t u;
+    double d;
+    bool flag;
+    int8_t t;
+    switch (pulp_mpr_peek(r)) {
+    case PULP_MP_NIL: return pulp_mpr_nil(r);
+    case PULP_MP_BOOL: return pulp_mpr_bool(r, &flag);
+    case PULP_MP_UINT: return pulp_mpr_uint(r, &u);
+    case PULP_MP_INT: return pulp_mpr_int(r, &i);
+    case PULP_MP_FLOAT: return pulp_mpr_f64(r, &d);
+    case PULP_MP_STR: return pulp_mpr_str(r, &s, &n);
+    case PULP_MP_BIN: return pulp_mpr_bin(r, &b, &n);
+    case PULP_MP_EXT: return pulp_mpr_ext(r, &t, &b, &n);
+    case PULP_MP_ARRAY:
+        if (!pulp_mpr_array(r, &n)) return false;
+        while (n--) if (!pulp_mpr_skip(r)) return false;
+        return true;
+    case PULP_MP_MAP:
+        if (!pulp_mpr_map(r, &n)) return false;
+        while (n--) if (!pulp_mpr_skip(r) || !pulp_mpr_skip(r)) return false;
+        return true;
+    default: return pulp__fail(r);
+    }
+}
+
+bool pulp_mp_str_eq(const char *str, uint32_t n, const char *s) {
+    return strlen(s) == n && memcmp(str, s, n) == 0;
+}
+
+bool pulp_mpr_find(pulp_mpr *r, const char *key) {
+    uint32_t n, kn;
+    const char *k;
+    if (!pulp_mpr_map(r, &n)) return false;
+    while (n--) {
+        if (pulp_mpr_peek(r) == PULP_MP_STR) {
+            if (!pulp_mpr_str(r, &k, &kn)) return false;
+            if (pulp_mp_str_eq(k, kn, key)) return true;
+        } else if (!pulp_mpr_skip(r)) return false;
+        if (!pulp_mpr_skip(r)) return false;
+    }
+    return false;
+}
+
+#endif /* PULP_IMPLEMENTATION */
+#endif /* PULP_H */

@@ -1,0 +1,3 @@
+module pulp.example/heartbeat
+
+go 1.24
