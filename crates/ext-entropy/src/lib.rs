@@ -4,6 +4,8 @@
 //! - `entropy_read(req_ptr, req_len, resp_ptr_out, resp_len_out) -> status`: `{n: u32}` →
 //!   `{bytes: bin}`; 4 when `n` is 0, 11 over 65 536 (the Go `entropy.read` shape).
 
+#![warn(missing_docs)]
+
 use pulp_ext::wasmtime::{Caller, Linker};
 use pulp_ext::{mem, Binding, Capability, Import, State, Status};
 use serde::{Deserialize, Serialize};

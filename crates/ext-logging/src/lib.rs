@@ -5,6 +5,8 @@
 //! others clamp. The message's bounds are always checked (2 outside memory); its
 //! text is decoded only when emitted, invalid UTF-8 as replacement characters.
 
+#![warn(missing_docs)]
+
 use pulp_ext::wasmtime::{Caller, Linker};
 use pulp_ext::{mem, Binding, Capability, Import, State};
 use tracing::Level;

@@ -9,6 +9,8 @@
 //!
 //! Every crate of the workspace links the one wasmtime re-exported here.
 
+#![warn(missing_docs)]
+
 mod capability;
 mod events;
 pub mod mem;

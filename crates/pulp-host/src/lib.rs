@@ -13,6 +13,8 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cache;
 mod check;
 pub mod config;
