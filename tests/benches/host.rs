@@ -21,9 +21,17 @@ use pulp_host::{Host, HostConfig, Manifest, Plugin, Registry};
 use pulp_tests::root;
 
 fn bench_manifest(dir: &std::path::Path) -> Manifest {
-    std::fs::write(dir.join("bench.wat"), std::fs::read(root().join("tests/guests/bench.wat")).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("bench.wat"),
+        std::fs::read(root().join("tests/guests/bench.wat")).unwrap(),
+    )
+    .unwrap();
     let path = dir.join("pulp.plugin.toml");
-    std::fs::write(&path, "name = \"bench\"\nversion = \"1\"\nwasm = \"bench.wat\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "name = \"bench\"\nversion = \"1\"\nwasm = \"bench.wat\"\n",
+    )
+    .unwrap();
     Manifest::load(path).unwrap()
 }
 
@@ -51,7 +59,9 @@ impl Raw {
         let engine = Engine::default();
         let module = Module::from_file(&engine, root().join("tests/guests/bench.wat")).unwrap();
         let mut linker = Linker::new(&engine);
-        linker.func_wrap("pulp", "log", |_: i32, _: i32, _: i32| 0i32).unwrap();
+        linker
+            .func_wrap("pulp", "log", |_: i32, _: i32, _: i32| 0i32)
+            .unwrap();
         let mut store = Store::new(&engine, ());
         let i: Instance = linker.instantiate(&mut store, &module).unwrap();
         Raw {
@@ -67,7 +77,10 @@ impl Raw {
     fn step(&mut self, payload: &[u8]) -> i32 {
         let len = 20 + payload.len();
         let ptr = self.alloc.call(&mut self.store, len as i32).unwrap();
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
         let mem = &mut self.memory.data_mut(&mut self.store)[ptr as usize..ptr as usize + len];
         mem[..8].copy_from_slice(&self.call.to_le_bytes());
         mem[8..16].copy_from_slice(&wall.to_le_bytes());
@@ -104,7 +117,11 @@ fn step(c: &mut Criterion) {
             assert_eq!(bytes.len(), size);
         }
         g.throughput(Throughput::Elements(1));
-        g.bench_with_input(BenchmarkId::new("raw-wasmtime", size), &bytes, |b, bytes| b.iter(|| raw.step(bytes)));
+        g.bench_with_input(
+            BenchmarkId::new("raw-wasmtime", size),
+            &bytes,
+            |b, bytes| b.iter(|| raw.step(bytes)),
+        );
         g.bench_with_input(BenchmarkId::new("pulp", size), &event, |b, event| {
             b.iter(|| plugin.step_event(event.as_ref()).unwrap())
         });
@@ -113,7 +130,10 @@ fn step(c: &mut Criterion) {
 }
 
 /// An instance of the bench guest whose `pulp.log` is `link`ed, with `spin(n)`.
-fn spinner(engine: &Engine, link: impl FnOnce(&mut Linker<State>)) -> (Store<State>, TypedFunc<i32, ()>) {
+fn spinner(
+    engine: &Engine,
+    link: impl FnOnce(&mut Linker<State>),
+) -> (Store<State>, TypedFunc<i32, ()>) {
     let module = Module::from_file(engine, root().join("tests/guests/bench.wat")).unwrap();
     let mut linker = Linker::new(engine);
     link(&mut linker);
@@ -142,19 +162,31 @@ fn import(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N as u64));
 
     let (mut s, spin) = spinner(&engine, |l| {
-        l.func_wrap("pulp", "log", |_: Caller<'_, State>, _: i32, _: i32, _: i32| 0i32)
-            .unwrap();
+        l.func_wrap(
+            "pulp",
+            "log",
+            |_: Caller<'_, State>, _: i32, _: i32, _: i32| 0i32,
+        )
+        .unwrap();
     });
     g.bench_function("noop", |b| b.iter(|| spin.call(&mut s, N).unwrap()));
 
     let (mut s, spin) = spinner(&engine, |l| logging.link(l).unwrap());
-    let filtered = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_writer(std::io::sink).finish();
+    let filtered = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::sink)
+        .finish();
     tracing::subscriber::with_default(filtered, || {
         g.bench_function("log-filtered", |b| b.iter(|| spin.call(&mut s, N).unwrap()));
     });
-    let emitted = tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).finish();
+    let emitted = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .finish();
     tracing::subscriber::with_default(emitted, || {
-        g.bench_function("log-emitted-to-sink", |b| b.iter(|| spin.call(&mut s, N).unwrap()));
+        g.bench_function("log-emitted-to-sink", |b| {
+            b.iter(|| spin.call(&mut s, N).unwrap())
+        });
     });
     g.finish();
 }
@@ -210,7 +242,9 @@ fn instantiate(c: &mut Criterion) {
     let engine = Engine::default();
     let module = Module::from_file(&engine, root().join("tests/guests/bench.wat")).unwrap();
     let mut linker = Linker::new(&engine);
-    linker.func_wrap("pulp", "log", |_: i32, _: i32, _: i32| 0i32).unwrap();
+    linker
+        .func_wrap("pulp", "log", |_: i32, _: i32, _: i32| 0i32)
+        .unwrap();
     let pre = linker.instantiate_pre(&module).unwrap();
     let mut g = c.benchmark_group("instantiate");
     g.bench_function("raw-instance-pre", |b| {

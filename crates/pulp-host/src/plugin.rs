@@ -487,14 +487,8 @@ impl Plugin {
     pub fn init_with(&mut self, config: &[u8]) -> Result<(), CallError> {
         let limit = Duration::from_millis(self.manifest.limits.init_timeout_ms);
         let code = self.call("pulp_init", limit, |live, _| {
-            let (ptr, len) = write_input(live, &[config])?;
-            let code = live
-                .exports
-                .init
-                .call(&mut live.store, (ptr, len))
-                .map_err(CallFail::Wasm)?;
-            free(live, ptr, len)?;
-            Ok(code)
+            let init = live.exports.init.clone();
+            call_with_input(live, &init, &[config])
         })?;
         self.returned("pulp_init", code)
     }
@@ -507,14 +501,8 @@ impl Plugin {
             envelope.payload.len(),
         );
         self.call("pulp_step", self.call_limit(), |live, _| {
-            let (ptr, len) = write_input(live, &[&h, &envelope.payload])?;
-            let out = live
-                .exports
-                .step
-                .call(&mut live.store, (ptr, len))
-                .map_err(CallFail::Wasm)?;
-            free(live, ptr, len)?;
-            Ok(out)
+            let step = live.exports.step.clone();
+            call_with_input(live, &step, &[&h, envelope.payload.as_slice()])
         })
     }
 
@@ -529,14 +517,8 @@ impl Plugin {
                 e.encode_into(scratch);
             }
             let h = header(call_number, unix_nanos(), scratch.len());
-            let (ptr, len) = write_input(live, &[&h, scratch])?;
-            let out = live
-                .exports
-                .step
-                .call(&mut live.store, (ptr, len))
-                .map_err(CallFail::Wasm)?;
-            free(live, ptr, len)?;
-            Ok(out)
+            let step = live.exports.step.clone();
+            call_with_input(live, &step, &[&h, scratch.as_slice()])
         })
     }
 
@@ -668,12 +650,21 @@ fn write_input(live: &mut Live, parts: &[&[u8]]) -> Result<(i32, i32), CallFail>
     Ok((ptr, n))
 }
 
-fn free(live: &mut Live, ptr: i32, len: i32) -> Result<(), CallFail> {
-    if let (Some(f), true) = (&live.exports.free, len > 0) {
-        f.call(&mut live.store, (ptr, len))
+/// The ABI's host → plugin protocol: `pulp_alloc`, copy, call `f(ptr, len)`, `pulp_free`.
+fn call_with_input(
+    live: &mut Live,
+    f: &TypedFunc<(i32, i32), i32>,
+    parts: &[&[u8]],
+) -> Result<i32, CallFail> {
+    let (ptr, len) = write_input(live, parts)?;
+    let out = f
+        .call(&mut live.store, (ptr, len))
+        .map_err(CallFail::Wasm)?;
+    if let (Some(free), true) = (&live.exports.free, len > 0) {
+        free.call(&mut live.store, (ptr, len))
             .map_err(CallFail::Wasm)?;
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Links WASI, the planned capabilities' real imports, and derived stubs.
