@@ -159,6 +159,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(Manifest::load)
                 .collect::<Result<Vec<_>, _>>()?;
+            for (i, m) in manifests.iter().enumerate() {
+                if let Some(first) = manifests[..i].iter().find(|o| o.name == m.name) {
+                    anyhow::bail!(
+                        "manifests {} and {} both name a plugin \"{}\"; names must be unique (each names a storage folder)",
+                        first.path.display(),
+                        m.path.display(),
+                        m.name
+                    );
+                }
+            }
             let fuel = manifests.iter().any(|m| m.limits.fuel.is_some());
             let host = Host::new(host_config(fuel))?;
             let mut plugins = Vec::new();

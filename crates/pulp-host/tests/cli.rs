@@ -152,3 +152,43 @@ fn json_logs_are_one_object_per_line() {
     p.signal("TERM");
     assert!(p.exit_within(30).0.success());
 }
+
+#[test]
+fn two_plugins_with_one_name_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = plugin(&dir.path().join("a"), "twin", &guest("reactor.wat"), "");
+    let b = plugin(&dir.path().join("b"), "twin", &guest("reactor.wat"), "");
+    let out = pulp(dir.path())
+        .arg("run")
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("both name a plugin \"twin\"; names must be unique"),
+        "{err}"
+    );
+}
+
+#[test]
+fn several_plugins_run_in_one_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = plugin(dir.path(), "reactor", &guest("reactor.wat"), "");
+    let mut cmd = pulp(dir.path());
+    cmd.arg("run")
+        .arg(root().join("examples/heartbeat/pulp.plugin.toml"))
+        .arg(&c);
+    let mut p = Running::start(cmd);
+    p.wait_for("plugin started plugin=\"reactor\"");
+    p.wait_for("heartbeat: tick 0");
+    p.signal("TERM");
+    let (status, out) = p.exit_within(30);
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("shut down plugin=\"heartbeat\"")
+            && out.contains("shut down plugin=\"reactor\""),
+        "{out}"
+    );
+}
