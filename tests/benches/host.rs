@@ -2,7 +2,8 @@
 //!
 //! - `step/*`: a whole Pulp step (envelope, deadline, supervision bookkeeping) vs a
 //!   hand-written raw-wasmtime step on the same guest (alloc + 20-byte header with
-//!   the wall clock + payload copy + call + free), at 0 B, 1 KiB and 64 KiB.
+//!   the wall clock + payload copy + call + free), at 0 B, 1 KiB and 64 KiB, on a
+//!   default engine and on one with epoch interruption on as Pulp's is.
 //! - `import/*`: `pulp.log` below the level filter, and emitted to a sink that drops
 //!   it, vs a no-op import of the same signature (per call, 1000 calls per sample).
 //! - `load/*`: compiling the Go-built module vs loading it from the on-disk cache.
@@ -55,14 +56,18 @@ struct Raw {
 }
 
 impl Raw {
-    fn new() -> Raw {
-        let engine = Engine::default();
+    /// `epoch`: with epoch interruption on, as Pulp's engine has it.
+    fn new(epoch: bool) -> Raw {
+        let mut config = pulp_ext::wasmtime::Config::new();
+        config.epoch_interruption(epoch);
+        let engine = Engine::new(&config).unwrap();
         let module = Module::from_file(&engine, root().join("tests/guests/bench.wat")).unwrap();
         let mut linker = Linker::new(&engine);
         linker
             .func_wrap("pulp", "log", |_: i32, _: i32, _: i32| 0i32)
             .unwrap();
         let mut store = Store::new(&engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
         let i: Instance = linker.instantiate(&mut store, &module).unwrap();
         Raw {
             memory: i.get_memory(&mut store, "memory").unwrap(),
@@ -99,7 +104,8 @@ fn step(c: &mut Criterion) {
     let registry = Registry::new().unwrap();
     let mut plugin = Plugin::load(&host, &bench_manifest(dir.path()), Some(&registry)).unwrap();
     plugin.init().unwrap();
-    let mut raw = Raw::new();
+    let mut raw = Raw::new(false);
+    let mut raw_epoch = Raw::new(true);
     let mut g = c.benchmark_group("step");
     for size in [0usize, 1024, 64 * 1024] {
         // An event whose whole StepEvent encoding is `size` bytes (a bin payload).
@@ -121,6 +127,11 @@ fn step(c: &mut Criterion) {
             BenchmarkId::new("raw-wasmtime", size),
             &bytes,
             |b, bytes| b.iter(|| raw.step(bytes)),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("raw-wasmtime-epoch", size),
+            &bytes,
+            |b, bytes| b.iter(|| raw_epoch.step(bytes)),
         );
         g.bench_with_input(BenchmarkId::new("pulp", size), &event, |b, event| {
             b.iter(|| plugin.step_event(event.as_ref()).unwrap())
@@ -259,4 +270,59 @@ fn instantiate(c: &mut Criterion) {
 }
 
 criterion_group!(benches, step, import, load, instantiate);
-criterion_main!(benches);
+criterion_main!(benches, exp);
+
+fn experiment(c: &mut Criterion) {
+    use pulp_ext::wasmtime::{Config, StoreLimitsBuilder, UpdateDeadline};
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).unwrap();
+    let module = Module::from_file(&engine, root().join("tests/guests/bench.wat")).unwrap();
+    for variant in ["plain-state", "limiter", "limiter+callback"] {
+        let mut linker: Linker<State> = Linker::new(&engine);
+        linker
+            .func_wrap("pulp", "log", |_: i32, _: i32, _: i32| 0i32)
+            .unwrap();
+        let view =
+            pulp_ext::Plugin::new("bench", "/nonexistent", Default::default(), Events::new(1));
+        let limits = StoreLimitsBuilder::new().memory_size(256 << 20).build();
+        let state = State::new(
+            view,
+            pulp_ext::wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
+            limits,
+            1 << 20,
+        );
+        let mut store = Store::new(&engine, state);
+        if variant != "plain-state" {
+            store.limiter(|s| s.limits());
+        }
+        if variant == "limiter+callback" {
+            store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Continue(1)));
+        }
+        store.set_epoch_deadline(u64::MAX / 2);
+        let i = linker.instantiate(&mut store, &module).unwrap();
+        let memory = i.get_memory(&mut store, "memory").unwrap();
+        let alloc: TypedFunc<i32, i32> = i.get_typed_func(&mut store, "pulp_alloc").unwrap();
+        let free: TypedFunc<(i32, i32), ()> = i.get_typed_func(&mut store, "pulp_free").unwrap();
+        let step: TypedFunc<(i32, i32), i32> = i.get_typed_func(&mut store, "pulp_step").unwrap();
+        let mut call = 0u64;
+        c.bench_function(&format!("experiment/{variant}"), |b| {
+            b.iter(|| {
+                let ptr = alloc.call(&mut store, 20).unwrap();
+                let wall = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64;
+                let mem = &mut memory.data_mut(&mut store)[ptr as usize..ptr as usize + 20];
+                mem[..8].copy_from_slice(&call.to_le_bytes());
+                mem[8..16].copy_from_slice(&wall.to_le_bytes());
+                mem[16..20].copy_from_slice(&0u32.to_le_bytes());
+                call += 1;
+                let out = step.call(&mut store, (ptr, 20)).unwrap();
+                free.call(&mut store, (ptr, 20)).unwrap();
+                out
+            })
+        });
+    }
+}
+criterion_group!(exp, experiment);

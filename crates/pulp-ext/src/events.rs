@@ -47,11 +47,17 @@ impl Event {
     /// The `StepEvent` bytes of ABI §3: `{kind, payload}` with the payload embedded inline.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.reserve(self.payload.len() + self.kind.len() + 24);
+        self.encode_prefix_into(out);
+        out.extend_from_slice(&self.payload);
+    }
+
+    /// The `StepEvent` bytes before the payload (`{kind: .., payload:`), so a host
+    /// can copy the payload itself only once.
+    pub fn encode_prefix_into(&self, out: &mut Vec<u8>) {
         rmp::encode::write_map_len(out, 2).expect("Vec write");
         rmp::encode::write_str(out, "kind").expect("Vec write");
         rmp::encode::write_str(out, &self.kind).expect("Vec write");
         rmp::encode::write_str(out, "payload").expect("Vec write");
-        out.extend_from_slice(&self.payload);
     }
 }
 

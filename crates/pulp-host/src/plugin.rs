@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use pulp_ext::wasmtime::{
     self, Engine, FuncType, InstancePre, Linker, Memory, Store, StoreLimitsBuilder, Trap,
@@ -14,6 +14,7 @@ use pulp_ext::wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 use pulp_ext::{Capability, Event, Events, State};
 
 use crate::cache::{self, Source};
+use crate::host::EPOCH_TICK;
 use crate::stdio::LogStream;
 use crate::{inspect, Host, Manifest, Registry};
 
@@ -165,28 +166,36 @@ impl Interrupter {
     }
 }
 
-/// The deadline of the current call, read by the epoch callback on every tick.
+/// The deadline of the current call, counted in epoch ticks so that arming it
+/// costs no clock read. The epoch callback runs once per tick while wasm runs.
 struct Watch {
-    base: Instant,
-    /// Nanoseconds since `base`; 0 = no call running.
-    deadline: AtomicU64,
+    /// Ticks the running call may still take.
+    ticks_left: AtomicU64,
     abort: AtomicBool,
 }
 
 impl Watch {
-    fn arm(&self, limit: Duration) {
+    fn arm(&self, limit_ms: u64) {
+        const TICK_MS: u64 = EPOCH_TICK.as_millis() as u64;
         self.abort.store(false, Ordering::Relaxed);
-        let at = (self.base.elapsed() + limit).as_nanos() as u64;
-        self.deadline.store(at.max(1), Ordering::Relaxed);
+        // +1: the first tick may come at once after arming.
+        let ticks = limit_ms.div_ceil(TICK_MS) + 1;
+        self.ticks_left.store(ticks, Ordering::Relaxed);
     }
 
-    fn expired(&self) -> bool {
-        if self.abort.load(Ordering::Relaxed) {
-            return true;
-        }
-        let d = self.deadline.load(Ordering::Relaxed);
-        d != 0 && self.base.elapsed().as_nanos() as u64 >= d
+    /// One epoch tick passed while the guest ran: true when its time is up.
+    fn tick(&self) -> bool {
+        self.abort.load(Ordering::Relaxed) || self.ticks_left.fetch_sub(1, Ordering::Relaxed) <= 1
     }
+}
+
+/// Arms the deadline (and fuel) of one call on `store`.
+fn arm(store: &mut Store<State>, watch: &Watch, fuel: Option<u64>, limit_ms: u64) {
+    store.set_epoch_deadline(1);
+    if let Some(fuel) = fuel {
+        let _ = store.set_fuel(fuel);
+    }
+    watch.arm(limit_ms);
 }
 
 struct Exports {
@@ -279,8 +288,7 @@ impl Plugin {
             pre,
             live: None,
             watch: Arc::new(Watch {
-                base: Instant::now(),
-                deadline: AtomicU64::new(0),
+                ticks_left: AtomicU64::new(0),
                 abort: AtomicBool::new(false),
             }),
             call_number: 0,
@@ -345,7 +353,7 @@ impl Plugin {
         store.limiter(|s| s.limits());
         let watch = self.watch.clone();
         store.epoch_deadline_callback(move |_| {
-            if watch.expired() {
+            if watch.tick() {
                 Err(Trap::Interrupt.into())
             } else {
                 Ok(UpdateDeadline::Continue(1))
@@ -355,8 +363,8 @@ impl Plugin {
             cap.attach(&self.view, store.data_mut())
                 .map_err(|e| fail(format!("capability \"{}\": {e}", cap.name())))?;
         }
-        let limit = Duration::from_millis(limits.init_timeout_ms);
-        self.arm(&mut store, limit);
+        let limit = limits.init_timeout_ms;
+        arm(&mut store, &self.watch, self.fuel(), limit);
         let result = (|| {
             let instance = self.pre.instantiate(&mut store)?;
             // Export types were checked at load; `get_func` avoids building an error
@@ -399,7 +407,6 @@ impl Plugin {
                 probe_config_marker: optional!("probe_config_marker"),
             })
         })();
-        self.watch.deadline.store(0, Ordering::Relaxed);
         let exports = match result {
             Ok(e) => e,
             Err(e) => {
@@ -416,15 +423,15 @@ impl Plugin {
         Ok(Live { store, exports })
     }
 
-    fn arm(&self, store: &mut Store<State>, limit: Duration) {
-        store.set_epoch_deadline(1);
-        if self.host.config().fuel {
-            let _ = store.set_fuel(self.manifest.limits.fuel.unwrap_or(u64::MAX));
-        }
-        self.watch.arm(limit);
+    /// Fuel per call, when the host meters fuel.
+    fn fuel(&self) -> Option<u64> {
+        self.host
+            .config()
+            .fuel
+            .then(|| self.manifest.limits.fuel.unwrap_or(u64::MAX))
     }
 
-    fn classify(&self, export: &'static str, limit: Duration, e: wasmtime::Error) -> CallError {
+    fn classify(&self, export: &'static str, limit_ms: u64, e: wasmtime::Error) -> CallError {
         let plugin = self.name().to_string();
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             if self.watch.abort.load(Ordering::Relaxed) {
@@ -433,7 +440,7 @@ impl Plugin {
             return CallError::Timeout {
                 plugin,
                 export,
-                limit_ms: limit.as_millis() as u64,
+                limit_ms,
             };
         }
         CallError::Trap {
@@ -447,22 +454,18 @@ impl Plugin {
     fn call<R>(
         &mut self,
         export: &'static str,
-        limit: Duration,
+        limit_ms: u64,
         f: impl FnOnce(&mut Live, &mut Vec<u8>) -> Result<R, CallFail>,
     ) -> Result<R, CallError> {
-        let Some(mut live) = self.live.take() else {
+        let fuel = self.fuel();
+        let Some(live) = self.live.as_mut() else {
             return Err(CallError::Dead {
                 plugin: self.name().to_string(),
             });
         };
-        self.arm(&mut live.store, limit);
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let r = f(&mut live, &mut scratch);
-        self.scratch = scratch;
-        self.watch.deadline.store(0, Ordering::Relaxed);
-        self.live = Some(live);
-        r.map_err(|e| match e {
-            CallFail::Wasm(e) => self.classify(export, limit, e),
+        arm(&mut live.store, &self.watch, fuel, limit_ms);
+        f(live, &mut self.scratch).map_err(|e| match e {
+            CallFail::Wasm(e) => self.classify(export, limit_ms, e),
             CallFail::Input(message) => CallError::Input {
                 plugin: self.name().to_string(),
                 export,
@@ -471,8 +474,8 @@ impl Plugin {
         })
     }
 
-    fn call_limit(&self) -> Duration {
-        Duration::from_millis(self.manifest.limits.call_timeout_ms)
+    fn call_limit(&self) -> u64 {
+        self.manifest.limits.call_timeout_ms
     }
 
     /// Calls `pulp_init` with the manifest's `[config]` (`(0, 0)` when there is none).
@@ -485,10 +488,9 @@ impl Plugin {
 
     /// Calls `pulp_init` with these config bytes.
     pub fn init_with(&mut self, config: &[u8]) -> Result<(), CallError> {
-        let limit = Duration::from_millis(self.manifest.limits.init_timeout_ms);
+        let limit = self.manifest.limits.init_timeout_ms;
         let code = self.call("pulp_init", limit, |live, _| {
-            let init = live.exports.init.clone();
-            call_with_input(live, &init, &[config])
+            call_with_input(live, |e| &e.init, &[config])
         })?;
         self.returned("pulp_init", code)
     }
@@ -501,8 +503,7 @@ impl Plugin {
             envelope.payload.len(),
         );
         self.call("pulp_step", self.call_limit(), |live, _| {
-            let step = live.exports.step.clone();
-            call_with_input(live, &step, &[&h, envelope.payload.as_slice()])
+            call_with_input(live, |e| &e.step, &[&h, envelope.payload.as_slice()])
         })
     }
 
@@ -512,13 +513,15 @@ impl Plugin {
         let call_number = self.call_number;
         self.call_number += 1;
         self.call("pulp_step", self.call_limit(), |live, scratch| {
+            // The event's small prefix goes through `scratch`; its payload is copied
+            // once, straight into the guest.
             scratch.clear();
-            if let Some(e) = event {
-                e.encode_into(scratch);
-            }
-            let h = header(call_number, unix_nanos(), scratch.len());
-            let step = live.exports.step.clone();
-            call_with_input(live, &step, &[&h, scratch.as_slice()])
+            let payload = event.map_or(&[][..], |e| {
+                e.encode_prefix_into(scratch);
+                e.payload()
+            });
+            let h = header(call_number, unix_nanos(), scratch.len() + payload.len());
+            call_with_input(live, |e| &e.step, &[&h, scratch.as_slice(), payload])
         })
     }
 
@@ -618,19 +621,19 @@ enum CallFail {
 }
 
 /// Copies `parts` into one fresh guest buffer from `pulp_alloc`; `(0, 0)` when empty.
-fn write_input(live: &mut Live, parts: &[&[u8]]) -> Result<(i32, i32), CallFail> {
+fn write_input(
+    store: &mut Store<State>,
+    exports: &Exports,
+    parts: &[&[u8]],
+) -> Result<(i32, i32), CallFail> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     if len == 0 {
         return Ok((0, 0));
     }
     let n = i32::try_from(len)
         .map_err(|_| CallFail::Input(format!("{len} bytes do not fit a 32-bit guest")))?;
-    let ptr = live
-        .exports
-        .alloc
-        .call(&mut live.store, n)
-        .map_err(CallFail::Wasm)?;
-    let mem = live.exports.memory.data_mut(&mut live.store);
+    let ptr = exports.alloc.call(&mut *store, n).map_err(CallFail::Wasm)?;
+    let mem = exports.memory.data_mut(store);
     let start = ptr as u32 as usize;
     let Some(dst) = (ptr != 0)
         .then(|| mem.get_mut(start..start + len))
@@ -650,19 +653,21 @@ fn write_input(live: &mut Live, parts: &[&[u8]]) -> Result<(i32, i32), CallFail>
     Ok((ptr, n))
 }
 
-/// The ABI's host → plugin protocol: `pulp_alloc`, copy, call `f(ptr, len)`, `pulp_free`.
+/// The ABI's host → plugin protocol: `pulp_alloc`, copy, call the export `pick`
+/// chooses with `(ptr, len)`, `pulp_free`. Exports are borrowed, not cloned: a
+/// `TypedFunc` clone costs two atomic reference-count updates.
 fn call_with_input(
     live: &mut Live,
-    f: &TypedFunc<(i32, i32), i32>,
+    pick: impl FnOnce(&Exports) -> &TypedFunc<(i32, i32), i32>,
     parts: &[&[u8]],
 ) -> Result<i32, CallFail> {
-    let (ptr, len) = write_input(live, parts)?;
-    let out = f
-        .call(&mut live.store, (ptr, len))
+    let Live { store, exports } = live;
+    let (ptr, len) = write_input(store, exports, parts)?;
+    let out = pick(exports)
+        .call(&mut *store, (ptr, len))
         .map_err(CallFail::Wasm)?;
-    if let (Some(free), true) = (&live.exports.free, len > 0) {
-        free.call(&mut live.store, (ptr, len))
-            .map_err(CallFail::Wasm)?;
+    if let (Some(free), true) = (&exports.free, len > 0) {
+        free.call(&mut *store, (ptr, len)).map_err(CallFail::Wasm)?;
     }
     Ok(out)
 }
