@@ -85,3 +85,19 @@ fn wasi_stdout_and_stderr_become_log_lines_tagged_with_the_plugin() {
         "{err}"
     );
 }
+
+#[test]
+fn a_log_below_the_level_filter_is_not_read() {
+    let f = Fixture::new();
+    // No subscriber on this thread: every level is filtered out, so even a wild
+    // pointer costs nothing and returns 0 (the hostile tests cover emitted logs).
+    let mut p = f
+        .load(
+            "quiet",
+            &guest("hostile/wild_pointers.wat"),
+            "capabilities = [\"test.record\"]",
+        )
+        .unwrap();
+    p.init().unwrap();
+    assert_eq!(pulp_tests::statuses("quiet")[..4], [0, 0, 0, 0]);
+}

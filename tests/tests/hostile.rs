@@ -4,12 +4,14 @@
 use std::time::{Duration, Instant};
 
 use pulp_host::CallError;
-use pulp_tests::{guest, records, statuses, Fixture};
+use pulp_tests::{capture_logs, guest, records, statuses, Fixture};
 
 const REC: &str = "capabilities = [\"test.record\"]";
 
 #[test]
 fn wild_pointers_and_bad_msgpack_get_statuses_and_the_plugin_keeps_working() {
+    // Logs are read only when emitted: capture at every level so they are.
+    let (_g, _logs) = capture_logs();
     let f = Fixture::new();
     let mut p = f
         .load("wild", &guest("hostile/wild_pointers.wat"), REC)
@@ -47,6 +49,7 @@ fn wild_pointers_and_bad_msgpack_get_statuses_and_the_plugin_keeps_working() {
 }
 
 fn alloc_misbehaves(file: &str) {
+    let (_g, _logs) = capture_logs();
     let f = Fixture::new();
     let name = file.trim_end_matches(".wat");
     let mut p = f

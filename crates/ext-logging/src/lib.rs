@@ -2,8 +2,9 @@
 //!
 //! Each call becomes a `tracing` event with target `pulp::plugin` and a `plugin`
 //! field naming the plugin. Levels: 0 trace, 1 debug, 2 info, 3 warn, 4 error;
-//! others clamp. The message's bounds are always checked (2 outside memory); its
-//! text is decoded only when emitted, invalid UTF-8 as replacement characters.
+//! others clamp. A message below the subscriber's level is not read (status 0
+//! whatever its pointer); an emitted one is bounds-checked (2 outside memory) and
+//! decoded with invalid UTF-8 as replacement characters.
 
 #![warn(missing_docs)]
 
@@ -31,35 +32,31 @@ impl Capability for Logging {
     }
 
     fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        linker.func_wrap(
-            "pulp",
-            "log",
-            |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
-                pulp_ext::status(&mut c, |c| {
-                    // Bounds are checked whatever the level, so a plugin behaves the same
-                    // under every filter; the text is only decoded when it is emitted.
-                    let msg = mem::bytes(c, ptr, len, "log message")?;
-                    let plugin = c.data().plugin().name();
-                    // `tracing` macros need a constant level, hence one arm per level.
-                    macro_rules! emit {
-                    ($lvl:expr) => {
-                        if tracing::enabled!(target: "pulp::plugin", $lvl) {
-                            let msg = String::from_utf8_lossy(msg);
+        linker.func_wrap("pulp", "log", |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
+            // `tracing` macros need a constant level, hence one arm per level. A message
+            // below the subscriber's level is not read at all, so a filtered log costs
+            // little more than a no-op import.
+            macro_rules! emit {
+                ($lvl:expr) => {
+                    if tracing::enabled!(target: "pulp::plugin", $lvl) {
+                        return pulp_ext::status(&mut c, |c| {
+                            let msg = String::from_utf8_lossy(mem::bytes(c, ptr, len, "log message")?);
+                            let plugin = c.data().plugin().name();
                             tracing::event!(target: "pulp::plugin", $lvl, plugin, "{msg}");
-                        }
-                    };
-                }
-                    match level {
-                        i32::MIN..=0 => emit!(Level::TRACE),
-                        1 => emit!(Level::DEBUG),
-                        2 => emit!(Level::INFO),
-                        3 => emit!(Level::WARN),
-                        _ => emit!(Level::ERROR),
+                            Ok(())
+                        });
                     }
-                    Ok(())
-                })
-            },
-        )?;
+                };
+            }
+            match level {
+                i32::MIN..=0 => emit!(Level::TRACE),
+                1 => emit!(Level::DEBUG),
+                2 => emit!(Level::INFO),
+                3 => emit!(Level::WARN),
+                _ => emit!(Level::ERROR),
+            }
+            Ok(pulp_ext::Status::Ok.code())
+        })?;
         Ok(())
     }
 }

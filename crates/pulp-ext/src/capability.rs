@@ -186,10 +186,18 @@ pub fn status<'a>(
 ) -> wasmtime::Result<i32> {
     match body(caller) {
         Ok(()) => Ok(Status::Ok.code()),
-        Err(Error::Status { status, message }) => {
-            caller.data_mut().set_last_error(message);
+        Err(e) => failed(caller.data_mut(), e),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn failed(state: &mut State, e: Error) -> wasmtime::Result<i32> {
+    match e {
+        Error::Status { status, message } => {
+            state.set_last_error(message);
             Ok(status.code())
         }
-        Err(Error::Trap(e)) => Err(e),
+        Error::Trap(e) => Err(e),
     }
 }

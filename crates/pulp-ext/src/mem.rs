@@ -23,10 +23,25 @@ fn range(ptr: i32, len: i32, size: usize, what: &str) -> Result<std::ops::Range<
     let (start, n) = (ptr as u32 as usize, len as u32 as usize);
     match start.checked_add(n) {
         Some(end) if end <= size => Ok(start..end),
-        _ => Err(Status::BadPointer.err(format!(
-            "{what} (ptr {start:#x}, len {n}) lies outside the plugin's {size}-byte memory"
-        ))),
+        _ => Err(outside(start, n, size, what)),
     }
+}
+
+// Error paths are out of line so that the checks on the hot path stay small.
+#[cold]
+#[inline(never)]
+fn outside(start: usize, n: usize, size: usize, what: &str) -> Error {
+    Status::BadPointer.err(format!(
+        "{what} (ptr {start:#x}, len {n}) lies outside the plugin's {size}-byte memory"
+    ))
+}
+
+#[cold]
+#[inline(never)]
+fn over_limit(n: usize, limit: usize, what: &str) -> Error {
+    Status::TooLarge.err(format!(
+        "{what} is {n} bytes, over the plugin's message limit of {limit} bytes"
+    ))
 }
 
 /// Borrows the `len` bytes at `ptr`. `len == 0` is the empty slice whatever `ptr` is.
@@ -45,10 +60,7 @@ pub fn bytes<'a>(
     let r = range(ptr, len, data.len(), what)?;
     let limit = caller.data().max_message();
     if r.len() > limit {
-        return Err(Status::TooLarge.err(format!(
-            "{what} is {} bytes, over the plugin's message limit of {limit} bytes",
-            r.len()
-        )));
+        return Err(over_limit(r.len(), limit, what));
     }
     Ok(&data[r])
 }
