@@ -15,7 +15,9 @@
  *
  * What is here:
  *   - the status codes (PULP_OK ... PULP_NOT_DECLARED) and every import of the
- *     `core`, `logging` and `entropy` capabilities, with typed wrappers;
+ *     `core`, `logging`, `entropy`, `storage.sqlite` and `storage.fs` capabilities,
+ *     with typed wrappers (an import a plugin never calls is left out by the linker,
+ *     so it needs no declaration);
  *   - pulp_envelope_parse: the 20-byte step header and its payload;
  *   - a msgpack writer (pulp_mpw_*) into a growable buffer and a reader
  *     (pulp_mpr_*) over a byte range, for config, events, requests and results.
@@ -59,6 +61,8 @@ enum { PULP_TRACE = 0, PULP_DEBUG = 1, PULP_INFO = 2, PULP_WARN = 3, PULP_ERROR 
 #define PULP_EXPORT(name) __attribute__((export_name(#name)))
 #define PULP_IMPORT(name) __attribute__((import_module("pulp"), import_name(#name)))
 
+typedef struct pulp_mpw pulp_mpw_t;
+
 /* ---- raw imports --------------------------------------------------------- */
 
 PULP_IMPORT(log) int32_t pulp_import_log(int32_t level, const void *msg, uint32_t len);
@@ -66,6 +70,18 @@ PULP_IMPORT(entropy_fill) int32_t pulp_import_entropy_fill(void *buf, uint32_t l
 PULP_IMPORT(entropy_read)
 int32_t pulp_import_entropy_read(const void *req, uint32_t req_len, uint8_t **out, uint32_t *out_len);
 PULP_IMPORT(last_error) int32_t pulp_import_last_error(uint8_t **out, uint32_t *out_len);
+
+/* storage.sqlite */
+PULP_IMPORT(sqlite_exec)
+int32_t pulp_import_sqlite_exec(const void *q, uint32_t q_len, const void *p, uint32_t p_len, uint8_t **out,
+                                uint32_t *out_len);
+PULP_IMPORT(sqlite_query)
+int32_t pulp_import_sqlite_query(const void *q, uint32_t q_len, const void *p, uint32_t p_len, uint8_t **out,
+                                 uint32_t *out_len);
+/* storage.fs */
+PULP_IMPORT(fs_read) int32_t pulp_import_fs_read(const void *path, uint32_t len, uint8_t **out, uint32_t *out_len);
+PULP_IMPORT(fs_write) int32_t pulp_import_fs_write(const void *path, uint32_t len, const void *data, uint32_t data_len);
+PULP_IMPORT(fs_delete) int32_t pulp_import_fs_delete(const void *path, uint32_t len);
 
 /* ---- typed wrappers ------------------------------------------------------ */
 
@@ -82,6 +98,20 @@ int32_t pulp_entropy_read(void *buf, uint32_t n);
 /* Copies the text of the last failure, NUL-terminated, into `buf` (truncating). */
 int32_t pulp_last_error(char *buf, size_t size);
 
+/* storage.sqlite: runs `sql` with `params` (a msgpack array built with pulp_mpw, or
+   NULL for none; without parameters `sql` may hold several statements). Either out
+   parameter may be NULL. */
+int32_t pulp_sqlite_exec(const char *sql, const pulp_mpw_t *params, int64_t *rows_affected, int64_t *last_insert_id);
+/* storage.sqlite: runs a query; on PULP_OK `*rows` holds {columns, rows} msgpack of
+   `*len` bytes (read it with pulp_mpr; free() it). */
+int32_t pulp_sqlite_query(const char *sql, const pulp_mpw_t *params, uint8_t **rows, uint32_t *len);
+/* storage.fs: reads a whole file; on PULP_OK free() `*data` (NULL when empty). */
+int32_t pulp_fs_read(const char *path, uint8_t **data, uint32_t *len);
+/* storage.fs: writes a whole file atomically (parents created). */
+int32_t pulp_fs_write(const char *path, const void *data, size_t len);
+/* storage.fs: deletes a file or an empty folder. */
+int32_t pulp_fs_delete(const char *path);
+
 /* ---- the step envelope --------------------------------------------------- */
 
 typedef struct {
@@ -96,7 +126,7 @@ bool pulp_envelope_parse(const uint8_t *in, uint32_t len, pulp_envelope *out);
 
 /* ---- msgpack writer ------------------------------------------------------ */
 
-typedef struct {
+typedef struct pulp_mpw {
     uint8_t *buf;
     size_t len, cap;
     bool failed; /* set when memory ran out; the buffer is then incomplete */
@@ -215,6 +245,49 @@ int32_t pulp_last_error(char *buf, size_t size) {
     free(out);
     return st;
 }
+
+int32_t pulp_sqlite_exec(const char *sql, const pulp_mpw_t *params, int64_t *rows_affected, int64_t *last_insert_id) {
+    uint8_t *out = NULL;
+    uint32_t n = 0;
+    int32_t st = pulp_import_sqlite_exec(sql, (uint32_t)strlen(sql), params ? params->buf : NULL,
+                                         params ? (uint32_t)params->len : 0, &out, &n);
+    if (st != PULP_OK) return st;
+    pulp_mpr r;
+    uint32_t k;
+    pulp_mpr_init(&r, out, n);
+    if (pulp_mpr_map(&r, &k)) {
+        while (k--) {
+            const char *key;
+            uint32_t kn;
+            int64_t v = 0;
+            if (!pulp_mpr_str(&r, &key, &kn) || !pulp_mpr_int(&r, &v)) break;
+            if (rows_affected && pulp_mp_str_eq(key, kn, "rows_affected")) *rows_affected = v;
+            if (last_insert_id && pulp_mp_str_eq(key, kn, "last_insert_id")) *last_insert_id = v;
+        }
+    }
+    st = r.failed ? PULP_BAD_ENCODING : PULP_OK;
+    free(out);
+    return st;
+}
+
+int32_t pulp_sqlite_query(const char *sql, const pulp_mpw_t *params, uint8_t **rows, uint32_t *len) {
+    *rows = NULL;
+    *len = 0;
+    return pulp_import_sqlite_query(sql, (uint32_t)strlen(sql), params ? params->buf : NULL,
+                                    params ? (uint32_t)params->len : 0, rows, len);
+}
+
+int32_t pulp_fs_read(const char *path, uint8_t **data, uint32_t *len) {
+    *data = NULL;
+    *len = 0;
+    return pulp_import_fs_read(path, (uint32_t)strlen(path), data, len);
+}
+
+int32_t pulp_fs_write(const char *path, const void *data, size_t len) {
+    return pulp_import_fs_write(path, (uint32_t)strlen(path), data, (uint32_t)len);
+}
+
+int32_t pulp_fs_delete(const char *path) { return pulp_import_fs_delete(path, (uint32_t)strlen(path)); }
 
 bool pulp_envelope_parse(const uint8_t *in, uint32_t len, pulp_envelope *e) {
     if (in == NULL || len < 20) return false;

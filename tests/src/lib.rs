@@ -9,7 +9,9 @@ use pulp_host::{Host, HostConfig, LoadError, Manifest, Plugin, Registry};
 
 // Link every capability crate so `inventory` sees it.
 use ext_entropy as _;
+use ext_fs as _;
 use ext_logging as _;
+use ext_sqlite as _;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -79,6 +81,29 @@ impl Fixture {
         )
         .unwrap();
         path
+    }
+
+    /// Writes a manifest for the module at `module` (any path) with `extra` TOML.
+    pub fn write_for(&self, name: &str, module: &Path, extra: &str) -> PathBuf {
+        let d = self.dir.path().join("plugins").join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let (top, tables) = split_tables(extra);
+        let path = d.join("pulp.plugin.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"{name}\"\nversion = \"0.1.0\"\nwasm = {:?}\n{top}\n{tables}",
+                module.display().to_string()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Loads the module at `module` as plugin `name` with `extra` TOML.
+    pub fn load_module(&self, name: &str, module: &Path, extra: &str) -> Result<Plugin, LoadError> {
+        let m = Manifest::load(self.write_for(name, module, extra)).unwrap();
+        Plugin::load(&self.host, &m, Some(&self.registry))
     }
 
     /// Writes and parses a manifest (see [`Fixture::write`]).
@@ -169,4 +194,106 @@ pub fn pulp_bin() -> PathBuf {
         p.pop();
     }
     p.join(format!("pulp{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Builds `tests/guests/c/<file>` with clang for wasm32-wasi (once per test binary)
+/// and returns the module's path; `None` (after a loud skip) when clang is missing.
+pub fn c_guest(file: &str) -> Option<PathBuf> {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+    let out = dir.path().join(file).with_extension("wasm");
+    if out.exists() {
+        return Some(out);
+    }
+    let status = std::process::Command::new("clang")
+        .args([
+            "--target=wasm32-wasi",
+            "-mexec-model=reactor",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+        ])
+        .arg("-I")
+        .arg(root().join("pdk/c"))
+        .arg("-o")
+        .arg(&out)
+        .arg(root().join("tests/guests/c").join(file))
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(out),
+        Ok(s) => panic!("clang failed to build {file}: {s}"),
+        Err(_) => {
+            skip("clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)");
+            None
+        }
+    }
+}
+
+/// What the C driver guest (`tests/guests/c/driver.c`) recorded for one call.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The import's status.
+    pub status: i32,
+    /// The bytes it returned through its out-pointers.
+    pub result: Vec<u8>,
+    /// `last_error` when the status was not 0.
+    pub error: String,
+}
+
+/// Drives a plugin running the C driver guest: one import call per step.
+pub struct Driver {
+    /// The plugin.
+    pub plugin: Plugin,
+}
+
+impl Driver {
+    /// Calls `import` with arguments `a` and `b` (see driver.c) in one step.
+    pub fn call(&mut self, import: &str, a: &[u8], b: &[u8]) -> Outcome {
+        #[derive(serde::Serialize)]
+        struct Call<'a> {
+            r#fn: &'a str,
+            #[serde(with = "serde_bytes")]
+            a: &'a [u8],
+            #[serde(with = "serde_bytes")]
+            b: &'a [u8],
+        }
+        let event = pulp_ext::Event::new("call", &Call { r#fn: import, a, b }).unwrap();
+        let name = self.plugin.name().to_string();
+        records(&name);
+        assert_eq!(
+            self.plugin.step_event(Some(&event)).unwrap(),
+            0,
+            "driver step for {import}"
+        );
+        let mut r = records(&name);
+        assert_eq!(r.len(), 1, "one record per call");
+        let v: rmpv::Value = rmpv::decode::read_value(&mut &r.pop().unwrap()[..]).unwrap();
+        Outcome {
+            status: v["status"].as_i64().unwrap() as i32,
+            result: v["result"].as_slice().unwrap().to_vec(),
+            error: v["error"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// `sqlite_exec` with msgpack `params` (empty for none).
+    pub fn exec(&mut self, sql: &str, params: &[rmpv::Value]) -> Outcome {
+        self.call("sqlite_exec", sql.as_bytes(), &encode_params(params))
+    }
+
+    /// `sqlite_query` with msgpack `params` (empty for none).
+    pub fn query(&mut self, sql: &str, params: &[rmpv::Value]) -> Outcome {
+        self.call("sqlite_query", sql.as_bytes(), &encode_params(params))
+    }
+}
+
+fn encode_params(params: &[rmpv::Value]) -> Vec<u8> {
+    if params.is_empty() {
+        return Vec::new();
+    }
+    let mut b = Vec::new();
+    rmpv::encode::write_value(&mut b, &rmpv::Value::Array(params.to_vec())).unwrap();
+    b
 }

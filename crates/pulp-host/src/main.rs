@@ -13,8 +13,12 @@ use pulp_host::{check, Host, HostConfig, Manifest, Plugin, Registry, Runtime, Ru
 // `inventory` only sees crates that are linked: name each feature's crate.
 #[cfg(feature = "entropy")]
 use ext_entropy as _;
+#[cfg(feature = "fs")]
+use ext_fs as _;
 #[cfg(feature = "logging")]
 use ext_logging as _;
+#[cfg(feature = "sqlite")]
+use ext_sqlite as _;
 
 #[derive(Parser)]
 #[command(
