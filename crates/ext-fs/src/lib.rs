@@ -141,9 +141,12 @@ impl Files {
             None => (None, path),
         };
         if let Some(p) = parent {
-            self.root
-                .create_dir_all(p)
-                .map_err(|e| io_error("write", path, e))?;
+            if let Err(e) = self.root.create_dir_all(p) {
+                // A parent that is a symlink leading out fails here as "exists";
+                // resolving it names the real problem, the escape.
+                let e = self.root.metadata(p).err().unwrap_or(e);
+                return Err(io_error("write", path, e));
+            }
         }
         let mut suffix = [0u8; 8];
         getrandom::fill(&mut suffix)
