@@ -269,5 +269,69 @@ fn instantiate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, step, import, load, instantiate);
+/// Point select by primary key and single-row insert: through a plugin (a whole step
+/// each) vs rusqlite directly on a file with the same settings.
+fn sqlite(c: &mut Criterion) {
+    use rusqlite::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let setup = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+        WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1000) INSERT INTO t(v) SELECT 'row ' || x FROM c;";
+    let native_path = dir.path().join("native.db");
+    let native = Connection::open(&native_path).unwrap();
+    native.busy_timeout(Duration::from_secs(5)).unwrap();
+    native
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+        )
+        .unwrap();
+    native.execute_batch(setup).unwrap();
+
+    let host = host(dir.path(), false);
+    let registry = Registry::new().unwrap();
+    std::fs::write(
+        dir.path().join("b.wat"),
+        std::fs::read(root().join("tests/guests/sqlite_bench.wat")).unwrap(),
+    )
+    .unwrap();
+    let path = dir.path().join("pulp.plugin.toml");
+    std::fs::write(
+        &path,
+        "name = \"sq\"\nversion = \"1\"\nwasm = \"b.wat\"\ncapabilities = [\"storage.sqlite\"]\n",
+    )
+    .unwrap();
+    let mut plugin = Plugin::load(&host, &Manifest::load(path).unwrap(), Some(&registry)).unwrap();
+    plugin.init().unwrap();
+    Connection::open(dir.path().join("data/sq/data.db"))
+        .unwrap()
+        .execute_batch(setup)
+        .unwrap();
+    let insert = Event::from_raw("insert", vec![0x80]);
+
+    let mut g = c.benchmark_group("sqlite");
+    g.bench_function("select-native", |b| {
+        b.iter(|| {
+            let mut s = native
+                .prepare_cached("SELECT v FROM t WHERE id = ?")
+                .unwrap();
+            s.query_row([42], |r| r.get::<_, String>(0)).unwrap()
+        })
+    });
+    g.bench_function("select-plugin", |b| {
+        b.iter(|| assert_eq!(plugin.step_event(None).unwrap(), 0))
+    });
+    g.bench_function("insert-native", |b| {
+        b.iter(|| {
+            let mut s = native
+                .prepare_cached("INSERT INTO t(v) VALUES (?)")
+                .unwrap();
+            s.execute(["x"]).unwrap()
+        })
+    });
+    g.bench_function("insert-plugin", |b| {
+        b.iter(|| assert_eq!(plugin.step_event(Some(&insert)).unwrap(), 0))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, step, import, load, instantiate, sqlite);
 criterion_main!(benches);

@@ -133,6 +133,13 @@ fn caps_lists_every_capability_with_its_imports() {
         "  pulp.entropy_read(i32, i32, i32, i32) -> i32",
         "logging [Always]",
         "  pulp.log(i32, i32, i32) -> i32",
+        "storage.fs [Gated]",
+        "  pulp.fs_read(i32, i32, i32, i32) -> i32",
+        "  pulp.fs_write(i32, i32, i32, i32) -> i32",
+        "  pulp.fs_delete(i32, i32) -> i32",
+        "storage.sqlite [Gated]",
+        "  pulp.sqlite_exec(i32, i32, i32, i32, i32, i32) -> i32",
+        "  pulp.sqlite_query(i32, i32, i32, i32, i32, i32) -> i32",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
@@ -190,5 +197,18 @@ fn several_plugins_run_in_one_host() {
         out.contains("shut down plugin=\"heartbeat\"")
             && out.contains("shut down plugin=\"reactor\""),
         "{out}"
+    );
+}
+
+#[test]
+fn check_flags_imports_of_storage_the_manifest_does_not_declare() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = plugin(dir.path(), "lazy", &guest("sqlite_crud.wat"), "");
+    let out = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("imports pulp.sqlite_exec of capability \"storage.sqlite\", which the manifest does not declare"),
+        "{text}"
     );
 }

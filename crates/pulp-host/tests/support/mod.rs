@@ -151,3 +151,45 @@ pub fn skip(what: &str) {
     }
     eprintln!("\n!!!!!!!! SKIPPED: this test needs {what}, which this machine lacks !!!!!!!!\n");
 }
+
+/// Builds `tests/guests/c/<file>` (or an example) with clang for wasm32-wasi into `out`;
+/// false (after a loud skip) when clang is missing.
+pub fn build_c(source: &Path, out: &Path) -> bool {
+    let status = Command::new("clang")
+        .args([
+            "--target=wasm32-wasi",
+            "-mexec-model=reactor",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+        ])
+        .arg("-I")
+        .arg(root().join("pdk/c"))
+        .arg("-o")
+        .arg(out)
+        .arg(source)
+        .status();
+    match status {
+        Ok(s) => {
+            assert!(s.success(), "clang failed on {}", source.display());
+            true
+        }
+        Err(_) => {
+            skip("clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)");
+            false
+        }
+    }
+}
+
+impl Running {
+    /// Every line seen so far, after waiting `ms` for more (bounded even when the
+    /// process never stops writing).
+    pub fn drain(&mut self, ms: u64) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(ms));
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+        self.seen.clone()
+    }
+}
