@@ -95,17 +95,20 @@ fn entropy_read_alias_may_be_declared() {
 fn registry_holds_every_linked_capability_in_name_order() {
     let r = Registry::new().unwrap();
     let names: Vec<_> = r.entries().iter().map(|e| e.capability.name()).collect();
-    assert_eq!(names, ["core", "entropy", "logging", "test.record"]);
-    let bound: Vec<_> = r.entries().iter().map(|e| e.binding).collect();
     assert_eq!(
-        bound,
+        names,
         [
-            Binding::Always,
-            Binding::Always,
-            Binding::Always,
-            Binding::Gated
+            "core",
+            "entropy",
+            "logging",
+            "storage.fs",
+            "storage.sqlite",
+            "test.record"
         ]
     );
+    let bound: Vec<_> = r.entries().iter().map(|e| e.binding).collect();
+    use Binding::{Always, Gated};
+    assert_eq!(bound, [Always, Always, Always, Gated, Gated, Gated]);
     assert_eq!(r.find("entropy.read").unwrap().capability.name(), "entropy");
     assert_eq!(
         r.provider("last_error").unwrap().0.capability.name(),
