@@ -33,3 +33,8 @@ pub use manifest::{Limits, Manifest, ManifestError};
 pub use plugin::{CallError, Envelope, Interrupter, LoadError, Plugin, RestartError};
 pub use registry::{Entry, Registry, RegistryError};
 pub use runtime::{Handle, Health, Report, Runtime, RuntimeConfig};
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
