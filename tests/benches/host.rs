@@ -205,16 +205,11 @@ fn import(c: &mut Criterion) {
 /// Builds the Go heartbeat guest (about 2.6 MB), if a Go toolchain is here.
 fn go_module(dir: &std::path::Path) -> Option<PathBuf> {
     let out = dir.join("go.wasm");
-    let ok = std::process::Command::new("go")
-        .args(["build", "-buildmode=c-shared", "-o"])
-        .arg(&out)
-        .arg(".")
-        .current_dir(root().join("tests/guests/go"))
-        .env("GOOS", "wasip1")
-        .env("GOARCH", "wasm")
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(out)
+    pulp_tests::toolchain::build(&mut pulp_tests::toolchain::go(
+        &root().join("tests/guests/go"),
+        &out,
+    ))
+    .then_some(out)
 }
 
 fn load(c: &mut Criterion) {

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use ext_testcap::{lifecycle, take as records};
+
+pub mod toolchain;
 use pulp_host::{Host, HostConfig, LoadError, Manifest, Plugin, Registry};
 
 // Link every capability crate so `inventory` sees it.
@@ -207,28 +209,17 @@ pub fn c_guest(file: &str) -> Option<PathBuf> {
     if out.exists() {
         return Some(out);
     }
-    let status = std::process::Command::new("clang")
-        .args([
-            "--target=wasm32-wasi",
-            "-mexec-model=reactor",
-            "-O2",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-        ])
-        .arg("-I")
-        .arg(root().join("pdk/c"))
-        .arg("-o")
-        .arg(&out)
-        .arg(root().join("tests/guests/c").join(file))
-        .status();
-    match status {
-        Ok(s) if s.success() => Some(out),
-        Ok(s) => panic!("clang failed to build {file}: {s}"),
-        Err(_) => {
-            skip("clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)");
-            None
-        }
+    if toolchain::build(&mut toolchain::clang(
+        &root(),
+        &root().join("tests/guests/c").join(file),
+        &out,
+    )) {
+        Some(out)
+    } else {
+        skip(
+            "clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)",
+        );
+        None
     }
 }
 
@@ -250,6 +241,15 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// Loads and initialises the driver guest as plugin `name` with `extra` manifest
+    /// TOML (its `capabilities` must include `test.record`); `None` without clang.
+    pub fn start(f: &Fixture, name: &str, extra: &str) -> Option<Driver> {
+        let wasm = c_guest("driver.c")?;
+        let mut plugin = f.load_module(name, &wasm, extra).unwrap();
+        plugin.init().unwrap();
+        Some(Driver { plugin })
+    }
+
     /// Calls `import` with arguments `a` and `b` (see driver.c) in one step.
     pub fn call(&mut self, import: &str, a: &[u8], b: &[u8]) -> Outcome {
         #[derive(serde::Serialize)]

@@ -4,17 +4,12 @@
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::PathBuf;
 
-use pulp_tests::{c_guest, Driver, Fixture};
+use pulp_tests::{Driver, Fixture};
 
 const DECL: &str = "capabilities = [\"storage.fs\", \"test.record\"]";
 
 fn driver(f: &Fixture, name: &str, extra: &str) -> Option<Driver> {
-    let wasm = c_guest("driver.c")?;
-    let mut plugin = f
-        .load_module(name, &wasm, &format!("{DECL}\n{extra}"))
-        .unwrap();
-    plugin.init().unwrap();
-    Some(Driver { plugin })
+    Driver::start(f, name, &format!("{DECL}\n{extra}"))
 }
 
 fn root(f: &Fixture, name: &str) -> PathBuf {
@@ -184,14 +179,9 @@ fn a_folder_is_not_a_file() {
 #[test]
 fn undeclared_fs_gets_99() {
     let f = Fixture::new();
-    let Some(wasm) = c_guest("driver.c") else {
+    let Some(mut d) = Driver::start(&f, "nofs", "capabilities = [\"test.record\"]") else {
         return;
     };
-    let mut plugin = f
-        .load_module("nofs", &wasm, "capabilities = [\"test.record\"]")
-        .unwrap();
-    plugin.init().unwrap();
-    let mut d = Driver { plugin };
     assert_eq!(d.call("fs_write", b"x", b"y").status, 99);
     assert_eq!(d.call("fs_read", b"x", b"").status, 99);
     assert!(!root(&f, "nofs").exists());

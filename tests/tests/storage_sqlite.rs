@@ -1,17 +1,12 @@
 //! storage.sqlite against real SQLite files, from WAT and C guests.
 
-use pulp_tests::{c_guest, guest, records, statuses, Driver, Fixture};
+use pulp_tests::{guest, records, statuses, Driver, Fixture};
 use rmpv::Value as V;
 
 const DECL: &str = "capabilities = [\"storage.sqlite\", \"test.record\"]";
 
 fn driver(f: &Fixture, name: &str, extra: &str) -> Option<Driver> {
-    let wasm = c_guest("driver.c")?;
-    let mut plugin = f
-        .load_module(name, &wasm, &format!("{DECL}\n{extra}"))
-        .unwrap();
-    plugin.init().unwrap();
-    Some(Driver { plugin })
+    Driver::start(f, name, &format!("{DECL}\n{extra}"))
 }
 
 fn rows(result: &[u8]) -> (Vec<String>, Vec<Vec<V>>) {

@@ -16,7 +16,6 @@
 #![warn(missing_docs)]
 
 use std::io::{ErrorKind, Read, Write};
-use std::path::Path;
 
 use cap_std::fs::{Dir, OpenOptions};
 use pulp_ext::wasmtime::{Caller, Linker};
@@ -216,8 +215,12 @@ impl Capability for Fs {
 
     fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
         let max = max_file_bytes(plugin).map_err(|p| p.join("; "))?;
-        let dir = plugin.storage_dir().join("files");
-        create_private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let dir = plugin.create_storage_dir("files").map_err(|e| {
+            format!(
+                "cannot create {}/files: {e}",
+                plugin.storage_dir().display()
+            )
+        })?;
         let root = Dir::open_ambient_dir(&dir, cap_std::ambient_authority())
             .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
         state.insert(Files { root, max });
@@ -263,14 +266,6 @@ impl Capability for Fs {
         )?;
         Ok(())
     }
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
 }
 
 #[cfg(test)]

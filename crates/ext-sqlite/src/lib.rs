@@ -138,9 +138,9 @@ struct ExecResult {
 
 impl Db {
     fn open(plugin: &Plugin, limits: Limits) -> Result<Db, String> {
-        let dir = plugin.storage_dir();
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let dir = plugin
+            .create_storage_dir("")
+            .map_err(|e| format!("cannot create {}: {e}", plugin.storage_dir().display()))?;
         let path = dir.join("data.db");
         let fail = |e: rusqlite::Error| format!("cannot open {}: {e}", path.display());
         let mut conn = Connection::open(&path).map_err(fail)?;

