@@ -15,8 +15,8 @@
  *
  * What is here:
  *   - the status codes (PULP_OK ... PULP_NOT_DECLARED) and every import of the
- *     `core`, `logging`, `entropy`, `storage.sqlite` and `storage.fs` capabilities,
- *     with typed wrappers (an import a plugin never calls is left out by the linker,
+ *     `core`, `logging`, `entropy`, `storage.sqlite`, `storage.fs` and
+ *     `transport.http.outbound` capabilities, most with typed wrappers (an import a plugin never calls is left out by the linker,
  *     so it needs no declaration);
  *   - pulp_envelope_parse: the 20-byte step header and its payload;
  *   - a msgpack writer (pulp_mpw_*) into a growable buffer and a reader
@@ -82,6 +82,10 @@ int32_t pulp_import_sqlite_query(const void *q, uint32_t q_len, const void *p, u
 PULP_IMPORT(fs_read) int32_t pulp_import_fs_read(const void *path, uint32_t len, uint8_t **out, uint32_t *out_len);
 PULP_IMPORT(fs_write) int32_t pulp_import_fs_write(const void *path, uint32_t len, const void *data, uint32_t data_len);
 PULP_IMPORT(fs_delete) int32_t pulp_import_fs_delete(const void *path, uint32_t len);
+
+/* transport.http.outbound: req {method, url, headers, body, timeout_ms} -> {status, headers, body} */
+PULP_IMPORT(http_fetch)
+int32_t pulp_import_http_fetch(const void *req, uint32_t req_len, uint8_t **out, uint32_t *out_len);
 
 /* ---- typed wrappers ------------------------------------------------------ */
 

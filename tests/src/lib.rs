@@ -12,6 +12,7 @@ use pulp_host::{Host, HostConfig, LoadError, Manifest, Plugin, Registry};
 // Link every capability crate so `inventory` sees it.
 use ext_entropy as _;
 use ext_fs as _;
+use ext_http as _;
 use ext_logging as _;
 use ext_sqlite as _;
 
@@ -296,4 +297,109 @@ fn encode_params(params: &[rmpv::Value]) -> Vec<u8> {
     let mut b = Vec::new();
     rmpv::encode::write_value(&mut b, &rmpv::Value::Array(params.to_vec())).unwrap();
     b
+}
+
+/// A tiny HTTP/1.1 server on a loopback address for the outbound tests: one thread,
+/// one request per connection, a fixed answer; it counts connections and keeps the
+/// requests it saw. It stops when dropped.
+pub struct TestServer {
+    /// `host:port` it listens on.
+    pub addr: std::net::SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TestServer {
+    /// Listens on `ip:0` and answers every request with `answer` (a whole HTTP
+    /// response), after waiting `delay`.
+    pub fn start(ip: &str, answer: Vec<u8>, delay: std::time::Duration) -> TestServer {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, r, s) = (connections.clone(), requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    continue;
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head, then as much body as Content-Length says.
+                while let Ok(n) = conn.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                r.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf).into_owned());
+                std::thread::sleep(delay);
+                let _ = conn.write_all(&answer);
+            }
+        });
+        TestServer {
+            addr,
+            connections,
+            requests,
+            stop,
+        }
+    }
+
+    /// A `200 OK` (or `status`) response with `body` and extra header lines.
+    pub fn response(status: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
+        let mut r = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for h in headers {
+            r.push_str(h);
+            r.push_str("\r\n");
+        }
+        r.push_str("\r\n");
+        let mut r = r.into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    /// How many connections were accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The raw requests received so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }

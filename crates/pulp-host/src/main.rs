@@ -15,6 +15,8 @@ use pulp_host::{check, Host, HostConfig, Manifest, Plugin, Registry, Runtime, Ru
 use ext_entropy as _;
 #[cfg(feature = "fs")]
 use ext_fs as _;
+#[cfg(feature = "http")]
+use ext_http as _;
 #[cfg(feature = "logging")]
 use ext_logging as _;
 #[cfg(feature = "sqlite")]

@@ -5,6 +5,7 @@
  *
  *   sqlite_exec / sqlite_query: a = SQL text, b = parameters (msgpack array) or empty
  *   fs_read / fs_delete: a = path;  fs_write: a = path, b = data
+ *   http_fetch: a = the request map (msgpack)
  */
 #define PULP_IMPLEMENTATION
 #include "pulp.h"
@@ -70,6 +71,8 @@ PULP_EXPORT(pulp_step) int32_t pulp_step(const uint8_t *in, uint32_t len) {
         st = pulp_import_fs_write(a, a_len, b, b_len);
     else if (pulp_mp_str_eq(fn, fn_len, "fs_delete"))
         st = pulp_import_fs_delete(a, a_len);
+    else if (pulp_mp_str_eq(fn, fn_len, "http_fetch"))
+        st = pulp_import_http_fetch(a, a_len, &out, &out_len);
     else
         return 2;
     record(st, out, out_len);

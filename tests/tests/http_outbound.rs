@@ -1,0 +1,241 @@
+//! transport.http.outbound against real HTTP servers on loopback addresses.
+
+use std::time::Duration;
+
+use pulp_tests::{Driver, Fixture, Outcome, TestServer};
+use rmpv::Value as V;
+
+const DECL: &str = "capabilities = [\"transport.http.outbound\", \"test.record\"]";
+
+fn driver(f: &Fixture, name: &str, settings: &str) -> Option<Driver> {
+    let extra = format!("{DECL}\n[capability.\"transport.http.outbound\"]\n{settings}");
+    Driver::start(f, name, &extra)
+}
+
+fn fetch(d: &mut Driver, fields: Vec<(&str, V)>) -> Outcome {
+    let map = V::Map(fields.into_iter().map(|(k, v)| (V::from(k), v)).collect());
+    let mut req = Vec::new();
+    rmpv::encode::write_value(&mut req, &map).unwrap();
+    d.call("http_fetch", &req, b"")
+}
+
+fn get(d: &mut Driver, url: &str) -> Outcome {
+    fetch(d, vec![("url", V::from(url))])
+}
+
+fn ok() -> Vec<u8> {
+    TestServer::response("200 OK", &["X-Test: yes"], b"hello")
+}
+
+#[test]
+fn an_allowed_server_is_reached_with_method_headers_and_body() {
+    let server = TestServer::start("127.0.0.1", ok(), Duration::ZERO);
+    let f = Fixture::new();
+    let Some(mut d) = driver(
+        &f,
+        "fetcher",
+        &format!("allowed_hosts = [\"127.0.0.1:{}\"]", server.addr.port()),
+    ) else {
+        return;
+    };
+    let o = fetch(
+        &mut d,
+        vec![
+            ("method", V::from("post")),
+            ("url", V::from(format!("http://{}/path?q=1", server.addr))),
+            ("headers", V::Map(vec![(V::from("X-Req"), V::from("abc"))])),
+            ("body", V::Binary(b"payload".to_vec())),
+        ],
+    );
+    assert_eq!(o.status, 0, "{o:?}");
+    let v: V = rmpv::decode::read_value(&mut &o.result[..]).unwrap();
+    assert_eq!(v["status"].as_u64(), Some(200));
+    assert_eq!(v["body"].as_slice(), Some(&b"hello"[..]));
+    assert_eq!(
+        v["headers"]["X-Test"].as_str(),
+        Some("yes"),
+        "canonical header names"
+    );
+    let seen = &server.requests()[0];
+    assert!(seen.starts_with("POST /path?q=1 HTTP/1.1\r\n"), "{seen}");
+    assert!(seen.to_ascii_lowercase().contains("x-req: abc"), "{seen}");
+    assert!(seen.ends_with("payload"), "{seen}");
+}
+
+#[test]
+fn non_2xx_is_still_0() {
+    let server = TestServer::start(
+        "127.0.0.1",
+        TestServer::response("404 Not Found", &[], b"nope"),
+        Duration::ZERO,
+    );
+    let f = Fixture::new();
+    let Some(mut d) = driver(
+        &f,
+        "notfound",
+        &format!("allowed_hosts = [\"127.0.0.1:{}\"]", server.addr.port()),
+    ) else {
+        return;
+    };
+    let o = get(&mut d, &format!("http://{}/", server.addr));
+    assert_eq!(o.status, 0);
+    let v: V = rmpv::decode::read_value(&mut &o.result[..]).unwrap();
+    assert_eq!(v["status"].as_u64(), Some(404));
+}
+
+#[test]
+fn a_host_not_in_allowed_hosts_is_denied_without_connecting() {
+    let server = TestServer::start("127.0.0.1", ok(), Duration::ZERO);
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "strict", "allowed_hosts = [\"api.example.com\"]") else {
+        return;
+    };
+    let o = get(&mut d, &format!("http://{}/", server.addr));
+    assert_eq!(o.status, 9, "{o:?}");
+    assert!(o.error.contains("not in allowed_hosts"), "{}", o.error);
+    let o = get(&mut d, &format!("http://localhost:{}/", server.addr.port()));
+    assert_eq!(o.status, 9, "{o:?}");
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn a_redirect_to_a_denied_address_is_denied() {
+    let target = TestServer::start("127.0.0.2", ok(), Duration::ZERO);
+    let location = format!("Location: http://{}/", target.addr);
+    let server = TestServer::start(
+        "127.0.0.1",
+        TestServer::response("302 Found", &[&location], b""),
+        Duration::ZERO,
+    );
+    let f = Fixture::new();
+    let Some(mut d) = driver(
+        &f,
+        "redirected",
+        &format!("allowed_hosts = [\"127.0.0.1:{}\"]", server.addr.port()),
+    ) else {
+        return;
+    };
+    let o = get(&mut d, &format!("http://{}/", server.addr));
+    assert_eq!(o.status, 9, "{o:?}");
+    assert!(o.error.contains("redirect to"), "{}", o.error);
+    assert_eq!(server.connections(), 1);
+    assert_eq!(
+        target.connections(),
+        0,
+        "no connection to the redirect target"
+    );
+}
+
+#[test]
+fn ssrf_targets_are_denied_before_any_connection() {
+    let server = TestServer::start("127.0.0.1", ok(), Duration::ZERO);
+    let port = server.addr.port();
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "ssrf", "") else {
+        return;
+    };
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://[::1]:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        format!("http://0.0.0.0:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        "http://[fd00:ec2::254]/".to_string(),
+        "http://100.64.0.1/".to_string(),
+        format!("http://localhost:{port}/"),
+        format!("http://2130706433:{port}/"),
+    ] {
+        let o = get(&mut d, &url);
+        assert_eq!(o.status, 9, "{url}: {o:?}");
+        assert!(o.error.contains("internal address"), "{url}: {}", o.error);
+    }
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn a_slow_server_times_out() {
+    let server = TestServer::start("127.0.0.1", ok(), Duration::from_secs(2));
+    let f = Fixture::new();
+    let Some(mut d) = driver(
+        &f,
+        "slow",
+        &format!("allowed_hosts = [\"127.0.0.1:{}\"]", server.addr.port()),
+    ) else {
+        return;
+    };
+    let o = fetch(
+        &mut d,
+        vec![
+            ("url", V::from(format!("http://{}/", server.addr))),
+            ("timeout_ms", V::from(200)),
+        ],
+    );
+    assert_eq!(o.status, 12, "{o:?}");
+}
+
+#[test]
+fn a_body_over_the_limit_gives_11() {
+    let server = TestServer::start(
+        "127.0.0.1",
+        TestServer::response("200 OK", &[], &[b'x'; 100_000]),
+        Duration::ZERO,
+    );
+    let f = Fixture::new();
+    let settings = format!(
+        "allowed_hosts = [\"127.0.0.1:{}\"]\nmax_response_bytes = 1024",
+        server.addr.port()
+    );
+    let Some(mut d) = driver(&f, "bigbody", &settings) else {
+        return;
+    };
+    let o = get(&mut d, &format!("http://{}/", server.addr));
+    assert_eq!(o.status, 11, "{o:?}");
+}
+
+#[test]
+fn bad_requests_are_invalid_and_unreachable_hosts_unavailable() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "bad", "allowed_hosts = [\"127.0.0.1:1\"]") else {
+        return;
+    };
+    assert_eq!(get(&mut d, "not a url").status, 4);
+    assert_eq!(get(&mut d, "ftp://127.0.0.1:1/").status, 4);
+    let o = fetch(
+        &mut d,
+        vec![
+            ("url", V::from("http://127.0.0.1:1/")),
+            ("method", V::from("GE T")),
+        ],
+    );
+    assert_eq!(o.status, 4, "{o:?}");
+    assert_eq!(
+        d.call("http_fetch", &[0x91, 0x01], b"").status,
+        3,
+        "an array, not a map"
+    );
+    let o = get(&mut d, "http://127.0.0.1:1/");
+    assert_eq!(o.status, 10, "nothing listens on port 1: {o:?}");
+}
+
+#[test]
+fn allowed_hosts_are_validated() {
+    let f = Fixture::new();
+    let extra = format!(
+        "{DECL}\n[capability.\"transport.http.outbound\"]\nallowed_hosts = [\"https://x/\"]"
+    );
+    let e = f.load("cfg", "(module)", &extra).err().unwrap().to_string();
+    assert!(
+        e.contains("allowed_hosts entry \"https://x/\" must be a host"),
+        "{e}"
+    );
+}
+
+#[test]
+fn undeclared_outbound_gets_99() {
+    let f = Fixture::new();
+    let Some(mut d) = Driver::start(&f, "nonet", "capabilities = [\"test.record\"]") else {
+        return;
+    };
+    assert_eq!(get(&mut d, "http://127.0.0.1:1/").status, 99);
+}
