@@ -18,7 +18,7 @@
 mod policy;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use policy::{internal, Policy, Verdict};
@@ -75,19 +75,6 @@ fn config(plugin: &Plugin) -> Result<Config, Vec<String>> {
         policy: Arc::new(policy),
         max_response: max_response as usize,
         timeout: Duration::from_millis(timeout),
-    })
-}
-
-/// The one tokio runtime outbound requests wait on.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("pulp-http")
-            .enable_all()
-            .build()
-            .expect("cannot start the HTTP runtime")
     })
 }
 
@@ -274,7 +261,7 @@ impl Fetcher {
                 body,
             }))
         };
-        match runtime().block_on(async { tokio::time::timeout(timeout, work).await }) {
+        match pulp_ext::runtime().block_on(async { tokio::time::timeout(timeout, work).await }) {
             Err(_) => Err(Status::Timeout.err(format!(
                 "{url}: no complete answer within {} ms",
                 timeout.as_millis()

@@ -29,3 +29,18 @@ pub use status::{Error, Status};
 pub use inventory;
 pub use wasmtime;
 pub use wasmtime_wasi;
+
+/// The one tokio runtime capabilities wait on (HTTP, Docker): two worker threads,
+/// started on first use. A host function blocks its plugin's thread on it with a
+/// deadline (`runtime().block_on(tokio::time::timeout(..))`), never a tokio worker.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pulp-io")
+            .enable_all()
+            .build()
+            .expect("cannot start the shared tokio runtime")
+    })
+}
