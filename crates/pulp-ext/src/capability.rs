@@ -154,10 +154,21 @@ pub fn registered() -> impl Iterator<Item = Arc<dyn Capability>> {
 
 /// Registers a capability value with the host's registry.
 ///
-/// ```ignore
-/// pub struct Greet;
-/// impl pulp_ext::Capability for Greet { /* ... */ }
+/// ```
+/// use pulp_ext::wasmtime::Linker;
+/// use pulp_ext::{Binding, Capability, Import, State};
+///
+/// struct Greet;
+///
+/// impl Capability for Greet {
+///     fn name(&self) -> &'static str { "demo.greet" }
+///     fn binding(&self) -> Binding { Binding::Gated }
+///     fn imports(&self) -> &'static [Import] { &[] }
+///     fn link(&self, _: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> { Ok(()) }
+/// }
+///
 /// pulp_ext::register!(Greet);
+/// assert!(pulp_ext::registered().any(|c| c.name() == "demo.greet"));
 /// ```
 #[macro_export]
 macro_rules! register {
@@ -171,14 +182,21 @@ macro_rules! register {
 /// Runs a host function's body and turns its outcome into the status the guest
 /// gets, recording any failure's message for `last_error`. Traps stay traps.
 ///
-/// ```ignore
-/// linker.func_wrap("pulp", "greet", |mut c: Caller<'_, State>, p: i32, l: i32| {
-///     pulp_ext::status(&mut c, |c| {
-///         let name = pulp_ext::mem::str(c, p, l, "name")?;
-///         tracing::info!("hello, {name}");
-///         Ok(())
-///     })
-/// })?;
+/// ```
+/// use pulp_ext::wasmtime::{Caller, Linker};
+/// use pulp_ext::State;
+///
+/// fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
+///     linker.func_wrap("pulp", "greet", |mut c: Caller<'_, State>, p: i32, l: i32| {
+///         pulp_ext::status(&mut c, |c| {
+///             let name = pulp_ext::mem::str(c, p, l, "name")?;
+///             println!("hello, {name}");
+///             Ok(())
+///         })
+///     })?;
+///     Ok(())
+/// }
+/// # link(&mut Linker::new(&pulp_ext::wasmtime::Engine::default())).unwrap();
 /// ```
 pub fn status<'a>(
     caller: &mut Caller<'a, State>,
