@@ -12,6 +12,18 @@ fn driver(f: &Fixture, name: &str, settings: &str) -> Option<Driver> {
     Driver::start(f, name, &extra)
 }
 
+/// A driver whose `allowed_hosts` lists exactly `server`, plus `more` settings.
+fn allowing(f: &Fixture, name: &str, server: &TestServer, more: &str) -> Option<Driver> {
+    driver(
+        f,
+        name,
+        &format!(
+            "allowed_hosts = [\"127.0.0.1:{}\"]\n{more}",
+            server.addr.port()
+        ),
+    )
+}
+
 fn fetch(d: &mut Driver, fields: Vec<(&str, V)>) -> Outcome {
     let map = V::Map(fields.into_iter().map(|(k, v)| (V::from(k), v)).collect());
     let mut req = Vec::new();
@@ -31,11 +43,7 @@ fn ok() -> Vec<u8> {
 fn an_allowed_server_is_reached_with_method_headers_and_body() {
     let server = TestServer::start("127.0.0.1", ok(), Duration::ZERO);
     let f = Fixture::new();
-    let Some(mut d) = driver(
-        &f,
-        "fetcher",
-        &format!("allowed_hosts = [\"127.0.0.1:{}\"]", server.addr.port()),
-    ) else {
+    let Some(mut d) = allowing(&f, "fetcher", &server, "") else {
         return;
     };
     let o = fetch(
@@ -70,11 +78,7 @@ fn non_2xx_is_still_0() {
         Duration::ZERO,
     );
     let f = Fixture::new();
-    let Some(mut d) = driver(
-        &f,
-        "notfound",
-        &format!("allowed_hosts = [\"127.0.0.1:{}\"]", server.addr.port()),
-    ) else {
+    let Some(mut d) = allowing(&f, "notfound", &server, "") else {
         return;
     };
     let o = get(&mut d, &format!("http://{}/", server.addr));
@@ -108,11 +112,7 @@ fn a_redirect_to_a_denied_address_is_denied() {
         Duration::ZERO,
     );
     let f = Fixture::new();
-    let Some(mut d) = driver(
-        &f,
-        "redirected",
-        &format!("allowed_hosts = [\"127.0.0.1:{}\"]", server.addr.port()),
-    ) else {
+    let Some(mut d) = allowing(&f, "redirected", &server, "") else {
         return;
     };
     let o = get(&mut d, &format!("http://{}/", server.addr));
@@ -157,11 +157,7 @@ fn ssrf_targets_are_denied_before_any_connection() {
 fn a_slow_server_times_out() {
     let server = TestServer::start("127.0.0.1", ok(), Duration::from_secs(2));
     let f = Fixture::new();
-    let Some(mut d) = driver(
-        &f,
-        "slow",
-        &format!("allowed_hosts = [\"127.0.0.1:{}\"]", server.addr.port()),
-    ) else {
+    let Some(mut d) = allowing(&f, "slow", &server, "") else {
         return;
     };
     let o = fetch(
@@ -182,11 +178,7 @@ fn a_body_over_the_limit_gives_11() {
         Duration::ZERO,
     );
     let f = Fixture::new();
-    let settings = format!(
-        "allowed_hosts = [\"127.0.0.1:{}\"]\nmax_response_bytes = 1024",
-        server.addr.port()
-    );
-    let Some(mut d) = driver(&f, "bigbody", &settings) else {
+    let Some(mut d) = allowing(&f, "bigbody", &server, "max_response_bytes = 1024") else {
         return;
     };
     let o = get(&mut d, &format!("http://{}/", server.addr));
