@@ -9,12 +9,15 @@
 use pulp_ext::{Binding, Status, Ty};
 use pulp_tests::{capture_logs, statuses, Fixture};
 
-/// (name, argument for every parameter position, `pulp_alloc` behaviour)
-const SCENARIOS: &[(&str, fn(usize, usize) -> u32, u32)] = &[
+/// A hostile call: its name, the argument for parameter `i` of `n` (level excluded),
+/// and how `pulp_alloc` behaves (0 well, 1 traps, 2 returns 0, 3 out of bounds).
+type Scenario = (&'static str, fn(usize, usize) -> u32, u32);
+
+const SCENARIOS: &[Scenario] = &[
     ("wild pointers", |_, _| 0xFFFF_FFF0, 0),
     (
         "lengths past memory",
-        |i, _| if i % 2 == 0 { 16 } else { 0x7FFF_FFFF },
+        |i, _| if i.is_multiple_of(2) { 16 } else { 0x7FFF_FFFF },
         0,
     ),
     ("zero lengths", |_, _| 0, 0),
@@ -44,7 +47,7 @@ const SCENARIOS: &[(&str, fn(usize, usize) -> u32, u32)] = &[
 fn input_or_out(i: usize, n: usize, ptr: u32, len: u32) -> u32 {
     if n >= 4 && i + 2 >= n {
         [8, 12][i % 2]
-    } else if i % 2 == 0 {
+    } else if i.is_multiple_of(2) {
         ptr
     } else {
         len
@@ -116,7 +119,7 @@ fn every_import_survives_hostile_arguments() {
             for (i, (scenario, arg, evil)) in SCENARIOS.iter().enumerate() {
                 let args: Vec<u32> = (0..n)
                     .map(|k| {
-                        if n % 2 == 1 && k == 0 {
+                        if !n.is_multiple_of(2) && k == 0 {
                             2
                         } else {
                             arg(k - n % 2, n - n % 2)
