@@ -227,10 +227,6 @@ impl Capability for Fs {
         Ok(())
     }
 
-    fn detach(&self, state: &mut State) {
-        drop(state.remove::<Files>());
-    }
-
     fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
         linker.func_wrap(
             "pulp",

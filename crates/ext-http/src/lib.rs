@@ -341,10 +341,6 @@ impl Capability for Outbound {
         Ok(())
     }
 
-    fn detach(&self, state: &mut State) {
-        drop(state.remove::<Fetcher>());
-    }
-
     fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
         linker.func_wrap(
             "pulp",

@@ -120,7 +120,8 @@ impl Deadline {
     }
 }
 
-/// One instance's database connection and limits.
+/// One instance's database connection and limits. Dropped with the instance, which
+/// closes the connection and so rolls back a transaction the instance left open.
 struct Db {
     conn: Connection,
     path: PathBuf,
@@ -386,34 +387,44 @@ impl Capability for Sqlite {
         Ok(())
     }
 
-    fn detach(&self, state: &mut State) {
-        // Closing rolls back a transaction the instance left open.
-        drop(state.remove::<Db>());
-    }
-
     fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        linker.func_wrap(
-            "pulp",
+        link_sql(
+            linker,
             "sqlite_exec",
-            |mut c: Caller<'_, State>, q: i32, ql: i32, p: i32, pl: i32, out: i32, out_len: i32| {
-                pulp_ext::status(&mut c, |c| {
-                    let (sql, params) = inputs(c, q, ql, p, pl, "sqlite_exec query")?;
-                    let result = db(c)?.exec(&sql, params)?;
-                    mem::write_msgpack(c, &result, out, out_len)
-                })
-            },
+            "sqlite_exec query",
+            |db, sql, params| pulp_ext::msgpack::encode(&db.exec(sql, params)?),
         )?;
-        linker.func_wrap(
-            "pulp",
-            "sqlite_query",
-            |mut c: Caller<'_, State>, q: i32, ql: i32, p: i32, pl: i32, out: i32, out_len: i32| {
-                pulp_ext::status(&mut c, |c| {
-                    let (sql, params) = inputs(c, q, ql, p, pl, "sqlite_query query")?;
-                    let rows = db(c)?.query(&sql, params)?;
-                    mem::write_result(c, &rows, out, out_len)
-                })
-            },
-        )?;
-        Ok(())
+        link_sql(linker, "sqlite_query", "sqlite_query query", Db::query)
     }
+}
+
+/// What an SQL import does with its statement and parameters: msgpack result bytes.
+type Run = fn(&mut Db, &str, Vec<Value>) -> Result<Vec<u8>, pulp_ext::Error>;
+
+/// Links one `(q, q_len, p, p_len, res_out, res_len_out)` import that runs `run`
+/// on the instance's connection and hands its msgpack result back.
+fn link_sql(
+    linker: &mut Linker<State>,
+    name: &'static str,
+    what: &'static str,
+    run: Run,
+) -> pulp_ext::wasmtime::Result<()> {
+    linker.func_wrap(
+        "pulp",
+        name,
+        move |mut c: Caller<'_, State>,
+              q: i32,
+              ql: i32,
+              p: i32,
+              pl: i32,
+              out: i32,
+              out_len: i32| {
+            pulp_ext::status(&mut c, |c| {
+                let (sql, params) = inputs(c, q, ql, p, pl, what)?;
+                let result = run(db(c)?, &sql, params)?;
+                mem::write_result(c, &result, out, out_len)
+            })
+        },
+    )?;
+    Ok(())
 }

@@ -122,7 +122,9 @@ pub trait Capability: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Releases what [`Capability::attach`] made; also called after a trap.
+    /// Releases what [`Capability::attach`] made; also called after a trap. Values
+    /// kept in `state` are dropped with the instance anyway, so implement this only
+    /// for work beyond dropping them (flushing, removing containers).
     fn detach(&self, _state: &mut State) {}
 }
 
