@@ -41,6 +41,7 @@ fn host(dir: &std::path::Path, cache: bool) -> Host {
         storage_root: dir.join("data"),
         cache_dir: cache.then(|| dir.join("cache")),
         fuel: false,
+        settings: Default::default(),
     })
     .unwrap()
 }

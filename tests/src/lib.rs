@@ -59,6 +59,7 @@ impl Fixture {
             storage_root: dir.path().join("data"),
             cache_dir: Some(dir.path().join("cache")),
             fuel: false,
+            settings: [("http".to_string(), toml::toml! { listen = "127.0.0.1:0" })].into(),
         })
         .unwrap();
         Fixture {

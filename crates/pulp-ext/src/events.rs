@@ -194,6 +194,11 @@ impl Events {
         self.0.ready.notify_all();
     }
 
+    /// True when `other` is a clone of these same queues (the same plugin).
+    pub fn same_as(&self, other: &Events) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// True once [`Events::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.lock().closed

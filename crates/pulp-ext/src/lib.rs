@@ -4,6 +4,7 @@
 //!   link / attach / detach phases; registered with [`register!`].
 //! - [`Plugin`]: a capability's view of a plugin (name, settings, storage folder, events).
 //! - [`State`]: the store data of every plugin instance.
+//! - [`Shared`]: host-wide settings and services (the HTTP listener).
 //! - [`Status`] and [`Error`]: the one status table of ABI §4.
 //! - [`mem`] and [`msgpack`]: the only way capabilities touch guest memory and msgpack.
 //!
@@ -16,12 +17,14 @@ mod events;
 pub mod mem;
 pub mod msgpack;
 mod plugin;
+mod shared;
 mod state;
 mod status;
 
 pub use capability::{registered, status, Binding, Capability, Import, Registration, Ty};
 pub use events::{Event, Events, Next, QueueFull};
 pub use plugin::{create_private_dir, Plugin};
+pub use shared::Shared;
 pub use state::State;
 pub use status::{Error, Status};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::Events;
+use crate::{Events, Shared};
 
 /// What a capability may see of a plugin: its name, its `[capability."x"]` settings,
 /// its storage folder and its event queues. Cheap to clone.
@@ -18,6 +18,7 @@ struct Inner {
     storage_dir: PathBuf,
     settings: BTreeMap<String, toml::Table>,
     events: Events,
+    shared: Shared,
 }
 
 impl Plugin {
@@ -28,11 +29,23 @@ impl Plugin {
         settings: BTreeMap<String, toml::Table>,
         events: Events,
     ) -> Plugin {
+        Plugin::with_shared(name, storage_dir, settings, events, Shared::default())
+    }
+
+    /// A plugin view that sees its host's [`Shared`] settings and services.
+    pub fn with_shared(
+        name: impl Into<String>,
+        storage_dir: impl Into<PathBuf>,
+        settings: BTreeMap<String, toml::Table>,
+        events: Events,
+        shared: Shared,
+    ) -> Plugin {
         Plugin(Arc::new(Inner {
             name: name.into(),
             storage_dir: storage_dir.into(),
             settings,
             events,
+            shared,
         }))
     }
 
@@ -89,6 +102,11 @@ impl Plugin {
     /// The plugin's event queues: post here to have an event delivered by `pulp_step`.
     pub fn events(&self) -> &Events {
         &self.0.events
+    }
+
+    /// The host-wide settings and services of the host this plugin runs on.
+    pub fn shared(&self) -> &Shared {
+        &self.0.shared
     }
 }
 

@@ -1,5 +1,6 @@
 //! The host: one wasmtime `Engine`, its epoch ticker, and the settings plugins share.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pulp_ext::wasmtime::{Config, Engine};
+use pulp_ext::Shared;
 
 /// How often the engine's epoch advances: the granularity of call deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -20,6 +22,9 @@ pub struct HostConfig {
     pub cache_dir: Option<PathBuf>,
     /// Meter fuel, so that `[limits] fuel` can be enforced (costs some speed).
     pub fuel: bool,
+    /// Host-level settings sections for capabilities' shared services, e.g.
+    /// `"http"` → `{listen = "127.0.0.1:8080"}` for the HTTP listener.
+    pub settings: BTreeMap<String, toml::Table>,
 }
 
 impl Default for HostConfig {
@@ -28,6 +33,7 @@ impl Default for HostConfig {
             storage_root: PathBuf::from("data"),
             cache_dir: HostConfig::default_cache_dir(),
             fuel: false,
+            settings: BTreeMap::new(),
         }
     }
 }
@@ -47,6 +53,7 @@ pub struct Host(Arc<Inner>);
 struct Inner {
     engine: Engine,
     config: HostConfig,
+    shared: Shared,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -73,6 +80,7 @@ impl Host {
         };
         Ok(Host(Arc::new(Inner {
             engine,
+            shared: Shared::new(config.settings.clone()),
             config,
             stop,
             ticker: Some(ticker),
@@ -87,6 +95,11 @@ impl Host {
     /// The host's settings.
     pub fn config(&self) -> &HostConfig {
         &self.0.config
+    }
+
+    /// The settings and services (the HTTP listener) its plugins' capabilities share.
+    pub fn shared(&self) -> &Shared {
+        &self.0.shared
     }
 }
 

@@ -62,6 +62,16 @@ enum Command {
         /// down before its call is interrupted, in ms.
         #[arg(long, default_value_t = 5000)]
         stop_grace_ms: u64,
+        /// Address of the shared HTTP/WebSocket/SSE listener, bound when a plugin
+        /// declares an inbound transport.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "PULP_LISTEN")]
+        listen: String,
+        /// PEM certificate chain: serve HTTPS (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Report every problem of a plugin without running it; non-zero exit on any.
     Check {
@@ -106,7 +116,7 @@ fn init_logging(format: LogFormat) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let registry = Registry::new()?;
-    let host_config = |fuel| HostConfig {
+    let host_config = |fuel, settings| HostConfig {
         storage_root: cli.storage_root.clone(),
         cache_dir: if cli.no_cache {
             None
@@ -114,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.cache_dir.clone().or_else(HostConfig::default_cache_dir)
         },
         fuel,
+        settings,
     };
     match cli.command {
         Command::Caps => {
@@ -133,7 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { manifests } => {
-            let host = Host::new(host_config(false))?;
+            let host = Host::new(host_config(false, Default::default()))?;
             let mut failed = false;
             for path in manifests {
                 let problems = check(&host, &path, &registry);
@@ -158,6 +169,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tick_ms,
             max_tick_ms,
             stop_grace_ms,
+            listen,
+            tls_cert,
+            tls_key,
         } => {
             // Before anything else, so a signal during start-up is not the default kill.
             let stop = stop_flag()?;
@@ -176,7 +190,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             let fuel = manifests.iter().any(|m| m.limits.fuel.is_some());
-            let host = Host::new(host_config(fuel))?;
+            let mut http = toml::Table::new();
+            http.insert("listen".into(), listen.into());
+            for (key, path) in [("tls_cert", tls_cert), ("tls_key", tls_key)] {
+                if let Some(p) = path {
+                    http.insert(key.into(), p.display().to_string().into());
+                }
+            }
+            let settings = [("http".to_string(), http)].into();
+            let host = Host::new(host_config(fuel, settings))?;
             let mut plugins = Vec::new();
             for m in &manifests {
                 let mut p = Plugin::load(&host, m, Some(&registry))?;

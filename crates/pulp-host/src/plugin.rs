@@ -253,11 +253,12 @@ impl Plugin {
                 path: manifest.wasm.clone(),
                 message: format!("{e:#}"),
             })?;
-        let view = pulp_ext::Plugin::new(
+        let view = pulp_ext::Plugin::with_shared(
             name.clone(),
             host.config().storage_root.join(&name),
             manifest.settings.clone(),
             Events::new(manifest.limits.queue as usize),
+            host.shared().clone(),
         );
         let rejected = |problems| LoadError::Rejected {
             plugin: name.clone(),
@@ -587,10 +588,10 @@ impl Plugin {
         }
     }
 
-    /// Releases the instance and what its capabilities made (also done on drop).
-    pub fn close(mut self) {
-        self.close_instance();
-    }
+    /// Closes the plugin's event queues, then releases the instance and what its
+    /// capabilities made (also done on drop). Capabilities see the closed queues in
+    /// `detach` and release plugin-wide things too (routes, connections).
+    pub fn close(self) {}
 
     /// The engine the plugin runs on.
     pub fn engine(&self) -> &Engine {
@@ -600,6 +601,7 @@ impl Plugin {
 
 impl Drop for Plugin {
     fn drop(&mut self) {
+        self.view.events().close();
         self.close_instance();
     }
 }

@@ -1,0 +1,319 @@
+//! The inbound capabilities (`transport.http.inbound`, `transport.ws.inbound`,
+//! `transport.sse`): one type, three registrations, one per-instance state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+use pulp_ext::wasmtime::{Caller, Linker};
+use pulp_ext::{mem, Binding, Capability, Error, Events, Import, Plugin, State, Status};
+use serde::Deserialize;
+
+use crate::router::{self, Kind, Pattern};
+use crate::server::{full, Hub, Listener};
+use crate::{sse, ws};
+
+struct Inbound(Kind);
+
+pulp_ext::register!(Inbound(Kind::Http));
+pulp_ext::register!(Inbound(Kind::Ws));
+pulp_ext::register!(Inbound(Kind::Sse));
+
+const HTTP: &str = "transport.http.inbound";
+const WS: &str = "transport.ws.inbound";
+const SSE: &str = "transport.sse";
+
+/// `[capability."transport.http.inbound"]`
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HttpToml {
+    request_timeout_ms: Option<u64>,
+    max_body_bytes: Option<u64>,
+}
+
+/// `[capability."transport.ws.inbound"]`
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WsToml {
+    allowed_origins: Option<Vec<String>>,
+    send_timeout_ms: Option<u64>,
+    max_frame_bytes: Option<u64>,
+}
+
+/// A plugin's checked HTTP settings.
+pub(crate) struct HttpSettings {
+    /// From arrival to the 504.
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_body_bytes: usize,
+}
+
+/// A plugin's checked WebSocket settings.
+pub(crate) struct WsSettings {
+    /// Origins a browser may connect from, besides the listener's own; `*` for any.
+    pub(crate) allowed_origins: Vec<String>,
+    /// A frame that cannot be written within this closes the connection.
+    pub(crate) send_timeout: Duration,
+    pub(crate) max_frame_bytes: usize,
+}
+
+/// The plugin behind a route, request or connection.
+pub(crate) struct Owner {
+    pub(crate) name: String,
+    pub(crate) events: Events,
+    pub(crate) http: HttpSettings,
+    pub(crate) ws: WsSettings,
+}
+
+impl router::Owner for Owner {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn same(&self, other: &Self) -> bool {
+        self.events.same_as(&other.events)
+    }
+    fn alive(&self) -> bool {
+        !self.events.is_closed()
+    }
+}
+
+fn range(problems: &mut Vec<String>, key: &str, v: Option<u64>, default: u64, max: u64) -> u64 {
+    let v = v.unwrap_or(default);
+    if !(1..=max).contains(&v) {
+        problems.push(format!("{key} = {v} is outside 1..={max}"));
+    }
+    v
+}
+
+fn owner(plugin: &Plugin) -> Result<Owner, Vec<String>> {
+    let h: HttpToml = plugin.settings_as(HTTP).map_err(|e| vec![e])?;
+    let w: WsToml = plugin.settings_as(WS).map_err(|e| vec![e])?;
+    let mut p = Vec::new();
+    let request_timeout = range(&mut p, "request_timeout_ms", h.request_timeout_ms, 30_000, 3_600_000);
+    let max_body = range(&mut p, "max_body_bytes", h.max_body_bytes, 1 << 20, 256 << 20);
+    let send_timeout = range(&mut p, "send_timeout_ms", w.send_timeout_ms, 5_000, 600_000);
+    let max_frame = range(&mut p, "max_frame_bytes", w.max_frame_bytes, 1 << 20, 64 << 20);
+    let origins = w.allowed_origins.unwrap_or_default();
+    for o in &origins {
+        if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+            p.push(format!(
+                "allowed_origins entry {o:?} must be \"*\" or an origin like \"https://example.com\""
+            ));
+        }
+    }
+    if !p.is_empty() {
+        return Err(p);
+    }
+    Ok(Owner {
+        name: plugin.name().to_string(),
+        events: plugin.events().clone(),
+        http: HttpSettings {
+            request_timeout: Duration::from_millis(request_timeout),
+            max_body_bytes: max_body as usize,
+        },
+        ws: WsSettings {
+            allowed_origins: origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+            send_timeout: Duration::from_millis(send_timeout),
+            max_frame_bytes: max_frame as usize,
+        },
+    })
+}
+
+/// One instance's view of the listener.
+pub(crate) struct Instance {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) owner: Arc<Owner>,
+}
+
+/// The calling instance's listener state.
+pub(crate) fn instance<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a Instance, Error> {
+    c.data_mut()
+        .get_mut::<Instance>()
+        .map(|i| &*i)
+        .ok_or_else(|| Status::Failed.err("the inbound HTTP capability is not attached"))
+}
+
+impl Instance {
+    /// Adds a route owned by this plugin; a bad path is 4, a conflict 4 naming both plugins.
+    pub(crate) fn register(&self, kind: Kind, method: &str, path: &str) -> Result<(), Error> {
+        let pattern = Pattern::parse(path).map_err(|e| Status::Invalid.err(e))?;
+        if kind == Kind::Sse && !pattern.is_static() {
+            return Err(Status::Invalid.err(format!(
+                "SSE path {path:?} must be a plain path, without :parameters or *rest"
+            )));
+        }
+        self.hub
+            .router
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(kind, method, pattern, self.owner.clone())
+            .map_err(|e| Status::Invalid.err(e))?;
+        tracing::debug!(plugin = self.owner.name, method, path, "route registered");
+        Ok(())
+    }
+}
+
+impl Capability for Inbound {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            Kind::Http => HTTP,
+            Kind::Ws => WS,
+            Kind::Sse => SSE,
+        }
+    }
+
+    fn binding(&self) -> Binding {
+        Binding::Gated
+    }
+
+    fn imports(&self) -> &'static [Import] {
+        const HTTP_IMPORTS: &[Import] = &[
+            Import::status("http_register", 2),
+            Import::status("http_respond", 2),
+        ];
+        const WS_IMPORTS: &[Import] = &[
+            Import::status("ws_register", 2),
+            Import::status("ws_send", 2),
+            Import::status("ws_close", 2),
+        ];
+        const SSE_IMPORTS: &[Import] = &[
+            Import::status("sse_register", 2),
+            Import::status("sse_emit", 2),
+        ];
+        match self.0 {
+            Kind::Http => HTTP_IMPORTS,
+            Kind::Ws => WS_IMPORTS,
+            Kind::Sse => SSE_IMPORTS,
+        }
+    }
+
+    fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
+        if self.0 == Kind::Sse && plugin.settings(SSE).is_some() {
+            return Err(vec![format!("capability \"{SSE}\" takes no settings")]);
+        }
+        owner(plugin).map(|_| ())
+    }
+
+    /// Starts the host's listener if it is not running yet: a bind failure fails the load.
+    fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
+        if state.get_mut::<Instance>().is_some() {
+            return Ok(()); // another inbound capability of this plugin attached it
+        }
+        let shared = plugin.shared();
+        let listener = shared.service(|| Listener::start(shared))?;
+        let owner = owner(plugin).map_err(|p| p.join("; "))?;
+        state.insert(Instance {
+            hub: listener.hub.clone(),
+            owner: Arc::new(owner),
+        });
+        Ok(())
+    }
+
+    /// An instance going away closes the plugin's WebSocket connections (its state
+    /// is gone); a plugin closing also drops its routes, streams and waiting requests.
+    fn detach(&self, state: &mut State) {
+        let Some(i) = state.remove::<Instance>() else {
+            return;
+        };
+        let closing = i.owner.events.is_closed();
+        ws::close_all(&i.hub, &i.owner.events, if closing { 1001 } else { 1012 });
+        if closing {
+            i.hub
+                .router
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove_owner(&i.owner);
+            sse::forget(&i.hub, &i.owner.events);
+            i.hub.forget_requests(&i.owner.events);
+        }
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
+        match self.0 {
+            Kind::Http => link_http(linker),
+            Kind::Ws => ws::link(linker),
+            Kind::Sse => sse::link(linker),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RegisterRequest {
+    method: String,
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct RespondRequest {
+    id: u64,
+    #[serde(default)]
+    status: i64,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<serde_bytes::ByteBuf>,
+}
+
+/// Headers a plugin may not set: hyper frames the body itself.
+const HOP_BY_HOP: &[&str] = &["content-length", "transfer-encoding", "connection", "upgrade"];
+
+fn response(req: RespondRequest) -> Result<Response<crate::server::Body>, Error> {
+    // 0 is 200; anything outside 200–599 is 500 (a 1xx cannot end a request).
+    let status = match req.status {
+        0 => 200,
+        s @ 200..=599 => s as u16,
+        _ => 500,
+    };
+    let mut r = Response::new(full(req.body.map(|b| b.into_vec()).unwrap_or_default()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in &req.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| Status::Invalid.err(format!("response header name {k:?} is not valid")))?;
+        if HOP_BY_HOP.contains(&name.as_str()) {
+            continue;
+        }
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| Status::Invalid.err(format!("response header {k}: value {v:?} is not valid")))?;
+        r.headers_mut().append(name, value);
+    }
+    Ok(r)
+}
+
+fn link_http(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
+    linker.func_wrap(
+        "pulp",
+        "http_register",
+        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
+            pulp_ext::status(&mut c, |c| {
+                let req: RegisterRequest = mem::decode(c, ptr, len, "http_register request")?;
+                let method = req.method.trim().to_ascii_uppercase();
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    return Err(Status::Invalid.err(format!(
+                        "http_register: method {:?} is not an HTTP method",
+                        req.method
+                    )));
+                }
+                instance(c)?.register(Kind::Http, &method, &req.path)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "pulp",
+        "http_respond",
+        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
+            pulp_ext::status(&mut c, |c| {
+                let req: RespondRequest = mem::decode(c, ptr, len, "http_respond request")?;
+                let id = req.id;
+                let r = response(req)?;
+                let i = instance(c)?;
+                i.hub
+                    .answer(&i.owner.events, id, r)
+                    .map_err(|e| Status::Invalid.err(format!("http_respond: {e}")))
+            })
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,439 @@
+//! The one listener a host's inbound capabilities share: settings, accept loop,
+//! TLS, and the dispatch of each request to its route (HTTP, WebSocket or SSE).
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use pulp_ext::{Event, Events, Shared};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch, Semaphore};
+
+use crate::inbound::Owner;
+use crate::router::{Found, Kind, Router};
+use crate::{canonical, sse, ws};
+
+/// The host-level settings section `"http"` of the shared listener (given by the
+/// embedder in `HostConfig::settings`, or by `pulp run`'s flags).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to bind (`--listen`). Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Time a client has to send a request's headers (and finish TLS), in ms. Default 10 000.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's body, in ms. Default 10 000 (408 after it).
+    pub body_timeout_ms: u64,
+    /// Interval of the SSE keep-alive comment, in ms. Default 15 000.
+    pub sse_keepalive_ms: u64,
+    /// Open connections at most; more wait to be accepted. Default 4096.
+    pub max_connections: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:8080".into(),
+            tls_cert: None,
+            tls_key: None,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            sse_keepalive_ms: 15_000,
+            max_connections: 4096,
+        }
+    }
+}
+
+/// The address the host's shared listener is bound to, once a plugin started it.
+pub fn listening(shared: &Shared) -> Option<SocketAddr> {
+    shared.get::<Listener>().map(|l| l.addr)
+}
+
+/// The response body every route produces.
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+pub(crate) fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into()).boxed_unsync()
+}
+
+/// A plain-text answer from the host itself (404, 503 ...).
+pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
+    let mut r = Response::new(full(msg.into() + "\n"));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// What the listener knows: routes, requests waiting for an answer, open WebSocket
+/// connections and SSE streams. Shared by the accept loop and the host functions.
+pub(crate) struct Hub {
+    pub(crate) settings: ServerSettings,
+    pub(crate) router: RwLock<Router<Owner>>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_id: AtomicU64,
+    pub(crate) conns: Mutex<HashMap<u64, ws::Conn>>,
+    pub(crate) next_conn: AtomicU64,
+    pub(crate) streams: Mutex<HashMap<String, sse::Stream>>,
+    pub(crate) shutdown: watch::Receiver<()>,
+}
+
+/// A request delivered to a plugin and not answered yet.
+struct Pending {
+    owner: Events,
+    reply: oneshot::Sender<Response<Body>>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hub {
+    /// Hands a plugin's answer to the waiting request. `Err` when `id` is unknown,
+    /// answered, expired, or another plugin's.
+    pub(crate) fn answer(
+        &self,
+        owner: &Events,
+        id: u64,
+        response: Response<Body>,
+    ) -> Result<(), String> {
+        let mut pending = lock(&self.pending);
+        match pending.get(&id) {
+            Some(p) if p.owner.same_as(owner) => {
+                let p = pending.remove(&id).expect("just found");
+                drop(pending);
+                p.reply
+                    .send(response)
+                    .map_err(|_| format!("request {id}: the client went away"))
+            }
+            _ => Err(format!(
+                "request {id} is unknown, already answered or past its deadline"
+            )),
+        }
+    }
+
+    /// Drops the requests `owner` has not answered: each gets a 503 at once.
+    pub(crate) fn forget_requests(&self, owner: &Events) {
+        lock(&self.pending).retain(|_, p| !p.owner.same_as(owner));
+    }
+}
+
+/// Removes a request from the pending table when its handler ends (answered, at the
+/// deadline, or because the client went away).
+struct PendingGuard<'a>(&'a Hub, u64);
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.pending).remove(&self.1);
+    }
+}
+
+/// The shared listener: a service in the host's [`Shared`]. Dropping it (with the
+/// host) stops accepting and closes open connections.
+pub(crate) struct Listener {
+    pub(crate) addr: SocketAddr,
+    pub(crate) hub: Arc<Hub>,
+    _stop: watch::Sender<()>,
+}
+
+impl Listener {
+    /// Binds the listener described by the host's `"http"` settings section.
+    pub(crate) fn start(shared: &Shared) -> Result<Listener, String> {
+        let settings: ServerSettings = match shared.settings("http") {
+            None => ServerSettings::default(),
+            Some(t) => t
+                .clone()
+                .try_into()
+                .map_err(|e| format!("host settings [http]: {}", e.to_string().trim()))?,
+        };
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+            (None, None) => None,
+            _ => return Err("host settings [http]: tls_cert and tls_key go together".into()),
+        };
+        let std_listener = std::net::TcpListener::bind(&settings.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let addr = std_listener
+            .local_addr()
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let rt = pulp_ext::runtime();
+        let listener = {
+            let _enter = rt.enter();
+            tokio::net::TcpListener::from_std(std_listener)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?
+        };
+        let (stop, shutdown) = watch::channel(());
+        let hub = Arc::new(Hub {
+            settings,
+            router: RwLock::new(Router::default()),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            streams: Mutex::new(HashMap::new()),
+            shutdown,
+        });
+        rt.spawn(accept_loop(listener, hub.clone(), tls));
+        let scheme = if hub.settings.tls_cert.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, "listening on {scheme}://{addr}");
+        Ok(Listener {
+            addr,
+            hub,
+            _stop: stop,
+        })
+    }
+}
+
+fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("TLS certificate {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("TLS certificate {}: no certificate in it", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("TLS key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| format!("TLS certificate {}: {e}", cert.display()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    hub: Arc<Hub>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let slots = Arc::new(Semaphore::new(hub.settings.max_connections.max(1)));
+    let mut shutdown = hub.shutdown.clone();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("never closed"),
+            _ = shutdown.changed() => return,
+        };
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, do not spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let (hub, tls) = (hub.clone(), tls.clone());
+        tokio::spawn(async move {
+            let header_timeout = Duration::from_millis(hub.settings.header_timeout_ms);
+            match tls {
+                None => serve(hub, stream).await,
+                Some(tls) => {
+                    if let Ok(Ok(s)) = tokio::time::timeout(header_timeout, tls.accept(stream)).await {
+                        serve(hub, s).await;
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve<S>(hub: Arc<Hub>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut shutdown = hub.shutdown.clone();
+    let svc = {
+        let hub = hub.clone();
+        hyper::service::service_fn(move |req| {
+            let hub = hub.clone();
+            async move { Ok::<_, Infallible>(dispatch(hub, req).await) }
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(hub.settings.header_timeout_ms))
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    tokio::select! {
+        _ = conn => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// First value of each header, names canonical.
+pub(crate) fn header_map(h: &HeaderMap) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in h {
+        out.entry(canonical(k.as_str()))
+            .or_insert_with(|| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    out
+}
+
+/// First value of each query key.
+pub(crate) fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    out
+}
+
+async fn dispatch(hub: Arc<Hub>, req: Request<Incoming>) -> Response<Body> {
+    let upgrade = ws::is_upgrade(&req);
+    let found = {
+        let router = hub.router.read().unwrap_or_else(|p| p.into_inner());
+        match router.find(req.method().as_str(), req.uri().path(), upgrade) {
+            Found::Route(r, params) => Ok((r.kind, r.owner.clone(), params)),
+            Found::MethodNotAllowed(methods) => Err(Some(methods)),
+            Found::NotFound => Err(None),
+        }
+    };
+    match found {
+        Ok((Kind::Http, owner, params)) => request(&hub, &owner, req, params).await,
+        Ok((Kind::Ws, owner, _)) => ws::upgrade(&hub, owner, req),
+        Ok((Kind::Sse, owner, _)) => sse::subscribe(&hub, &owner, req),
+        Err(Some(methods)) => {
+            let mut r = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} is not allowed on {}", req.method(), req.uri().path()),
+            );
+            if let Ok(v) = HeaderValue::from_str(&methods.join(", ")) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            r
+        }
+        Err(None) => text(
+            StatusCode::NOT_FOUND,
+            format!("no route for {} {}", req.method(), req.uri().path()),
+        ),
+    }
+}
+
+/// `http.request` payload (ABI §3).
+#[derive(Serialize)]
+struct RequestEvent<'a> {
+    id: u64,
+    method: &'a str,
+    path: &'a str,
+    params: &'a BTreeMap<String, String>,
+    query: BTreeMap<String, String>,
+    headers: BTreeMap<String, String>,
+    #[serde(with = "serde_bytes")]
+    body: &'a [u8],
+}
+
+/// A plain request: read the body within its limits, post the event, wait for the
+/// plugin's answer until the deadline.
+async fn request(
+    hub: &Hub,
+    owner: &Owner,
+    req: Request<Incoming>,
+    params: BTreeMap<String, String>,
+) -> Response<Body> {
+    let arrived = Instant::now();
+    let limit = owner.http.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit);
+    }
+    let (parts, body) = req.into_parts();
+    let body_timeout = Duration::from_millis(hub.settings.body_timeout_ms);
+    let body = match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
+        Err(_) => {
+            return text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {} ms", body_timeout.as_millis()),
+            )
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
+        Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+        Ok(Ok(b)) => b.to_bytes(),
+    };
+    let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
+    let path = crate::router::decode(parts.uri.path());
+    let payload = RequestEvent {
+        id,
+        method: parts.method.as_str(),
+        path: &path,
+        params: &params,
+        query: query_map(parts.uri.query()),
+        headers: header_map(&parts.headers),
+        body: &body,
+    };
+    let event = match Event::new("http.request", &payload) {
+        Ok(e) => e,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let (tx, rx) = oneshot::channel();
+    lock(&hub.pending).insert(
+        id,
+        Pending {
+            owner: owner.events.clone(),
+            reply: tx,
+        },
+    );
+    let _guard = PendingGuard(hub, id);
+    if let Err(full) = owner.events.post("http", event) {
+        let mut r = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("plugin \"{}\" is busy: {full}", owner.name),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    let deadline = arrived + owner.http.request_timeout;
+    match tokio::time::timeout_at(deadline.into(), rx).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("plugin \"{}\" stopped before answering", owner.name),
+        ),
+        Err(_) => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "plugin \"{}\" did not answer within {} ms",
+                owner.name,
+                owner.http.request_timeout.as_millis()
+            ),
+        ),
+    }
+}
+
+fn too_large(limit: usize) -> Response<Body> {
+    text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is over the {limit}-byte limit"),
+    )
+}

@@ -1,0 +1,169 @@
+//! Server-sent event routes: subscribers of a path, `sse_register` and `sse_emit`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use pulp_ext::wasmtime::{Caller, Linker};
+use pulp_ext::{mem, Error, Events, State, Status};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::inbound::{instance, Owner};
+use crate::router::Kind;
+use crate::server::{lock, text, Body, Hub};
+
+/// Events a subscriber may have unread before it is dropped as too slow.
+const BACKLOG: usize = 256;
+
+/// A registered SSE path and its subscribers.
+pub(crate) struct Stream {
+    owner: Events,
+    subscribers: Vec<mpsc::Sender<Bytes>>,
+}
+
+/// A GET on a registered path: a new subscriber, served until it disconnects, is
+/// too slow, or the plugin stops.
+pub(crate) fn subscribe(hub: &Arc<Hub>, owner: &Owner, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let (tx, rx) = mpsc::channel::<Bytes>(BACKLOG);
+    {
+        let mut streams = lock(&hub.streams);
+        match streams.get_mut(&path) {
+            Some(s) if s.owner.same_as(&owner.events) => s.subscribers.push(tx),
+            _ => return text(StatusCode::NOT_FOUND, format!("no event stream at {path}")),
+        }
+    }
+    let keepalive = Duration::from_millis(hub.settings.sse_keepalive_ms.max(1));
+    let tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let stream = futures_util::stream::unfold(
+        (rx, tick, hub.shutdown.clone()),
+        |(mut rx, mut tick, mut shutdown)| async move {
+            let chunk = tokio::select! {
+                m = rx.recv() => m?,
+                _ = tick.tick() => Bytes::from_static(b": keep-alive\n\n"),
+                _ = shutdown.changed() => return None,
+            };
+            let frame = Ok::<_, std::convert::Infallible>(Frame::data(chunk));
+            Some((frame, (rx, tick, shutdown)))
+        },
+    );
+    let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// Drops a stopped plugin's streams (their subscribers' bodies end).
+pub(crate) fn forget(hub: &Hub, owner: &Events) {
+    lock(&hub.streams).retain(|_, s| !s.owner.same_as(owner));
+}
+
+/// The bytes of one event: CR/LF in `id` or `event` is refused, `data` lines are
+/// split on CR, LF and CRLF.
+fn format(id: Option<&str>, event: Option<&str>, data: &str) -> Result<Bytes, Error> {
+    let mut out = String::with_capacity(data.len() + 32);
+    for (field, value) in [("id", id), ("event", event)] {
+        if let Some(v) = value {
+            if v.contains(['\r', '\n', '\0']) {
+                return Err(Status::Invalid.err(format!(
+                    "sse_emit: {field} {v:?} contains CR, LF or NUL"
+                )));
+            }
+            out.push_str(field);
+            out.push_str(": ");
+            out.push_str(v);
+            out.push('\n');
+        }
+    }
+    let mut rest = data;
+    loop {
+        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+        out.push_str("data: ");
+        out.push_str(&rest[..end]);
+        out.push('\n');
+        if end == rest.len() {
+            break;
+        }
+        let skip = if rest[end..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[end + skip..];
+    }
+    out.push('\n');
+    Ok(Bytes::from(out))
+}
+
+#[derive(Deserialize)]
+struct EmitRequest {
+    path: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    event: Option<String>,
+    data: String,
+}
+
+pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
+    linker.func_wrap(
+        "pulp",
+        "sse_register",
+        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
+            pulp_ext::status(&mut c, |c| {
+                let path = mem::str(c, ptr, len, "sse_register path")?.to_string();
+                let i = instance(c)?;
+                i.register(Kind::Sse, "GET", &path)?;
+                lock(&i.hub.streams)
+                    .entry(path)
+                    .and_modify(|s| s.owner = i.owner.events.clone())
+                    .or_insert_with(|| Stream {
+                        owner: i.owner.events.clone(),
+                        subscribers: Vec::new(),
+                    });
+                Ok(())
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "pulp",
+        "sse_emit",
+        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
+            pulp_ext::status(&mut c, |c| {
+                let req: EmitRequest = mem::decode(c, ptr, len, "sse_emit request")?;
+                let bytes = format(req.id.as_deref(), req.event.as_deref(), &req.data)?;
+                let i = instance(c)?;
+                let mut streams = lock(&i.hub.streams);
+                let stream = streams
+                    .get_mut(&req.path)
+                    .filter(|s| s.owner.same_as(&i.owner.events))
+                    .ok_or_else(|| {
+                        Status::Invalid.err(format!(
+                            "sse_emit: {:?} is not an SSE path this plugin registered",
+                            req.path
+                        ))
+                    })?;
+                // A subscriber whose backlog is full is dropped: it never blocks the plugin.
+                stream.subscribers.retain(|s| s.try_send(bytes.clone()).is_ok());
+                Ok(())
+            })
+        },
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format;
+
+    #[test]
+    fn events_are_framed_and_sanitised() {
+        let b = format(Some("7"), Some("tick"), "a\r\nb\rc\nd").unwrap();
+        assert_eq!(&b[..], b"id: 7\nevent: tick\ndata: a\ndata: b\ndata: c\ndata: d\n\n");
+        assert_eq!(&format(None, None, "").unwrap()[..], b"data: \n\n");
+        assert!(format(Some("1\n"), None, "x").is_err());
+        assert!(format(None, Some("a\rb"), "x").is_err());
+    }
+}

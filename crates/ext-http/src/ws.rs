@@ -1,0 +1,374 @@
+//! WebSocket routes: the upgrade, one task per connection, and `ws_send` / `ws_close`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use pulp_ext::wasmtime::{Caller, Linker};
+use pulp_ext::{mem, Event, Events, State, Status};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::inbound::{instance, Owner};
+use crate::router::Kind;
+use crate::server::{header_map, lock, query_map, text, Body, Hub};
+
+/// Frames a plugin may queue for one connection before `ws_send` says 12.
+const QUEUE: usize = 256;
+
+/// An open connection, as the host functions see it.
+pub(crate) struct Conn {
+    owner: Events,
+    tx: mpsc::Sender<Message>,
+    kill: Arc<Notify>,
+}
+
+/// True for a WebSocket handshake request.
+pub(crate) fn is_upgrade(req: &Request<Incoming>) -> bool {
+    let has = |name, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// Browsers send `Origin`; it must be the listener's own (same host) or allowed.
+fn origin_allowed(owner: &Owner, req: &Request<Incoming>) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true; // not a browser: nothing to protect against
+    };
+    let origin = String::from_utf8_lossy(origin.as_bytes())
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    let list = &owner.ws.allowed_origins;
+    if list.iter().any(|o| o == "*" || *o == origin) {
+        return true;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).to_ascii_lowercase());
+    let same = |scheme: &str| host.as_ref().is_some_and(|h| origin == format!("{scheme}://{h}"));
+    same("http") || same("https")
+}
+
+/// Answers the handshake (101) and starts the connection's task once hyper hands
+/// over the socket.
+pub(crate) fn upgrade(hub: &Arc<Hub>, owner: Arc<Owner>, mut req: Request<Incoming>) -> Response<Body> {
+    if req.method() != hyper::Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "a WebSocket handshake is a GET");
+    }
+    if !origin_allowed(&owner, &req) {
+        return text(StatusCode::FORBIDDEN, "this origin may not open a WebSocket here");
+    }
+    let version_ok = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).filter(|_| version_ok) else {
+        return text(StatusCode::BAD_REQUEST, "not a WebSocket version 13 handshake");
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let open = Open {
+        conn_id: hub.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        path: crate::router::decode(req.uri().path()),
+        query: query_map(req.uri().query()),
+        headers: header_map(req.headers()),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let mut config = WebSocketConfig::default();
+            config.max_message_size = Some(owner.ws.max_frame_bytes);
+            config.max_frame_size = Some(owner.ws.max_frame_bytes);
+            let socket =
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                    .await;
+            run(hub, owner, open, socket).await;
+        }
+    });
+    let mut r = Response::new(crate::server::full(""));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+#[derive(Serialize)]
+struct Open {
+    conn_id: u64,
+    path: String,
+    query: std::collections::BTreeMap<String, String>,
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Frame<'a> {
+    conn_id: u64,
+    opcode: u8,
+    #[serde(with = "serde_bytes")]
+    payload: &'a [u8],
+}
+
+#[derive(Serialize)]
+struct Closed {
+    conn_id: u64,
+    code: u16,
+    reason: String,
+}
+
+fn event(kind: &str, payload: &impl Serialize) -> Option<Event> {
+    Event::new(kind, payload).ok()
+}
+
+/// One connection: frames from the client become `ws.frame` events, frames from the
+/// plugin are written with a deadline; `ws.open` first and `ws.close` last, always.
+async fn run<S>(hub: Arc<Hub>, owner: Arc<Owner>, open: Open, mut socket: WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let id = open.conn_id;
+    let (tx, mut rx) = mpsc::channel(QUEUE);
+    let kill = Arc::new(Notify::new());
+    lock(&hub.conns).insert(
+        id,
+        Conn {
+            owner: owner.events.clone(),
+            tx,
+            kill: kill.clone(),
+        },
+    );
+    if let Some(e) = event("ws.open", &open) {
+        owner.events.post_always("ws", e);
+    }
+    let mut shutdown = hub.shutdown.clone();
+    // 65535: the connection ended without a close frame (ABI §3).
+    let (mut code, mut reason) = (65535u16, String::new());
+    loop {
+        tokio::select! {
+            msg = socket.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    if !post_frame(&owner, id, 1, t.as_bytes()).await { code_going_away(&mut socket).await; break }
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    if !post_frame(&owner, id, 2, &b).await { code_going_away(&mut socket).await; break }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    (code, reason) = match frame {
+                        Some(f) => (u16::from(f.code), f.reason.to_string()),
+                        None => (1005, String::new()),
+                    };
+                    // tungstenite answers the close; drain until the socket ends.
+                    let _ = tokio::time::timeout(owner.ws.send_timeout, socket.close(None)).await;
+                    break;
+                }
+                Some(Ok(_)) => {} // ping, pong: answered by tungstenite
+                Some(Err(_)) | None => break,
+            },
+            out = rx.recv() => match out {
+                Some(m) => {
+                    let closing = matches!(m, Message::Close(_));
+                    match tokio::time::timeout(owner.ws.send_timeout, socket.send(m)).await {
+                        Ok(Ok(())) if !closing => {}
+                        Ok(Ok(())) => {
+                            // Wait (bounded) for the client's answering close frame.
+                            let until = Instant::now() + owner.ws.send_timeout;
+                            while let Ok(Some(Ok(m))) = tokio::time::timeout_at(until.into(), socket.next()).await {
+                                if let Message::Close(Some(f)) = m {
+                                    (code, reason) = (u16::from(f.code), f.reason.to_string());
+                                }
+                            }
+                            break;
+                        }
+                        _ => break, // a client that does not read within the deadline is dropped
+                    }
+                }
+                None => break,
+            },
+            _ = kill.notified() => break,
+            _ = shutdown.changed() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(CloseFrame {
+                    code: CloseCode::Away, reason: "the host is stopping".into(),
+                }))).await;
+                break;
+            }
+        }
+    }
+    lock(&hub.conns).remove(&id);
+    if let Some(e) = event("ws.close", &Closed { conn_id: id, code, reason }) {
+        owner.events.post_always("ws", e);
+    }
+}
+
+/// Posts a frame, waiting for room in the plugin's queue up to the send deadline
+/// (the socket is not read meanwhile: backpressure on the client). False when it
+/// never made it.
+async fn post_frame(owner: &Owner, conn_id: u64, opcode: u8, payload: &[u8]) -> bool {
+    let Some(e) = event("ws.frame", &Frame { conn_id, opcode, payload }) else {
+        return false;
+    };
+    let until = Instant::now() + owner.ws.send_timeout;
+    let mut wait = Duration::from_millis(1);
+    loop {
+        match owner.events.post("ws", e.clone()) {
+            Ok(()) => return true,
+            Err(_) if Instant::now() < until && !owner.events.is_closed() => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(50));
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn code_going_away<S>(socket: &mut WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::Again,
+        reason: "the plugin is not keeping up".into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
+}
+
+/// Closes every connection of a plugin with `code` (1012 on a restart, 1001 when it stops).
+pub(crate) fn close_all(hub: &Hub, owner: &Events, code: u16) {
+    let mine: Vec<Conn> = {
+        let mut conns = lock(&hub.conns);
+        let ids: Vec<u64> = conns
+            .iter()
+            .filter(|(_, c)| c.owner.same_as(owner))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter().filter_map(|id| conns.remove(id)).collect()
+    };
+    for c in mine {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "the plugin instance went away".into(),
+        };
+        if c.tx.try_send(Message::Close(Some(frame))).is_err() {
+            c.kill.notify_one();
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SendRequest {
+    conn_id: u64,
+    opcode: u8,
+    #[serde(default)]
+    payload: Option<serde_bytes::ByteBuf>,
+}
+
+#[derive(Deserialize)]
+struct CloseRequest {
+    conn_id: u64,
+    #[serde(default)]
+    code: u16,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Close codes an endpoint may send (RFC 6455 §7.4).
+fn sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
+    linker.func_wrap(
+        "pulp",
+        "ws_register",
+        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
+            pulp_ext::status(&mut c, |c| {
+                let path = mem::str(c, ptr, len, "ws_register path")?.to_string();
+                instance(c)?.register(Kind::Ws, "GET", &path)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "pulp",
+        "ws_send",
+        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
+            pulp_ext::status(&mut c, |c| {
+                let req: SendRequest = mem::decode(c, ptr, len, "ws_send request")?;
+                let payload = req.payload.map(|b| b.into_vec()).unwrap_or_default();
+                let msg = match req.opcode {
+                    1 => Message::text(String::from_utf8(payload).map_err(|_| {
+                        Status::BadEncoding.err("ws_send: a text frame (opcode 1) must be UTF-8")
+                    })?),
+                    2 => Message::binary(payload),
+                    op => {
+                        return Err(Status::Invalid.err(format!(
+                            "ws_send: opcode {op} is neither 1 (text) nor 2 (binary)"
+                        )))
+                    }
+                };
+                let i = instance(c)?;
+                let conns = lock(&i.hub.conns);
+                let conn = conns
+                    .get(&req.conn_id)
+                    .filter(|k| k.owner.same_as(&i.owner.events))
+                    .ok_or_else(|| unknown("ws_send", req.conn_id))?;
+                conn.tx.try_send(msg).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => Status::Timeout.err(format!(
+                        "ws_send: connection {} has {QUEUE} frames waiting; the client is not reading",
+                        req.conn_id
+                    )),
+                    mpsc::error::TrySendError::Closed(_) => unknown("ws_send", req.conn_id),
+                })
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "pulp",
+        "ws_close",
+        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
+            pulp_ext::status(&mut c, |c| {
+                let req: CloseRequest = mem::decode(c, ptr, len, "ws_close request")?;
+                let code = if req.code == 0 { 1000 } else { req.code };
+                if !sendable(code) {
+                    return Err(Status::Invalid.err(format!("ws_close: {code} is not a close code an endpoint may send")));
+                }
+                if req.reason.len() > 123 {
+                    return Err(Status::Invalid.err("ws_close: the reason is over 123 bytes"));
+                }
+                let i = instance(c)?;
+                let mut conns = lock(&i.hub.conns);
+                if !conns.get(&req.conn_id).is_some_and(|k| k.owner.same_as(&i.owner.events)) {
+                    return Err(unknown("ws_close", req.conn_id));
+                }
+                let conn = conns.remove(&req.conn_id).expect("just found");
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: req.reason.into(),
+                };
+                if conn.tx.try_send(Message::Close(Some(frame))).is_err() {
+                    conn.kill.notify_one();
+                }
+                Ok(())
+            })
+        },
+    )?;
+    Ok(())
+}
+
+fn unknown(what: &str, id: u64) -> pulp_ext::Error {
+    Status::Invalid.err(format!("{what}: connection {id} is unknown or closed"))
+}
