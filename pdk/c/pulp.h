@@ -15,10 +15,13 @@
  *
  * What is here:
  *   - the status codes (PULP_OK ... PULP_NOT_DECLARED) and every import of the
- *     `core`, `logging`, `entropy`, `storage.sqlite`, `storage.fs` and
- *     `transport.http.outbound` capabilities, most with typed wrappers (an import a plugin never calls is left out by the linker,
- *     so it needs no declaration);
+ *     `core`, `logging`, `entropy`, `storage.sqlite`, `storage.fs`,
+ *     `transport.http.outbound`, `transport.http.inbound`, `transport.ws.inbound`
+ *     and `transport.sse` capabilities, most with typed wrappers (an import a
+ *     plugin never calls is left out by the linker, so it needs no declaration);
  *   - pulp_envelope_parse: the 20-byte step header and its payload;
+ *     pulp_event_parse: the event's kind and payload; pulp_http_request_parse and
+ *     pulp_ws_frame_parse for the transport events;
  *   - a msgpack writer (pulp_mpw_*) into a growable buffer and a reader
  *     (pulp_mpr_*) over a byte range, for config, events, requests and results.
  *
@@ -87,6 +90,17 @@ PULP_IMPORT(fs_delete) int32_t pulp_import_fs_delete(const void *path, uint32_t 
 PULP_IMPORT(http_fetch)
 int32_t pulp_import_http_fetch(const void *req, uint32_t req_len, uint8_t **out, uint32_t *out_len);
 
+/* transport.http.inbound: {method, path}; {id, status, headers, body} */
+PULP_IMPORT(http_register) int32_t pulp_import_http_register(const void *req, uint32_t len);
+PULP_IMPORT(http_respond) int32_t pulp_import_http_respond(const void *resp, uint32_t len);
+/* transport.ws.inbound: a path; {conn_id, opcode, payload}; {conn_id, code, reason} */
+PULP_IMPORT(ws_register) int32_t pulp_import_ws_register(const void *path, uint32_t len);
+PULP_IMPORT(ws_send) int32_t pulp_import_ws_send(const void *req, uint32_t len);
+PULP_IMPORT(ws_close) int32_t pulp_import_ws_close(const void *req, uint32_t len);
+/* transport.sse: a path; {path, id?, event?, data} */
+PULP_IMPORT(sse_register) int32_t pulp_import_sse_register(const void *path, uint32_t len);
+PULP_IMPORT(sse_emit) int32_t pulp_import_sse_emit(const void *req, uint32_t len);
+
 /* ---- typed wrappers ------------------------------------------------------ */
 
 /* Logs a NUL-terminated message at `level`. */
@@ -115,6 +129,23 @@ int32_t pulp_fs_read(const char *path, uint8_t **data, uint32_t *len);
 int32_t pulp_fs_write(const char *path, const void *data, size_t len);
 /* storage.fs: deletes a file or an empty folder. */
 int32_t pulp_fs_delete(const char *path);
+
+/* transport.http.inbound: routes `method` `path` (`:name` one segment, a final
+   `*name` the rest) to this plugin; requests arrive as "http.request" events. */
+int32_t pulp_http_register(const char *method, const char *path);
+/* Answers request `id` (now or in a later step, before its deadline). `headers` is
+   NULL or a NULL-terminated list of name, value pairs; status 0 means 200. */
+int32_t pulp_http_respond(uint64_t id, uint16_t status, const char *const *headers, const void *body, size_t len);
+/* transport.ws.inbound: WebSocket upgrades on `path` become ws.open/frame/close events. */
+int32_t pulp_ws_register(const char *path);
+/* Queues a frame (opcode 1 text, 2 binary); PULP_TIMEOUT when the client is not reading. */
+int32_t pulp_ws_send(uint64_t conn_id, uint8_t opcode, const void *data, size_t len);
+/* Closes a connection with `code` (0 means 1000) and a reason (may be NULL). */
+int32_t pulp_ws_close(uint64_t conn_id, uint16_t code, const char *reason);
+/* transport.sse: GET `path` subscribes to the events this plugin emits there. */
+int32_t pulp_sse_register(const char *path);
+/* Sends an event to every subscriber of `path`; `id` and `event` may be NULL. */
+int32_t pulp_sse_emit(const char *path, const char *id, const char *event, const char *data);
 
 /* ---- the step envelope --------------------------------------------------- */
 
@@ -181,6 +212,38 @@ bool pulp_mpr_skip(pulp_mpr *r);
 bool pulp_mpr_find(pulp_mpr *r, const char *key);
 /* True when the string just read equals the NUL-terminated `s`. */
 bool pulp_mp_str_eq(const char *str, uint32_t n, const char *s);
+/* Looks up `key` in the map `map` reads (without moving `map`) and reads its string. */
+bool pulp_mp_map_str(pulp_mpr map, const char *key, const char **s, uint32_t *n);
+
+/* ---- events (docs/ABI.md §3) --------------------------------------------- */
+
+/* Splits a StepEvent into its kind and a reader positioned at its payload map. */
+bool pulp_event_parse(const pulp_envelope *e, const char **kind, uint32_t *kind_len, pulp_mpr *payload);
+/* True when the kind just parsed equals `s`. */
+#define pulp_event_is(kind, kind_len, s) pulp_mp_str_eq((kind), (kind_len), (s))
+
+typedef struct {
+    uint64_t id;
+    const char *method, *path;
+    uint32_t method_len, path_len;
+    const uint8_t *body;
+    uint32_t body_len;
+    pulp_mpr params, query, headers; /* maps: read them with pulp_mp_map_str */
+} pulp_http_request;
+
+/* Reads an "http.request" payload. */
+bool pulp_http_request_parse(pulp_mpr payload, pulp_http_request *req);
+
+typedef struct {
+    uint64_t conn_id;
+    uint8_t opcode; /* 1 text, 2 binary */
+    const uint8_t *payload;
+    uint32_t payload_len;
+    uint16_t code; /* ws.close only: 65535 when no close frame came */
+} pulp_ws_event;
+
+/* Reads a "ws.open", "ws.frame" or "ws.close" payload (the fields it has). */
+bool pulp_ws_event_parse(pulp_mpr payload, pulp_ws_event *ev);
 
 #ifdef __cplusplus
 }
@@ -584,6 +647,144 @@ bool pulp_mpr_find(pulp_mpr *r, const char *key) {
         if (!pulp_mpr_skip(r)) return false;
     }
     return false;
+}
+
+bool pulp_mp_map_str(pulp_mpr map, const char *key, const char **s, uint32_t *n) {
+    return pulp_mpr_find(&map, key) && pulp_mpr_str(&map, s, n);
+}
+
+bool pulp_event_parse(const pulp_envelope *e, const char **kind, uint32_t *kind_len, pulp_mpr *payload) {
+    pulp_mpr r;
+    if (!e->payload) return false;
+    pulp_mpr_init(&r, e->payload, e->payload_len);
+    if (!pulp_mpr_find(&r, "kind") || !pulp_mpr_str(&r, kind, kind_len)) return false;
+    pulp_mpr_init(payload, e->payload, e->payload_len);
+    return pulp_mpr_find(payload, "payload") && pulp_mpr_peek(payload) == PULP_MP_MAP;
+}
+
+bool pulp_http_request_parse(pulp_mpr p, pulp_http_request *q) {
+    uint32_t n, kn;
+    const char *k;
+    memset(q, 0, sizeof *q);
+    pulp_mpr_init(&q->params, "\x80", 1);
+    q->query = q->headers = q->params;
+    if (!pulp_mpr_map(&p, &n)) return false;
+    while (n--) {
+        if (!pulp_mpr_str(&p, &k, &kn)) return false;
+        bool ok = true;
+        if (pulp_mp_str_eq(k, kn, "id")) ok = pulp_mpr_uint(&p, &q->id);
+        else if (pulp_mp_str_eq(k, kn, "method")) ok = pulp_mpr_str(&p, &q->method, &q->method_len);
+        else if (pulp_mp_str_eq(k, kn, "path")) ok = pulp_mpr_str(&p, &q->path, &q->path_len);
+        else if (pulp_mp_str_eq(k, kn, "body")) ok = pulp_mpr_bin(&p, &q->body, &q->body_len);
+        else if (pulp_mp_str_eq(k, kn, "params")) { q->params = p; ok = pulp_mpr_skip(&p); }
+        else if (pulp_mp_str_eq(k, kn, "query")) { q->query = p; ok = pulp_mpr_skip(&p); }
+        else if (pulp_mp_str_eq(k, kn, "headers")) { q->headers = p; ok = pulp_mpr_skip(&p); }
+        else ok = pulp_mpr_skip(&p);
+        if (!ok) return false;
+    }
+    return q->id != 0;
+}
+
+bool pulp_ws_event_parse(pulp_mpr p, pulp_ws_event *ev) {
+    uint32_t n, kn;
+    const char *k;
+    uint64_t v;
+    memset(ev, 0, sizeof *ev);
+    if (!pulp_mpr_map(&p, &n)) return false;
+    while (n--) {
+        if (!pulp_mpr_str(&p, &k, &kn)) return false;
+        bool ok = true;
+        if (pulp_mp_str_eq(k, kn, "conn_id")) ok = pulp_mpr_uint(&p, &ev->conn_id);
+        else if (pulp_mp_str_eq(k, kn, "opcode")) { ok = pulp_mpr_uint(&p, &v); ev->opcode = (uint8_t)v; }
+        else if (pulp_mp_str_eq(k, kn, "code")) { ok = pulp_mpr_uint(&p, &v); ev->code = (uint16_t)v; }
+        else if (pulp_mp_str_eq(k, kn, "payload")) ok = pulp_mpr_bin(&p, &ev->payload, &ev->payload_len);
+        else ok = pulp_mpr_skip(&p);
+        if (!ok) return false;
+    }
+    return ev->conn_id != 0;
+}
+
+/* inbound transports */
+
+static int32_t pulp__send(int32_t (*imp)(const void *, uint32_t), pulp_mpw *w) {
+    int32_t st = w->failed ? PULP_ALLOC_FAILED : imp(w->buf, (uint32_t)w->len);
+    pulp_mpw_free(w);
+    return st;
+}
+
+int32_t pulp_http_register(const char *method, const char *path) {
+    pulp_mpw w;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 2);
+    pulp_mpw_str(&w, "method");
+    pulp_mpw_str(&w, method);
+    pulp_mpw_str(&w, "path");
+    pulp_mpw_str(&w, path);
+    return pulp__send(pulp_import_http_register, &w);
+}
+
+int32_t pulp_http_respond(uint64_t id, uint16_t status, const char *const *headers, const void *body, size_t len) {
+    pulp_mpw w;
+    uint32_t nh = 0;
+    while (headers && headers[2 * nh]) nh++;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 4);
+    pulp_mpw_str(&w, "id");
+    pulp_mpw_uint(&w, id);
+    pulp_mpw_str(&w, "status");
+    pulp_mpw_uint(&w, status);
+    pulp_mpw_str(&w, "headers");
+    pulp_mpw_map(&w, nh);
+    for (uint32_t i = 0; i < nh; i++) {
+        pulp_mpw_str(&w, headers[2 * i]);
+        pulp_mpw_str(&w, headers[2 * i + 1]);
+    }
+    pulp_mpw_str(&w, "body");
+    pulp_mpw_bin(&w, body, len);
+    return pulp__send(pulp_import_http_respond, &w);
+}
+
+int32_t pulp_ws_register(const char *path) { return pulp_import_ws_register(path, (uint32_t)strlen(path)); }
+
+int32_t pulp_ws_send(uint64_t conn_id, uint8_t opcode, const void *data, size_t len) {
+    pulp_mpw w;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 3);
+    pulp_mpw_str(&w, "conn_id");
+    pulp_mpw_uint(&w, conn_id);
+    pulp_mpw_str(&w, "opcode");
+    pulp_mpw_uint(&w, opcode);
+    pulp_mpw_str(&w, "payload");
+    pulp_mpw_bin(&w, data, len);
+    return pulp__send(pulp_import_ws_send, &w);
+}
+
+int32_t pulp_ws_close(uint64_t conn_id, uint16_t code, const char *reason) {
+    pulp_mpw w;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 3);
+    pulp_mpw_str(&w, "conn_id");
+    pulp_mpw_uint(&w, conn_id);
+    pulp_mpw_str(&w, "code");
+    pulp_mpw_uint(&w, code);
+    pulp_mpw_str(&w, "reason");
+    pulp_mpw_str(&w, reason ? reason : "");
+    return pulp__send(pulp_import_ws_close, &w);
+}
+
+int32_t pulp_sse_register(const char *path) { return pulp_import_sse_register(path, (uint32_t)strlen(path)); }
+
+int32_t pulp_sse_emit(const char *path, const char *id, const char *event, const char *data) {
+    pulp_mpw w;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 2 + (id != NULL) + (event != NULL));
+    pulp_mpw_str(&w, "path");
+    pulp_mpw_str(&w, path);
+    if (id) { pulp_mpw_str(&w, "id"); pulp_mpw_str(&w, id); }
+    if (event) { pulp_mpw_str(&w, "event"); pulp_mpw_str(&w, event); }
+    pulp_mpw_str(&w, "data");
+    pulp_mpw_str(&w, data);
+    return pulp__send(pulp_import_sse_emit, &w);
 }
 
 #endif /* PULP_IMPLEMENTATION */
