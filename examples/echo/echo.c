@@ -54,8 +54,8 @@ static void text_reply(uint64_t id, uint16_t status, const char *extra_name, con
 }
 
 static void on_request(const pulp_http_request *q, uint64_t call) {
-    const char *s, *x;
-    uint32_t n, xn;
+    const char *s = "", *x = "";
+    uint32_t n = 0, xn = 0;
     char buf[512];
     if (pulp_mp_str_eq(q->method, q->method_len, "POST") && pulp_mp_str_eq(q->path, q->path_len, "/echo")) {
         char type[128] = "application/octet-stream";
@@ -78,8 +78,8 @@ static void on_request(const pulp_http_request *q, uint64_t call) {
         }
         text_reply(q->id, 503, NULL, NULL, "too many", 8);
     } else { /* GET /echo/:msg */
-        if (!pulp_mp_map_str(q->params, "msg", &s, &n)) n = 0;
-        if (!pulp_mp_map_str(q->query, "suffix", &x, &xn)) xn = 0;
+        pulp_mp_map_str(q->params, "msg", &s, &n);
+        pulp_mp_map_str(q->query, "suffix", &x, &xn); /* "" when absent */
         int len = snprintf(buf, sizeof buf, "%.*s%.*s", (int)n, s, (int)xn, x);
         char echo[128] = "";
         if (pulp_mp_map_str(q->headers, "X-Echo", &s, &n) && n < sizeof echo)

@@ -212,7 +212,8 @@ bool pulp_mpr_skip(pulp_mpr *r);
 bool pulp_mpr_find(pulp_mpr *r, const char *key);
 /* True when the string just read equals the NUL-terminated `s`. */
 bool pulp_mp_str_eq(const char *str, uint32_t n, const char *s);
-/* Looks up `key` in the map `map` reads (without moving `map`) and reads its string. */
+/* Looks up `key` in the map `map` reads (without moving `map`) and reads its string;
+   when there is none, `*s` is "" and `*n` 0. */
 bool pulp_mp_map_str(pulp_mpr map, const char *key, const char **s, uint32_t *n);
 
 /* ---- events (docs/ABI.md §3) --------------------------------------------- */
@@ -650,7 +651,10 @@ bool pulp_mpr_find(pulp_mpr *r, const char *key) {
 }
 
 bool pulp_mp_map_str(pulp_mpr map, const char *key, const char **s, uint32_t *n) {
-    return pulp_mpr_find(&map, key) && pulp_mpr_str(&map, s, n);
+    if (pulp_mpr_find(&map, key) && pulp_mpr_str(&map, s, n)) return true;
+    *s = "";
+    *n = 0;
+    return false;
 }
 
 bool pulp_event_parse(const pulp_envelope *e, const char **kind, uint32_t *kind_len, pulp_mpr *payload) {

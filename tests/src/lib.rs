@@ -52,14 +52,19 @@ impl Default for Fixture {
 }
 
 impl Fixture {
-    /// A fresh host.
+    /// A fresh host whose HTTP listener (if a plugin starts it) takes a free port.
     pub fn new() -> Fixture {
+        Fixture::with_http(toml::toml! { listen = "127.0.0.1:0" })
+    }
+
+    /// A fresh host with these host-level `"http"` settings (listener address, TLS ...).
+    pub fn with_http(http: toml::Table) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let host = Host::new(HostConfig {
             storage_root: dir.path().join("data"),
             cache_dir: Some(dir.path().join("cache")),
             fuel: false,
-            settings: [("http".to_string(), toml::toml! { listen = "127.0.0.1:0" })].into(),
+            settings: [("http".to_string(), http)].into(),
         })
         .unwrap();
         Fixture {
@@ -203,19 +208,23 @@ pub fn pulp_bin() -> PathBuf {
 /// Builds `tests/guests/c/<file>` with clang for wasm32-wasi (once per test binary)
 /// and returns the module's path; `None` (after a loud skip) when clang is missing.
 pub fn c_guest(file: &str) -> Option<PathBuf> {
+    c_module(&format!("tests/guests/c/{file}"))
+}
+
+/// Builds the C source at `path` (relative to the workspace root) like [`c_guest`].
+pub fn c_module(path: &str) -> Option<PathBuf> {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     static LOCK: Mutex<()> = Mutex::new(());
     let _g = LOCK.lock().unwrap();
     let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
-    let out = dir.path().join(file).with_extension("wasm");
+    let out = dir
+        .path()
+        .join(path.replace('/', "_"))
+        .with_extension("wasm");
     if out.exists() {
         return Some(out);
     }
-    if toolchain::build(&mut toolchain::clang(
-        &root(),
-        &root().join("tests/guests/c").join(file),
-        &out,
-    )) {
+    if toolchain::build(&mut toolchain::clang(&root(), &root().join(path), &out)) {
         Some(out)
     } else {
         skip(

@@ -89,10 +89,28 @@ fn owner(plugin: &Plugin) -> Result<Owner, Vec<String>> {
     let h: HttpToml = plugin.settings_as(HTTP).map_err(|e| vec![e])?;
     let w: WsToml = plugin.settings_as(WS).map_err(|e| vec![e])?;
     let mut p = Vec::new();
-    let request_timeout = range(&mut p, "request_timeout_ms", h.request_timeout_ms, 30_000, 3_600_000);
-    let max_body = range(&mut p, "max_body_bytes", h.max_body_bytes, 1 << 20, 256 << 20);
+    let request_timeout = range(
+        &mut p,
+        "request_timeout_ms",
+        h.request_timeout_ms,
+        30_000,
+        3_600_000,
+    );
+    let max_body = range(
+        &mut p,
+        "max_body_bytes",
+        h.max_body_bytes,
+        1 << 20,
+        256 << 20,
+    );
     let send_timeout = range(&mut p, "send_timeout_ms", w.send_timeout_ms, 5_000, 600_000);
-    let max_frame = range(&mut p, "max_frame_bytes", w.max_frame_bytes, 1 << 20, 64 << 20);
+    let max_frame = range(
+        &mut p,
+        "max_frame_bytes",
+        w.max_frame_bytes,
+        1 << 20,
+        64 << 20,
+    );
     let origins = w.allowed_origins.unwrap_or_default();
     for o in &origins {
         if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
@@ -258,7 +276,12 @@ struct RespondRequest {
 }
 
 /// Headers a plugin may not set: hyper frames the body itself.
-const HOP_BY_HOP: &[&str] = &["content-length", "transfer-encoding", "connection", "upgrade"];
+const HOP_BY_HOP: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+];
 
 fn response(req: RespondRequest) -> Result<Response<crate::server::Body>, Error> {
     // 0 is 200; anything outside 200–599 is 500 (a 1xx cannot end a request).
@@ -275,8 +298,9 @@ fn response(req: RespondRequest) -> Result<Response<crate::server::Body>, Error>
         if HOP_BY_HOP.contains(&name.as_str()) {
             continue;
         }
-        let value = HeaderValue::from_str(v)
-            .map_err(|_| Status::Invalid.err(format!("response header {k}: value {v:?} is not valid")))?;
+        let value = HeaderValue::from_str(v).map_err(|_| {
+            Status::Invalid.err(format!("response header {k}: value {v:?} is not valid"))
+        })?;
         r.headers_mut().append(name, value);
     }
     Ok(r)

@@ -13,7 +13,6 @@
 //! `max_response_bytes` 11, unreachable hosts 10. The wait runs on a shared tokio
 //! runtime and blocks only the calling plugin's thread.
 
-
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;

@@ -55,9 +55,8 @@ impl Pattern {
         let parts: Vec<&str> = path[1..].split('/').collect();
         let mut segments = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
-            let name_ok = |n: &str| {
-                !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            };
+            let name_ok =
+                |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             let seg = if let Some(n) = part.strip_prefix(':') {
                 if !name_ok(n) {
                     return Err(bad("has a :parameter without a proper name"));
@@ -115,9 +114,8 @@ impl Pattern {
                 .zip(&other.segments)
                 .all(|(a, b)| match (a, b) {
                     (Segment::Static(x), Segment::Static(y)) => x == y,
-                    (Segment::Param(_), Segment::Param(_)) | (Segment::Rest(_), Segment::Rest(_)) => {
-                        true
-                    }
+                    (Segment::Param(_), Segment::Param(_))
+                    | (Segment::Rest(_), Segment::Rest(_)) => true,
                     _ => false,
                 })
     }
@@ -241,7 +239,8 @@ impl<O: Owner> Router<O> {
 
     /// Removes every route of `owner`.
     pub(crate) fn remove_owner(&mut self, owner: &O) {
-        self.routes.retain(|r| !r.owner.same(owner) && r.owner.alive());
+        self.routes
+            .retain(|r| !r.owner.same(owner) && r.owner.alive());
     }
 
     /// The route for `method` and the raw `path`: WebSocket routes only for upgrade
@@ -296,8 +295,13 @@ mod tests {
     fn router(routes: &[(&str, &str, &'static str)]) -> Router<P> {
         let mut r = Router::default();
         for (m, p, o) in routes {
-            r.add(Kind::Http, m, Pattern::parse(p).unwrap(), Arc::new(P(o, true)))
-                .unwrap();
+            r.add(
+                Kind::Http,
+                m,
+                Pattern::parse(p).unwrap(),
+                Arc::new(P(o, true)),
+            )
+            .unwrap();
         }
         r
     }
@@ -325,7 +329,9 @@ mod tests {
         assert_eq!(hit(&r, "GET", "/").unwrap().0, "/");
         assert!(hit(&r, "GET", "/users/").is_none());
         assert!(hit(&r, "GET", "/users/1/x").is_none());
-        assert!(matches!(r.find("POST", "/users/1", false), Found::MethodNotAllowed(m) if m == ["GET"]));
+        assert!(
+            matches!(r.find("POST", "/users/1", false), Found::MethodNotAllowed(m) if m == ["GET"])
+        );
         assert!(matches!(r.find("GET", "/nope", false), Found::NotFound));
     }
 
@@ -333,19 +339,44 @@ mod tests {
     fn conflicts_name_both_plugins_and_dead_owners_do_not_count() {
         let mut r = router(&[("GET", "/a/:x", "one")]);
         let e = r
-            .add(Kind::Http, "GET", Pattern::parse("/a/:y").unwrap(), Arc::new(P("two", true)))
+            .add(
+                Kind::Http,
+                "GET",
+                Pattern::parse("/a/:y").unwrap(),
+                Arc::new(P("two", true)),
+            )
             .unwrap_err();
         assert!(e.contains("\"one\"") && e.contains("\"two\""), "{e}");
-        r.add(Kind::Http, "GET", Pattern::parse("/a/:x").unwrap(), Arc::new(P("one", true)))
-            .unwrap();
-        r.add(Kind::Http, "POST", Pattern::parse("/a/:x").unwrap(), Arc::new(P("two", true)))
-            .unwrap();
+        r.add(
+            Kind::Http,
+            "GET",
+            Pattern::parse("/a/:x").unwrap(),
+            Arc::new(P("one", true)),
+        )
+        .unwrap();
+        r.add(
+            Kind::Http,
+            "POST",
+            Pattern::parse("/a/:x").unwrap(),
+            Arc::new(P("two", true)),
+        )
+        .unwrap();
         let mut dead = Router::default();
-        dead.add(Kind::Http, "GET", Pattern::parse("/a").unwrap(), Arc::new(P("old", false)))
-            .unwrap();
+        dead.add(
+            Kind::Http,
+            "GET",
+            Pattern::parse("/a").unwrap(),
+            Arc::new(P("old", false)),
+        )
+        .unwrap();
         assert!(matches!(dead.find("GET", "/a", false), Found::NotFound));
-        dead.add(Kind::Http, "GET", Pattern::parse("/a").unwrap(), Arc::new(P("new", true)))
-            .unwrap();
+        dead.add(
+            Kind::Http,
+            "GET",
+            Pattern::parse("/a").unwrap(),
+            Arc::new(P("new", true)),
+        )
+        .unwrap();
     }
 
     #[test]

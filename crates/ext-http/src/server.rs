@@ -193,7 +193,11 @@ impl Listener {
             shutdown,
         });
         rt.spawn(accept_loop(listener, hub.clone(), tls));
-        let scheme = if hub.settings.tls_cert.is_some() { "https" } else { "http" };
+        let scheme = if hub.settings.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         tracing::info!(%addr, "listening on {scheme}://{addr}");
         Ok(Listener {
             addr,
@@ -210,10 +214,13 @@ fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> Result<tokio_rustls::TlsAccept
         .and_then(|i| i.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("TLS certificate {}: {e}", cert.display()))?;
     if certs.is_empty() {
-        return Err(format!("TLS certificate {}: no certificate in it", cert.display()));
+        return Err(format!(
+            "TLS certificate {}: no certificate in it",
+            cert.display()
+        ));
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("TLS key {}: {e}", key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("TLS key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -254,7 +261,9 @@ async fn accept_loop(
             match tls {
                 None => serve(hub, stream).await,
                 Some(tls) => {
-                    if let Ok(Ok(s)) = tokio::time::timeout(header_timeout, tls.accept(stream)).await {
+                    if let Ok(Ok(s)) =
+                        tokio::time::timeout(header_timeout, tls.accept(stream)).await
+                    {
                         serve(hub, s).await;
                     }
                 }
@@ -373,7 +382,10 @@ async fn request(
         Err(_) => {
             return text(
                 StatusCode::REQUEST_TIMEOUT,
-                format!("the body did not arrive within {} ms", body_timeout.as_millis()),
+                format!(
+                    "the body did not arrive within {} ms",
+                    body_timeout.as_millis()
+                ),
             )
         }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),

@@ -54,7 +54,10 @@ pub(crate) fn subscribe(hub: &Arc<Hub>, owner: &Owner, req: Request<Incoming>) -
     );
     let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
@@ -71,9 +74,9 @@ fn format(id: Option<&str>, event: Option<&str>, data: &str) -> Result<Bytes, Er
     for (field, value) in [("id", id), ("event", event)] {
         if let Some(v) = value {
             if v.contains(['\r', '\n', '\0']) {
-                return Err(Status::Invalid.err(format!(
-                    "sse_emit: {field} {v:?} contains CR, LF or NUL"
-                )));
+                return Err(
+                    Status::Invalid.err(format!("sse_emit: {field} {v:?} contains CR, LF or NUL"))
+                );
             }
             out.push_str(field);
             out.push_str(": ");
@@ -90,7 +93,11 @@ fn format(id: Option<&str>, event: Option<&str>, data: &str) -> Result<Bytes, Er
         if end == rest.len() {
             break;
         }
-        let skip = if rest[end..].starts_with("\r\n") { 2 } else { 1 };
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
         rest = &rest[end + skip..];
     }
     out.push('\n');
@@ -146,7 +153,9 @@ pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()>
                         ))
                     })?;
                 // A subscriber whose backlog is full is dropped: it never blocks the plugin.
-                stream.subscribers.retain(|s| s.try_send(bytes.clone()).is_ok());
+                stream
+                    .subscribers
+                    .retain(|s| s.try_send(bytes.clone()).is_ok());
                 Ok(())
             })
         },
@@ -161,7 +170,10 @@ mod tests {
     #[test]
     fn events_are_framed_and_sanitised() {
         let b = format(Some("7"), Some("tick"), "a\r\nb\rc\nd").unwrap();
-        assert_eq!(&b[..], b"id: 7\nevent: tick\ndata: a\ndata: b\ndata: c\ndata: d\n\n");
+        assert_eq!(
+            &b[..],
+            b"id: 7\nevent: tick\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+        );
         assert_eq!(&format(None, None, "").unwrap()[..], b"data: \n\n");
         assert!(format(Some("1\n"), None, "x").is_err());
         assert!(format(None, Some("a\rb"), "x").is_err());

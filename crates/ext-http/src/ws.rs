@@ -58,29 +58,51 @@ fn origin_allowed(owner: &Owner, req: &Request<Incoming>) -> bool {
         .headers()
         .get(header::HOST)
         .map(|h| String::from_utf8_lossy(h.as_bytes()).to_ascii_lowercase());
-    let same = |scheme: &str| host.as_ref().is_some_and(|h| origin == format!("{scheme}://{h}"));
+    let same = |scheme: &str| {
+        host.as_ref()
+            .is_some_and(|h| origin == format!("{scheme}://{h}"))
+    };
     same("http") || same("https")
 }
 
 /// Answers the handshake (101) and starts the connection's task once hyper hands
 /// over the socket.
-pub(crate) fn upgrade(hub: &Arc<Hub>, owner: Arc<Owner>, mut req: Request<Incoming>) -> Response<Body> {
+pub(crate) fn upgrade(
+    hub: &Arc<Hub>,
+    owner: Arc<Owner>,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
     if req.method() != hyper::Method::GET {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "a WebSocket handshake is a GET");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a WebSocket handshake is a GET",
+        );
     }
     if !origin_allowed(&owner, &req) {
-        return text(StatusCode::FORBIDDEN, "this origin may not open a WebSocket here");
+        return text(
+            StatusCode::FORBIDDEN,
+            "this origin may not open a WebSocket here",
+        );
     }
     let version_ok = req
         .headers()
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_some_and(|v| v == "13");
-    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).filter(|_| version_ok) else {
-        return text(StatusCode::BAD_REQUEST, "not a WebSocket version 13 handshake");
+    let Some(key) = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| version_ok)
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "not a WebSocket version 13 handshake",
+        );
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let open = Open {
-        conn_id: hub.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        conn_id: hub
+            .next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         path: crate::router::decode(req.uri().path()),
         query: query_map(req.uri().query()),
         headers: header_map(req.headers()),
@@ -92,9 +114,12 @@ pub(crate) fn upgrade(hub: &Arc<Hub>, owner: Arc<Owner>, mut req: Request<Incomi
             let mut config = WebSocketConfig::default();
             config.max_message_size = Some(owner.ws.max_frame_bytes);
             config.max_frame_size = Some(owner.ws.max_frame_bytes);
-            let socket =
-                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                    .await;
+            let socket = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
             run(hub, owner, open, socket).await;
         }
     });
@@ -210,7 +235,14 @@ where
         }
     }
     lock(&hub.conns).remove(&id);
-    if let Some(e) = event("ws.close", &Closed { conn_id: id, code, reason }) {
+    if let Some(e) = event(
+        "ws.close",
+        &Closed {
+            conn_id: id,
+            code,
+            reason,
+        },
+    ) {
         owner.events.post_always("ws", e);
     }
 }
@@ -219,7 +251,14 @@ where
 /// (the socket is not read meanwhile: backpressure on the client). False when it
 /// never made it.
 async fn post_frame(owner: &Owner, conn_id: u64, opcode: u8, payload: &[u8]) -> bool {
-    let Some(e) = event("ws.frame", &Frame { conn_id, opcode, payload }) else {
+    let Some(e) = event(
+        "ws.frame",
+        &Frame {
+            conn_id,
+            opcode,
+            payload,
+        },
+    ) else {
         return false;
     };
     let until = Instant::now() + owner.ws.send_timeout;
@@ -344,14 +383,19 @@ pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()>
                 let req: CloseRequest = mem::decode(c, ptr, len, "ws_close request")?;
                 let code = if req.code == 0 { 1000 } else { req.code };
                 if !sendable(code) {
-                    return Err(Status::Invalid.err(format!("ws_close: {code} is not a close code an endpoint may send")));
+                    return Err(Status::Invalid.err(format!(
+                        "ws_close: {code} is not a close code an endpoint may send"
+                    )));
                 }
                 if req.reason.len() > 123 {
                     return Err(Status::Invalid.err("ws_close: the reason is over 123 bytes"));
                 }
                 let i = instance(c)?;
                 let mut conns = lock(&i.hub.conns);
-                if !conns.get(&req.conn_id).is_some_and(|k| k.owner.same_as(&i.owner.events)) {
+                if !conns
+                    .get(&req.conn_id)
+                    .is_some_and(|k| k.owner.same_as(&i.owner.events))
+                {
                     return Err(unknown("ws_close", req.conn_id));
                 }
                 let conn = conns.remove(&req.conn_id).expect("just found");

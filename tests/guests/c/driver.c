@@ -6,6 +6,8 @@
  *   sqlite_exec / sqlite_query: a = SQL text, b = parameters (msgpack array) or empty
  *   fs_read / fs_delete: a = path;  fs_write: a = path, b = data
  *   http_fetch: a = the request map (msgpack)
+ *   http_register, http_respond, ws_send, ws_close, sse_emit: a = the request map
+ *   ws_register, sse_register: a = the path
  */
 #define PULP_IMPLEMENTATION
 #include "pulp.h"
@@ -73,6 +75,20 @@ PULP_EXPORT(pulp_step) int32_t pulp_step(const uint8_t *in, uint32_t len) {
         st = pulp_import_fs_delete(a, a_len);
     else if (pulp_mp_str_eq(fn, fn_len, "http_fetch"))
         st = pulp_import_http_fetch(a, a_len, &out, &out_len);
+    else if (pulp_mp_str_eq(fn, fn_len, "http_register"))
+        st = pulp_import_http_register(a, a_len);
+    else if (pulp_mp_str_eq(fn, fn_len, "http_respond"))
+        st = pulp_import_http_respond(a, a_len);
+    else if (pulp_mp_str_eq(fn, fn_len, "ws_register"))
+        st = pulp_import_ws_register(a, a_len);
+    else if (pulp_mp_str_eq(fn, fn_len, "ws_send"))
+        st = pulp_import_ws_send(a, a_len);
+    else if (pulp_mp_str_eq(fn, fn_len, "ws_close"))
+        st = pulp_import_ws_close(a, a_len);
+    else if (pulp_mp_str_eq(fn, fn_len, "sse_register"))
+        st = pulp_import_sse_register(a, a_len);
+    else if (pulp_mp_str_eq(fn, fn_len, "sse_emit"))
+        st = pulp_import_sse_emit(a, a_len);
     else
         return 2;
     record(st, out, out_len);
