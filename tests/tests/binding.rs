@@ -104,12 +104,18 @@ fn registry_holds_every_linked_capability_in_name_order() {
             "storage.fs",
             "storage.sqlite",
             "test.record",
-            "transport.http.outbound"
+            "transport.http.inbound",
+            "transport.http.outbound",
+            "transport.sse",
+            "transport.ws.inbound"
         ]
     );
     let bound: Vec<_> = r.entries().iter().map(|e| e.binding).collect();
     use Binding::{Always, Gated};
-    assert_eq!(bound, [Always, Always, Always, Gated, Gated, Gated, Gated]);
+    assert_eq!(
+        bound,
+        [Always, Always, Always, Gated, Gated, Gated, Gated, Gated, Gated, Gated]
+    );
     assert_eq!(r.find("entropy.read").unwrap().capability.name(), "entropy");
     assert_eq!(
         r.provider("last_error").unwrap().0.capability.name(),

@@ -178,7 +178,7 @@ pub(crate) trait Owner {
 }
 
 /// What a request found.
-pub(crate) enum Found<'a, O> {
+pub(crate) enum Lookup<'a, O> {
     Route(&'a Route<O>, BTreeMap<String, String>),
     /// Some route has this path but none this method: the allowed methods.
     MethodNotAllowed(Vec<String>),
@@ -245,8 +245,9 @@ impl<O: Owner> Router<O> {
 
     /// The route for `method` and the raw `path`: WebSocket routes only for upgrade
     /// requests, the others only for plain ones.
-    pub(crate) fn find(&self, method: &str, path: &str, upgrade: bool) -> Found<'_, O> {
-        let mut best: Option<(Vec<u8>, &Route<O>, BTreeMap<String, String>)> = None;
+    pub(crate) fn find(&self, method: &str, path: &str, upgrade: bool) -> Lookup<'_, O> {
+        let mut best_score = Vec::new();
+        let mut best: Option<(&Route<O>, BTreeMap<String, String>)> = None;
         let mut allowed = Vec::new();
         for r in self.routes.iter().filter(|r| r.owner.alive()) {
             if (r.kind == Kind::Ws) != upgrade {
@@ -259,18 +260,19 @@ impl<O: Owner> Router<O> {
                 allowed.push(r.method.clone());
                 continue;
             }
-            if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                best = Some((score, r, params));
+            if best.is_none() || score > best_score {
+                best_score = score;
+                best = Some((r, params));
             }
         }
         match best {
-            Some((_, r, params)) => Found::Route(r, params),
+            Some((r, params)) => Lookup::Route(r, params),
             None if !allowed.is_empty() => {
                 allowed.sort();
                 allowed.dedup();
-                Found::MethodNotAllowed(allowed)
+                Lookup::MethodNotAllowed(allowed)
             }
-            None => Found::NotFound,
+            None => Lookup::NotFound,
         }
     }
 }
@@ -308,7 +310,7 @@ mod tests {
 
     fn hit(r: &Router<P>, m: &str, p: &str) -> Option<(String, BTreeMap<String, String>)> {
         match r.find(m, p, false) {
-            Found::Route(r, params) => Some((r.pattern.text().to_string(), params)),
+            Lookup::Route(r, params) => Some((r.pattern.text().to_string(), params)),
             _ => None,
         }
     }
@@ -330,9 +332,9 @@ mod tests {
         assert!(hit(&r, "GET", "/users/").is_none());
         assert!(hit(&r, "GET", "/users/1/x").is_none());
         assert!(
-            matches!(r.find("POST", "/users/1", false), Found::MethodNotAllowed(m) if m == ["GET"])
+            matches!(r.find("POST", "/users/1", false), Lookup::MethodNotAllowed(m) if m == ["GET"])
         );
-        assert!(matches!(r.find("GET", "/nope", false), Found::NotFound));
+        assert!(matches!(r.find("GET", "/nope", false), Lookup::NotFound));
     }
 
     #[test]
@@ -369,7 +371,7 @@ mod tests {
             Arc::new(P("old", false)),
         )
         .unwrap();
-        assert!(matches!(dead.find("GET", "/a", false), Found::NotFound));
+        assert!(matches!(dead.find("GET", "/a", false), Lookup::NotFound));
         dead.add(
             Kind::Http,
             "GET",

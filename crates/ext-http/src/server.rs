@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::inbound::Owner;
-use crate::router::{Found, Kind, Router};
+use crate::router::{Kind, Lookup, Router};
 use crate::{canonical, sse, ws};
 
 /// The host-level settings section `"http"` of the shared listener (given by the
@@ -320,9 +320,9 @@ async fn dispatch(hub: Arc<Hub>, req: Request<Incoming>) -> Response<Body> {
     let found = {
         let router = hub.router.read().unwrap_or_else(|p| p.into_inner());
         match router.find(req.method().as_str(), req.uri().path(), upgrade) {
-            Found::Route(r, params) => Ok((r.kind, r.owner.clone(), params)),
-            Found::MethodNotAllowed(methods) => Err(Some(methods)),
-            Found::NotFound => Err(None),
+            Lookup::Route(r, params) => Ok((r.kind, r.owner.clone(), params)),
+            Lookup::MethodNotAllowed(methods) => Err(Some(methods)),
+            Lookup::NotFound => Err(None),
         }
     };
     match found {
