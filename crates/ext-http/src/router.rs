@@ -124,12 +124,21 @@ impl Pattern {
     /// decoded parameters and a specificity score (higher wins).
     fn matches(&self, path: &str) -> Option<(Vec<u8>, BTreeMap<String, String>)> {
         let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        if parts.len() < self.segments.len() - 1 {
+            return None;
+        }
         let mut score = Vec::with_capacity(self.segments.len());
         let mut params = BTreeMap::new();
         for (i, seg) in self.segments.iter().enumerate() {
             match seg {
                 Segment::Static(s) => {
-                    if parts.get(i).map(|p| decode(p)) != Some(s.clone()) {
+                    let p = parts.get(i)?;
+                    let same = if p.contains('%') {
+                        decode(p) == *s
+                    } else {
+                        p == s
+                    };
+                    if !same {
                         return None;
                     }
                     score.push(3);

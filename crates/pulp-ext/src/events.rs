@@ -96,6 +96,9 @@ struct Queues {
     turn: usize,
     capacity: usize,
     closed: bool,
+    /// Readers blocked in `next`: a post wakes one only when there is one (no
+    /// futex call per event while the plugin is busy).
+    waiting: usize,
 }
 
 impl Events {
@@ -107,6 +110,7 @@ impl Events {
                 turn: 0,
                 capacity,
                 closed: false,
+                waiting: 0,
             }),
             ready: Condvar::new(),
         }))
@@ -144,8 +148,11 @@ impl Events {
             });
         }
         queue.push_back(event);
+        let wake = q.waiting > 0;
         drop(q);
-        self.0.ready.notify_one();
+        if wake {
+            self.0.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -179,12 +186,14 @@ impl Events {
             if now >= deadline {
                 return Next::Idle;
             }
+            q.waiting += 1;
             q = self
                 .0
                 .ready
                 .wait_timeout(q, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            q.waiting -= 1;
         }
     }
 

@@ -1,0 +1,182 @@
+//! HTTP echo through a plugin vs a native hyper echo handler, same run, same server
+//! settings (hyper http1, header timeout, TCP_NODELAY, the shared tokio runtime).
+//!
+//! The load generator is in this process: 64 keep-alive connections (hyper client),
+//! each sending `GET /echo/m<i>` back to back for a fixed time; every body is
+//! checked. Reports requests per second and latency percentiles of each, in two
+//! alternating rounds. Needs clang + wasi-libc (the C echo example).
+//!
+//! `env -u RUST_BACKTRACE cargo bench -p pulp-tests --bench http`
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use pulp_host::{Runtime, RuntimeConfig};
+use pulp_tests::{c_module, Fixture};
+
+const CONCURRENCY: usize = 64;
+const ROUND: Duration = Duration::from_secs(5);
+
+/// The baseline: hyper's http1 server with the listener's settings, answering
+/// `/echo/<msg>` with `<msg>` from a handler on the same runtime.
+fn native() -> SocketAddr {
+    let rt = pulp_ext::runtime();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let msg = req
+                            .uri()
+                            .path()
+                            .strip_prefix("/echo/")
+                            .unwrap_or("")
+                            .to_string();
+                        let mut r = Response::new(Full::new(Bytes::from(msg)));
+                        r.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+                        );
+                        Ok::<_, std::convert::Infallible>(r)
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+struct Result {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+/// 64 connections, back-to-back requests for `ROUND`; latencies of every request.
+fn load(addr: SocketAddr) -> Result {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let lat: Vec<Duration> = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..CONCURRENCY {
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (mut send, conn) =
+                    hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                let mut lat = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let msg = format!("m{c}x{i}");
+                    let req = Request::get(format!("/echo/{msg}"))
+                        .header("Host", "bench")
+                        .body(Empty::new())
+                        .unwrap();
+                    let t = Instant::now();
+                    let resp = send.send_request(req).await.unwrap();
+                    assert_eq!(resp.status(), 200);
+                    let body = resp.into_body().collect().await.unwrap().to_bytes();
+                    lat.push(t.elapsed());
+                    assert_eq!(body, msg.as_bytes(), "a wrong body");
+                    i += 1;
+                }
+                lat
+            }));
+        }
+        tokio::time::sleep(ROUND).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let elapsed = started.elapsed();
+    let mut lat = lat;
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    Result {
+        rps: lat.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: *lat.last().unwrap(),
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would run this too: only run when asked.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let f = Fixture::new();
+    let Some(wasm) = c_module("examples/echo/echo.c") else {
+        eprintln!("SKIP: no clang for the echo plugin");
+        return;
+    };
+    let mut p = f
+        .load_module(
+            "echo",
+            &wasm,
+            "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]\n[limits]\nqueue = 1024",
+        )
+        .unwrap();
+    p.init().unwrap();
+    let mut runtime = Runtime::new(RuntimeConfig::default());
+    runtime.spawn(p).unwrap();
+    let plugin = ext_http::listening(f.host.shared()).unwrap();
+    let native = native();
+    println!(
+        "HTTP echo, {CONCURRENCY} connections, {} s per round",
+        ROUND.as_secs()
+    );
+    let (mut ratios, mut p99s) = (Vec::new(), Vec::new());
+    for round in 1..=2 {
+        let n = load(native);
+        let p = load(plugin);
+        for (name, r) in [("native hyper", &n), ("pulp plugin", &p)] {
+            println!(
+                "round {round}  {name:<13} {:>8.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}  max {:>7.2?}",
+                r.rps, r.p50, r.p99, r.max
+            );
+        }
+        ratios.push(p.rps / n.rps);
+        p99s.push(p.p99);
+    }
+    println!(
+        "plugin / native requests per second: {}  (goal >= 0.5); plugin p99: {:?} (goal < 5 ms)",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        p99s
+    );
+    runtime.stop();
+}
