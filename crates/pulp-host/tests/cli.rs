@@ -212,3 +212,24 @@ fn check_flags_imports_of_storage_the_manifest_does_not_declare() {
         "{text}"
     );
 }
+
+#[test]
+fn a_listener_that_cannot_bind_fails_start_up_naming_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap().to_string();
+    let m = plugin(
+        dir.path(),
+        "web",
+        &guest("envelope.wat"),
+        "capabilities = [\"transport.http.inbound\"]",
+    );
+    let out = pulp(dir.path())
+        .args(["run", "--listen", &at])
+        .arg(m)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {at}")), "{err}");
+}

@@ -78,3 +78,54 @@ fn go_plugin_builds_from_source_loads_gets_its_config_and_steps() {
     );
     assert!(out.contains("go-heartbeat: shutting down"), "{out}");
 }
+
+/// One HTTP/1.1 request over a fresh connection; the whole answer as text.
+fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn echo_example_serves_http_under_pulp_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("examples/echo");
+    if !build_c(&src.join("echo.c"), &dir.path().join("echo.wasm")) {
+        return;
+    }
+    let manifest = dir.path().join("pulp.plugin.toml");
+    std::fs::copy(src.join("pulp.plugin.toml"), &manifest).unwrap();
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--listen", "127.0.0.1:0"]).arg(&manifest);
+    let mut p = Running::start(cmd);
+    let line = p.wait_for("listening on http://");
+    let addr = line
+        .split("listening on http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    p.wait_for("plugin started");
+    let get = http(
+        &addr,
+        "GET /echo/hi?suffix=%21 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(get.starts_with("HTTP/1.1 200"), "{get}");
+    assert!(get.ends_with("\r\n\r\nhi!"), "{get}");
+    let post = http(
+        &addr,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 3\r\nConnection: close\r\n\r\na,b",
+    );
+    assert!(post.contains("content-type: text/csv"), "{post}");
+    assert!(post.ends_with("\r\n\r\na,b"), "{post}");
+    p.signal("TERM");
+    let (status, out) = p.exit_within(30);
+    assert!(status.success(), "{status}\n{out}");
+}
