@@ -720,3 +720,30 @@ fn https_with_a_certificate_and_key() {
     );
     runtime.stop();
 }
+
+#[test]
+fn a_websocket_message_over_max_frame_bytes_closes_with_1009() {
+    let f = Fixture::new();
+    let extra = format!("{ALL}\n[capability.\"transport.ws.inbound\"]\nmax_frame_bytes = 64");
+    let Some(mut d) = Driver::start(&f, "small", &extra) else {
+        return;
+    };
+    assert_eq!(d.call("ws_register", b"/w", b"").status, 0);
+    let rt = rt();
+    let (mut ws, _) = rt
+        .block_on(tokio_tungstenite::connect_async(format!(
+            "ws://{}/w",
+            addr(&f)
+        )))
+        .unwrap();
+    assert_eq!(next_event(&d.plugin).0, "ws.open");
+    rt.block_on(ws.send(Message::binary(vec![7u8; 100])))
+        .unwrap();
+    match rt.block_on(ws.next()).unwrap().unwrap() {
+        Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 1009),
+        other => panic!("{other:?}"),
+    }
+    let (kind, closed) = next_event(&d.plugin);
+    assert_eq!(kind, "ws.close");
+    assert_eq!(closed["code"].as_u64(), Some(1009));
+}

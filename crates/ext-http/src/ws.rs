@@ -203,6 +203,12 @@ where
                     break;
                 }
                 Some(Ok(_)) => {} // ping, pong: answered by tungstenite
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                    (code, reason) = (1009, format!("a message over {} bytes", owner.ws.max_frame_bytes));
+                    let frame = CloseFrame { code: CloseCode::Size, reason: reason.clone().into() };
+                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
+                    break;
+                }
                 Some(Err(_)) | None => break,
             },
             out = rx.recv() => match out {
