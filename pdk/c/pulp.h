@@ -16,8 +16,8 @@
  * What is here:
  *   - the status codes (PULP_OK ... PULP_NOT_DECLARED) and every import of the
  *     `core`, `logging`, `entropy`, `storage.sqlite`, `storage.fs`,
- *     `transport.http.outbound`, `transport.http.inbound`, `transport.ws.inbound`
- *     and `transport.sse` capabilities, most with typed wrappers (an import a
+ *     `transport.http.outbound`, `transport.http.inbound`, `transport.ws.inbound`,
+ *     `transport.sse` and `spawn.docker` capabilities, most with typed wrappers (an import a
  *     plugin never calls is left out by the linker, so it needs no declaration);
  *   - pulp_envelope_parse: the 20-byte step header and its payload;
  *     pulp_event_parse: the event's kind and payload; pulp_http_request_parse and
@@ -101,6 +101,23 @@ PULP_IMPORT(ws_close) int32_t pulp_import_ws_close(const void *req, uint32_t len
 PULP_IMPORT(sse_register) int32_t pulp_import_sse_register(const void *path, uint32_t len);
 PULP_IMPORT(sse_emit) int32_t pulp_import_sse_emit(const void *req, uint32_t len);
 
+/* spawn.docker: every request is a msgpack map (docs/ABI.md §4 "spawn.docker");
+   the first nine return a msgpack result through (out, out_len). */
+#define PULP__DOCKER4(n) \
+    PULP_IMPORT(n) int32_t pulp_import_##n(const void *req, uint32_t len, uint8_t **out, uint32_t *out_len);
+PULP__DOCKER4(docker_run)
+PULP__DOCKER4(docker_create)
+PULP__DOCKER4(docker_get)
+PULP__DOCKER4(docker_list)
+PULP__DOCKER4(docker_exec)
+PULP__DOCKER4(docker_logs)
+PULP__DOCKER4(docker_stats)
+PULP__DOCKER4(docker_files_read)
+PULP__DOCKER4(docker_events_poll)
+PULP_IMPORT(docker_files_write) int32_t pulp_import_docker_files_write(const void *req, uint32_t len);
+PULP_IMPORT(docker_restart) int32_t pulp_import_docker_restart(const void *req, uint32_t len);
+PULP_IMPORT(docker_destroy) int32_t pulp_import_docker_destroy(const void *req, uint32_t len);
+
 /* ---- typed wrappers ------------------------------------------------------ */
 
 /* Logs a NUL-terminated message at `level`. */
@@ -142,6 +159,13 @@ int32_t pulp_ws_register(const char *path);
 int32_t pulp_ws_send(uint64_t conn_id, uint8_t opcode, const void *data, size_t len);
 /* Closes a connection with `code` (0 means 1000) and a reason (may be NULL). */
 int32_t pulp_ws_close(uint64_t conn_id, uint16_t code, const char *reason);
+/* spawn.docker: runs `argv` (NULL-terminated) in `image` to completion with `stdin`
+   (may be NULL); on PULP_OK `*result` holds {exit_code, stdout, stderr, timed_out}
+   msgpack of `*len` bytes (read it with pulp_mpr; free() it). */
+int32_t pulp_docker_run(const char *image, const char *const *argv, const void *stdin_data, size_t stdin_len,
+                        uint32_t timeout_ms, uint8_t **result, uint32_t *len);
+/* spawn.docker: one of the {id} calls (pulp_import_docker_restart or _destroy). */
+int32_t pulp_docker_by_id(int32_t (*call)(const void *, uint32_t), const char *id);
 /* transport.sse: GET `path` subscribes to the events this plugin emits there. */
 int32_t pulp_sse_register(const char *path);
 /* Sends an event to every subscriber of `path`; `id` and `event` may be NULL. */
@@ -774,6 +798,36 @@ int32_t pulp_ws_close(uint64_t conn_id, uint16_t code, const char *reason) {
     pulp_mpw_str(&w, "reason");
     pulp_mpw_str(&w, reason ? reason : "");
     return pulp__send(pulp_import_ws_close, &w);
+}
+
+int32_t pulp_docker_run(const char *image, const char *const *argv, const void *stdin_data, size_t stdin_len,
+                        uint32_t timeout_ms, uint8_t **result, uint32_t *len) {
+    pulp_mpw w;
+    uint32_t argc = 0;
+    while (argv && argv[argc]) argc++;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 4);
+    pulp_mpw_str(&w, "image");
+    pulp_mpw_str(&w, image);
+    pulp_mpw_str(&w, "cmd");
+    pulp_mpw_array(&w, argc);
+    for (uint32_t i = 0; i < argc; i++) pulp_mpw_str(&w, argv[i]);
+    pulp_mpw_str(&w, "stdin");
+    pulp_mpw_bin(&w, stdin_data, stdin_data ? stdin_len : 0);
+    pulp_mpw_str(&w, "timeout_ms");
+    pulp_mpw_uint(&w, timeout_ms);
+    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_run(w.buf, (uint32_t)w.len, result, len);
+    pulp_mpw_free(&w);
+    return st;
+}
+
+int32_t pulp_docker_by_id(int32_t (*call)(const void *, uint32_t), const char *id) {
+    pulp_mpw w;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 1);
+    pulp_mpw_str(&w, "id");
+    pulp_mpw_str(&w, id);
+    return pulp__send(call, &w);
 }
 
 int32_t pulp_sse_register(const char *path) { return pulp_import_sse_register(path, (uint32_t)strlen(path)); }

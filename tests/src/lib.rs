@@ -10,6 +10,7 @@ pub mod toolchain;
 use pulp_host::{Host, HostConfig, LoadError, Manifest, Plugin, Registry};
 
 // Link every capability crate so `inventory` sees it.
+use ext_docker as _;
 use ext_entropy as _;
 use ext_fs as _;
 use ext_http as _;
@@ -59,12 +60,17 @@ impl Fixture {
 
     /// A fresh host with these host-level `"http"` settings (listener address, TLS ...).
     pub fn with_http(http: toml::Table) -> Fixture {
+        Fixture::with_settings([("http".to_string(), http)].into())
+    }
+
+    /// A fresh host with these host-level settings sections (`"http"`, `"docker"`).
+    pub fn with_settings(settings: std::collections::BTreeMap<String, toml::Table>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let host = Host::new(HostConfig {
             storage_root: dir.path().join("data"),
             cache_dir: Some(dir.path().join("cache")),
             fuel: false,
-            settings: [("http".to_string(), http)].into(),
+            settings,
         })
         .unwrap();
         Fixture {
@@ -193,6 +199,21 @@ pub fn skip(what: &str) {
         panic!("PULP_REQUIRE_ALL=1 but this test needs {what}, which is missing");
     }
     eprintln!("\n!!!!!!!! SKIPPED: this test needs {what}, which this machine lacks !!!!!!!!\n");
+}
+
+/// True when a Docker engine and the test image are there; otherwise a loud skip
+/// (a failure with `PULP_REQUIRE_DOCKER=1` or `PULP_REQUIRE_ALL=1`).
+pub fn docker() -> bool {
+    if toolchain::docker_ready() {
+        return true;
+    }
+    if std::env::var("PULP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!(
+            "PULP_REQUIRE_DOCKER=1 but no Docker engine answers (or the test image cannot be made)"
+        );
+    }
+    skip("a Docker engine (apt-get install docker.io busybox-static; dockerd)");
+    false
 }
 
 /// The `pulp` program built by cargo for the tests.

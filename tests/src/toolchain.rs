@@ -48,3 +48,56 @@ pub fn build(cmd: &mut Command) -> bool {
         Err(e) => panic!("{cmd:?}: {e}"),
     }
 }
+
+/// The image Docker tests run: a busybox rootfs imported from Debian's `busybox-static`.
+pub const TEST_IMAGE: &str = "pulp-test/busybox:1";
+
+/// True when a Docker engine answers and [`TEST_IMAGE`] is on it, making the image
+/// (from `/bin/busybox`) when it is missing. False when there is no engine or no busybox.
+pub fn docker_ready() -> bool {
+    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READY.get_or_init(|| {
+        let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+        if !ok(Command::new("docker").arg("info")) {
+            return false;
+        }
+        if ok(Command::new("docker").args(["image", "inspect", TEST_IMAGE])) {
+            return true;
+        }
+        let busybox = Path::new("/bin/busybox");
+        if !busybox.exists() {
+            return false;
+        }
+        let dir = std::env::temp_dir().join(format!("pulp-busybox-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["bin", "tmp", "etc"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+        for applet in [
+            "sh", "echo", "cat", "sleep", "ls", "env", "true", "false", "wget", "nc", "printf",
+        ] {
+            std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+        }
+        std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").unwrap();
+        let made = ok(Command::new("sh").arg("-c").arg(format!(
+            "tar -C {} -c . | docker import - {TEST_IMAGE}",
+            dir.display()
+        )));
+        let _ = std::fs::remove_dir_all(&dir);
+        made
+    })
+}
+
+/// Container ids labelled with plugin `name` (`docker ps -aq`), by the engine's own CLI.
+pub fn containers_of(name: &str) -> Vec<String> {
+    let o = Command::new("docker")
+        .args(["ps", "-aq", "--no-trunc", "--filter"])
+        .arg(format!("label=pulp.plugin={name}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}

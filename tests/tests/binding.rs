@@ -101,6 +101,7 @@ fn registry_holds_every_linked_capability_in_name_order() {
             "core",
             "entropy",
             "logging",
+            "spawn.docker",
             "storage.fs",
             "storage.sqlite",
             "test.record",
@@ -114,7 +115,7 @@ fn registry_holds_every_linked_capability_in_name_order() {
     use Binding::{Always, Gated};
     assert_eq!(
         bound,
-        [Always, Always, Always, Gated, Gated, Gated, Gated, Gated, Gated, Gated]
+        [Always, Always, Always, Gated, Gated, Gated, Gated, Gated, Gated, Gated, Gated]
     );
     assert_eq!(r.find("entropy.read").unwrap().capability.name(), "entropy");
     assert_eq!(

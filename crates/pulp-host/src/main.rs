@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use pulp_host::{check, Host, HostConfig, Manifest, Plugin, Registry, Runtime, RuntimeConfig};
 
 // `inventory` only sees crates that are linked: name each feature's crate.
+#[cfg(feature = "docker")]
+use ext_docker as _;
 #[cfg(feature = "entropy")]
 use ext_entropy as _;
 #[cfg(feature = "fs")]

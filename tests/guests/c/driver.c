@@ -8,7 +8,9 @@
  *   http_fetch: a = the request map (msgpack)
  *   http_register, http_respond, ws_send, ws_close, sse_emit: a = the request map
  *   ws_register, sse_register: a = the path
+ *   docker_*: a = the request map
  */
+
 #define PULP_IMPLEMENTATION
 #include "pulp.h"
 
@@ -16,6 +18,7 @@
 #include <string.h>
 
 PULP_IMPORT(test_record) int32_t test_record(const void *p, uint32_t n);
+
 
 static void record(int32_t status, const uint8_t *result, uint32_t len) {
     char err[1024] = "";
@@ -89,6 +92,11 @@ PULP_EXPORT(pulp_step) int32_t pulp_step(const uint8_t *in, uint32_t len) {
         st = pulp_import_sse_register(a, a_len);
     else if (pulp_mp_str_eq(fn, fn_len, "sse_emit"))
         st = pulp_import_sse_emit(a, a_len);
+#define CALL4(n) else if (pulp_mp_str_eq(fn, fn_len, #n)) st = pulp_import_##n(a, a_len, &out, &out_len);
+#define CALL2(n) else if (pulp_mp_str_eq(fn, fn_len, #n)) st = pulp_import_##n(a, a_len);
+    CALL4(docker_run) CALL4(docker_create) CALL4(docker_get) CALL4(docker_list) CALL4(docker_exec)
+    CALL4(docker_logs) CALL4(docker_stats) CALL4(docker_files_read) CALL4(docker_events_poll)
+    CALL2(docker_files_write) CALL2(docker_restart) CALL2(docker_destroy)
     else
         return 2;
     record(st, out, out_len);

@@ -1,0 +1,244 @@
+//! `spawn.docker` (gated): containers on a Docker engine, through `bollard`.
+//!
+//! Every import of ABI.md §4 "spawn.docker": `docker_run`, `docker_create`,
+//! `docker_get`, `docker_list`, `docker_exec`, `docker_logs`, `docker_stats`,
+//! `docker_files_read`, `docker_files_write`, `docker_restart`, `docker_destroy`,
+//! `docker_events_poll`.
+//!
+//! Grants come from `[capability."spawn.docker"]` ([`grants`] module): `images`
+//! (`repo:tag`, `repo` for any tag, `repo/*`), `network`, default and maximum memory
+//! and CPUs, `max_containers`, `pids_limit`, `timeout_ms`, `max_output_bytes`.
+//! Containers are never privileged, get no mounts and no added capabilities,
+//! `no-new-privileges`, a pids limit, and no network unless granted and asked for.
+//! Each carries the labels `pulp.plugin` (the plugin's name) and `pulp.host` (a hash
+//! of this machine's name and the host's storage root); a plugin sees only
+//! containers with both of its labels (6 otherwise). They are removed when the
+//! instance goes away (close, trap, restart), and when a plugin starts, leftovers of
+//! an earlier run that crashed are removed first. Nothing is ever pulled: an image
+//! must be on the engine already (6 otherwise).
+//!
+//! The engine is `DOCKER_HOST` or the local socket (host settings section
+//! `"docker"`, key `host`, overrides it); an unreachable engine is 10, never a hang:
+//! every wait has a deadline and blocks only the calling plugin's thread.
+
+#![warn(missing_docs)]
+
+mod engine;
+mod grants;
+mod ops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::Engine;
+use grants::Grants;
+use pulp_ext::wasmtime::{Caller, Linker};
+use pulp_ext::{mem, Binding, Capability, Error, Import, Plugin, State, Status};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+struct SpawnDocker;
+
+pulp_ext::register!(SpawnDocker);
+
+const NAME: &str = "spawn.docker";
+
+const IMPORTS: &[Import] = &[
+    Import::status("docker_run", 4),
+    Import::status("docker_create", 4),
+    Import::status("docker_get", 4),
+    Import::status("docker_list", 4),
+    Import::status("docker_exec", 4),
+    Import::status("docker_logs", 4),
+    Import::status("docker_stats", 4),
+    Import::status("docker_files_read", 4),
+    Import::status("docker_files_write", 2),
+    Import::status("docker_restart", 2),
+    Import::status("docker_destroy", 2),
+    Import::status("docker_events_poll", 4),
+];
+
+/// One plugin instance's view of the engine. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Instance(Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) grants: Grants,
+    pub(crate) plugin: String,
+    /// The `pulp.host` label value.
+    pub(crate) host: String,
+}
+
+impl std::ops::Deref for Instance {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Inner {
+    /// The deadline of one engine call.
+    pub(crate) fn deadline(&self) -> Duration {
+        Duration::from_millis(self.grants.timeout_ms)
+    }
+}
+
+/// This machine's name and the host's storage root, hashed: the `pulp.host` label,
+/// so that two hosts sharing an engine never reap each other's containers.
+fn host_label(plugin: &Plugin) -> String {
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let root = plugin
+        .storage_dir()
+        .parent()
+        .unwrap_or(plugin.storage_dir());
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut h = blake3::Hasher::new();
+    h.update(machine.trim().as_bytes());
+    h.update(b"\0");
+    h.update(root.to_string_lossy().as_bytes());
+    h.finalize().to_hex()[..16].to_string()
+}
+
+impl Capability for SpawnDocker {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn binding(&self) -> Binding {
+        Binding::Gated
+    }
+
+    fn imports(&self) -> &'static [Import] {
+        IMPORTS
+    }
+
+    fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
+        Grants::from_plugin(plugin).map(|_| ())
+    }
+
+    /// Removes what an earlier instance or a crashed run left behind. An engine that
+    /// cannot be reached does not fail the load: calls get 10 until it answers.
+    fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
+        let grants = Grants::from_plugin(plugin).map_err(|p| p.join("; "))?;
+        let shared = plugin.shared();
+        let engine = shared.service(|| Engine::new(shared))?;
+        let inst = Instance(Arc::new(Inner {
+            engine,
+            grants,
+            plugin: plugin.name().to_string(),
+            host: host_label(plugin),
+        }));
+        let quick = Duration::from_secs(5);
+        match inst
+            .engine
+            .client(quick)
+            .and_then(|d| engine::reap(&d, &inst.plugin, &inst.host, quick))
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                plugin = inst.plugin,
+                "removed {n} container(s) left from an earlier run"
+            ),
+            Err(e) => tracing::warn!(
+                plugin = inst.plugin,
+                "cannot clean up containers at start: {e}"
+            ),
+        }
+        state.insert(inst);
+        Ok(())
+    }
+
+    /// Removes every container of the plugin (bounded wait).
+    fn detach(&self, state: &mut State) {
+        let Some(inst) = state.remove::<Instance>() else {
+            return;
+        };
+        let deadline = Duration::from_secs(10);
+        match inst
+            .engine
+            .client(deadline)
+            .and_then(|d| engine::reap(&d, &inst.plugin, &inst.host, deadline))
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(plugin = inst.plugin, "removed {n} container(s)"),
+            Err(e) => tracing::warn!(
+                plugin = inst.plugin,
+                "cannot remove the plugin's containers: {e}"
+            ),
+        }
+    }
+
+    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
+        with_result(linker, "docker_run", ops::run)?;
+        with_result(linker, "docker_create", ops::create)?;
+        with_result(linker, "docker_get", ops::get)?;
+        with_result(linker, "docker_list", ops::list)?;
+        with_result(linker, "docker_exec", ops::exec)?;
+        with_result(linker, "docker_logs", ops::logs)?;
+        with_result(linker, "docker_stats", ops::stats)?;
+        with_result(linker, "docker_files_read", ops::files_read)?;
+        without_result(linker, "docker_files_write", ops::files_write)?;
+        without_result(linker, "docker_restart", ops::restart)?;
+        without_result(linker, "docker_destroy", ops::destroy)?;
+        with_result(linker, "docker_events_poll", ops::events_poll)?;
+        Ok(())
+    }
+}
+
+fn instance(c: &mut Caller<'_, State>) -> Result<Instance, Error> {
+    c.data_mut()
+        .get_mut::<Instance>()
+        .cloned()
+        .ok_or_else(|| Status::Failed.err("spawn.docker is not attached"))
+}
+
+/// Links `name(req_ptr, req_len, res_ptr_out, res_len_out)`: decode, run `op`, write
+/// its result as msgpack.
+fn with_result<Req: DeserializeOwned + 'static, Res: Serialize + 'static>(
+    linker: &mut Linker<State>,
+    name: &'static str,
+    op: fn(&Instance, Req) -> Result<Res, Error>,
+) -> pulp_ext::wasmtime::Result<()> {
+    linker.func_wrap(
+        "pulp",
+        name,
+        move |mut c: Caller<'_, State>, p: i32, l: i32, out: i32, out_len: i32| {
+            pulp_ext::status(&mut c, |c| {
+                let req: Req = mem::decode(c, p, l, name)?;
+                let inst = instance(c)?;
+                let res = op(&inst, req).map_err(|e| in_call(name, e))?;
+                mem::write_msgpack(c, &res, out, out_len)
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// Links `name(req_ptr, req_len)`.
+fn without_result<Req: DeserializeOwned + 'static>(
+    linker: &mut Linker<State>,
+    name: &'static str,
+    op: fn(&Instance, Req) -> Result<(), Error>,
+) -> pulp_ext::wasmtime::Result<()> {
+    linker.func_wrap(
+        "pulp",
+        name,
+        move |mut c: Caller<'_, State>, p: i32, l: i32| {
+            pulp_ext::status(&mut c, |c| {
+                let req: Req = mem::decode(c, p, l, name)?;
+                let inst = instance(c)?;
+                op(&inst, req).map_err(|e| in_call(name, e))
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// Prefixes a failure's message with the import's name.
+fn in_call(name: &str, e: Error) -> Error {
+    match e {
+        Error::Status { status, message } => status.err(format!("{name}: {message}")),
+        other => other,
+    }
+}

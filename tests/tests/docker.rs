@@ -1,0 +1,412 @@
+//! spawn.docker against a real Docker engine (Debian's docker.io) with a local image
+//! made from busybox-static. Without an engine these tests print a loud skip
+//! (`PULP_REQUIRE_DOCKER=1` or `PULP_REQUIRE_ALL=1` makes that a failure).
+
+use pulp_tests::toolchain::{containers_of, TEST_IMAGE};
+use pulp_tests::{docker, Driver, Fixture, Outcome};
+use rmpv::Value as V;
+
+fn decl(settings: &str) -> String {
+    format!(
+        "capabilities = [\"spawn.docker\", \"test.record\"]\n[capability.\"spawn.docker\"]\nimages = [\"pulp-test/*\"]\n{settings}"
+    )
+}
+
+/// A driver plugin with a name no other test uses (labels are per plugin name).
+fn driver(f: &Fixture, name: &str, settings: &str) -> Option<Driver> {
+    if !docker() {
+        return None;
+    }
+    Driver::start(f, name, &decl(settings))
+}
+
+fn call(d: &mut Driver, import: &str, fields: Vec<(&str, V)>) -> Outcome {
+    let v = V::Map(fields.into_iter().map(|(k, v)| (V::from(k), v)).collect());
+    let mut req = Vec::new();
+    rmpv::encode::write_value(&mut req, &v).unwrap();
+    d.call(import, &req, b"")
+}
+
+fn value(o: &Outcome) -> V {
+    assert_eq!(o.status, 0, "{o:?}");
+    rmpv::decode::read_value(&mut &o.result[..]).unwrap()
+}
+
+fn cmd(args: &[&str]) -> V {
+    V::Array(args.iter().map(|a| V::from(*a)).collect())
+}
+
+#[test]
+fn run_to_completion_with_stdin_stdout_stderr_exit_codes_and_a_timeout() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "dk-run", "") else {
+        return;
+    };
+    let r = value(&call(
+        &mut d,
+        "docker_run",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            ("cmd", cmd(&["echo", "hello"])),
+        ],
+    ));
+    assert_eq!(r["exit_code"].as_i64(), Some(0));
+    assert_eq!(r["stdout"].as_slice(), Some(&b"hello\n"[..]));
+    assert_eq!(r["timed_out"].as_bool(), Some(false));
+
+    let r = value(&call(
+        &mut d,
+        "docker_run",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            ("cmd", cmd(&["sh", "-c", "echo oops >&2; exit 3"])),
+        ],
+    ));
+    assert_eq!(r["exit_code"].as_i64(), Some(3));
+    assert_eq!(r["stderr"].as_slice(), Some(&b"oops\n"[..]));
+    assert_eq!(r["stdout"].as_slice(), Some(&b""[..]));
+
+    let r = value(&call(
+        &mut d,
+        "docker_run",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            ("cmd", cmd(&["cat"])),
+            ("stdin", V::Binary(b"piped through\n".to_vec())),
+            ("env", V::Map(vec![(V::from("A"), V::from("1"))])),
+        ],
+    ));
+    assert_eq!(r["stdout"].as_slice(), Some(&b"piped through\n"[..]));
+
+    let r = value(&call(
+        &mut d,
+        "docker_run",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            ("cmd", cmd(&["sh", "-c", "echo $A; echo started; sleep 60"])),
+            ("env", V::Map(vec![(V::from("A"), V::from("x"))])),
+            ("timeout_ms", V::from(1500)),
+        ],
+    ));
+    assert_eq!(r["timed_out"].as_bool(), Some(true), "{r}");
+    assert_eq!(
+        r["stdout"].as_slice(),
+        Some(&b"x\nstarted\n"[..]),
+        "output so far is kept"
+    );
+    assert_eq!(r["exit_code"].as_i64(), Some(137), "killed");
+    assert!(
+        containers_of("dk-run").is_empty(),
+        "run removes its containers"
+    );
+}
+
+#[test]
+fn create_exec_files_logs_stats_restart_events_destroy() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "dk-life", "") else {
+        return;
+    };
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let c = value(&call(
+        &mut d,
+        "docker_create",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            ("cmd", cmd(&["sh", "-c", "echo booted; exec sleep 3600"])),
+            ("mem_limit_mb", V::from(64)),
+            ("name", V::from("worker")),
+        ],
+    ));
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(c["name"].as_str(), Some("pulp-dk-life-worker"));
+    let by_id = |id: &str| vec![("id", V::from(id))];
+
+    let g = value(&call(&mut d, "docker_get", by_id(&id)));
+    assert_eq!(g["state"].as_str(), Some("running"));
+    assert_eq!(g["image"].as_str(), Some(TEST_IMAGE));
+    assert!(g["exit_code"].is_nil());
+
+    let e = value(&call(
+        &mut d,
+        "docker_exec",
+        vec![
+            ("id", V::from(id.as_str())),
+            ("cmd", cmd(&["sh", "-c", "echo in; exit 4"])),
+        ],
+    ));
+    assert_eq!(e["output"].as_str(), Some("in\n"));
+    assert_eq!(e["exit_code"].as_i64(), Some(4));
+
+    let w = call(
+        &mut d,
+        "docker_files_write",
+        vec![
+            ("id", V::from(id.as_str())),
+            ("path", V::from("/tmp/note.txt")),
+            ("data", V::Binary(b"written \x00 bytes".to_vec())),
+        ],
+    );
+    assert_eq!(w.status, 0, "{w:?}");
+    let r = value(&call(
+        &mut d,
+        "docker_files_read",
+        vec![
+            ("id", V::from(id.as_str())),
+            ("path", V::from("/tmp/note.txt")),
+        ],
+    ));
+    assert_eq!(r.as_slice(), Some(&b"written \x00 bytes"[..]));
+    let missing = call(
+        &mut d,
+        "docker_files_read",
+        vec![("id", V::from(id.as_str())), ("path", V::from("/tmp/none"))],
+    );
+    assert_eq!(missing.status, 6, "{missing:?}");
+    let rel = call(
+        &mut d,
+        "docker_files_read",
+        vec![("id", V::from(id.as_str())), ("path", V::from("tmp/../x"))],
+    );
+    assert_eq!(rel.status, 4);
+
+    let l = value(&call(&mut d, "docker_logs", by_id(&id)));
+    assert_eq!(l["logs"].as_str(), Some("booted\n"));
+
+    let s = value(&call(&mut d, "docker_stats", by_id(&id)));
+    assert_eq!(
+        s["mem_limit_bytes"].as_u64(),
+        Some(64 << 20),
+        "the memory limit is applied"
+    );
+    assert!(s["mem_bytes"].as_u64().unwrap() > 0);
+    assert!(s["cpu_percent"].as_f64().unwrap() >= 0.0);
+
+    assert_eq!(call(&mut d, "docker_restart", by_id(&id)).status, 0);
+    let l = value(&call(&mut d, "docker_logs", by_id(&id)));
+    assert_eq!(l["logs"].as_str(), Some("booted\nbooted\n"), "it ran again");
+
+    let list = value(&call(&mut d, "docker_list", vec![]));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"].as_str(), Some(id.as_str()));
+    let none = value(&call(
+        &mut d,
+        "docker_list",
+        vec![(
+            "filter",
+            V::Map(vec![(V::from("state"), V::from("exited"))]),
+        )],
+    ));
+    assert!(none.as_array().unwrap().is_empty());
+
+    assert_eq!(call(&mut d, "docker_destroy", by_id(&id)).status, 0);
+    assert_eq!(call(&mut d, "docker_get", by_id(&id)).status, 6);
+    let ev = value(&call(
+        &mut d,
+        "docker_events_poll",
+        vec![("since_nanos", V::from(since))],
+    ));
+    let actions: Vec<&str> = ev
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["container_id"].as_str() == Some(id.as_str()))
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for want in ["create", "start", "die", "destroy"] {
+        assert!(actions.contains(&want), "{want} in {actions:?}");
+    }
+}
+
+#[test]
+fn grants_are_enforced_and_plugins_see_only_their_own_containers() {
+    let f = Fixture::new();
+    let Some(mut a) = driver(&f, "dk-own-a", "max_containers = 1\nmax_memory_mb = 128") else {
+        return;
+    };
+    let mut b = driver(&f, "dk-own-b", "").unwrap();
+    let run = |d: &mut Driver, extra: Vec<(&str, V)>| {
+        let mut fields = vec![("cmd", cmd(&["true"]))];
+        fields.extend(extra);
+        call(d, "docker_run", fields)
+    };
+    let o = run(&mut a, vec![("image", V::from("debian:12"))]);
+    assert_eq!(o.status, 9, "{o:?}");
+    assert!(o.error.contains("debian:12"), "{}", o.error);
+    assert_eq!(
+        run(
+            &mut a,
+            vec![("image", V::from(TEST_IMAGE)), ("network", V::from(true))]
+        )
+        .status,
+        9
+    );
+    assert_eq!(
+        run(
+            &mut a,
+            vec![
+                ("image", V::from(TEST_IMAGE)),
+                ("mem_limit_mb", V::from(512))
+            ]
+        )
+        .status,
+        9
+    );
+    let missing = run(&mut a, vec![("image", V::from("pulp-test/absent:1"))]);
+    assert_eq!(missing.status, 6, "not pulled: {missing:?}");
+
+    let c = value(&call(
+        &mut a,
+        "docker_create",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            ("cmd", cmd(&["sleep", "3600"])),
+        ],
+    ));
+    let id = c["id"].as_str().unwrap().to_string();
+    let more = call(
+        &mut a,
+        "docker_create",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            ("cmd", cmd(&["sleep", "3600"])),
+        ],
+    );
+    assert_eq!(more.status, 9, "max_containers: {more:?}");
+
+    for (import, extra) in [
+        ("docker_get", vec![]),
+        ("docker_destroy", vec![]),
+        ("docker_restart", vec![]),
+        ("docker_logs", vec![]),
+        ("docker_exec", vec![("cmd", cmd(&["true"]))]),
+    ] {
+        let mut fields = vec![("id", V::from(id.as_str()))];
+        fields.extend(extra);
+        let o = call(&mut b, import, fields);
+        assert_eq!(o.status, 6, "{import} on another plugin's container: {o:?}");
+    }
+    assert!(value(&call(&mut b, "docker_list", vec![]))
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        value(&call(
+            &mut a,
+            "docker_get",
+            vec![("id", V::from(&id[..12]))]
+        ))["id"]
+            .as_str(),
+        Some(id.as_str())
+    );
+
+    // No network unless granted: the container has only loopback.
+    let mode = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.HostConfig.NetworkMode}} {{.HostConfig.Privileged}} {{.HostConfig.PidsLimit}}",
+            &id,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&mode.stdout).trim(),
+        "none false 256"
+    );
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let e = value(&call(
+        &mut a,
+        "docker_exec",
+        vec![
+            ("id", V::from(id.as_str())),
+            (
+                "cmd",
+                cmd(&[
+                    "wget",
+                    "-T",
+                    "2",
+                    "-q",
+                    "-O",
+                    "-",
+                    &format!("http://172.17.0.1:{port}/"),
+                ]),
+            ),
+        ],
+    ));
+    assert_ne!(e["exit_code"].as_i64(), Some(0), "{e}");
+    assert!(listener.accept().is_err(), "no connection reached the host");
+
+    // Closing the plugin removes its containers.
+    drop(a);
+    assert!(containers_of("dk-own-a").is_empty());
+}
+
+#[test]
+fn an_unreachable_engine_is_10_and_nothing_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = format!("unix://{}/none.sock", dir.path().display());
+    let f = Fixture::with_settings(
+        [("docker".to_string(), toml::toml! { host = (sock.clone()) })].into(),
+    );
+    let Some(mut d) = Driver::start(&f, "dk-down", &decl("")) else {
+        return;
+    };
+    let o = call(
+        &mut d,
+        "docker_run",
+        vec![("image", V::from(TEST_IMAGE)), ("cmd", cmd(&["true"]))],
+    );
+    assert_eq!(o.status, 10, "{o:?}");
+    assert!(o.error.contains("none.sock"), "{}", o.error);
+    assert_eq!(call(&mut d, "docker_list", vec![]).status, 10);
+}
+
+#[test]
+fn jobs_example_runs_a_posted_command_in_a_container() {
+    if !docker() {
+        return;
+    }
+    let f = Fixture::new();
+    let Some(wasm) = pulp_tests::c_module("examples/jobs/jobs.c") else {
+        return;
+    };
+    let manifest =
+        std::fs::read_to_string(pulp_tests::root().join("examples/jobs/pulp.plugin.toml")).unwrap();
+    let extra = manifest
+        .lines()
+        .skip_while(|l| !l.starts_with("capabilities"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut p = f.load_module("jobs-example", &wasm, &extra).unwrap();
+    p.init().unwrap();
+    let mut runtime = pulp_host::Runtime::new(pulp_host::RuntimeConfig::default());
+    runtime.spawn(p).unwrap();
+    let addr = ext_http::listening(f.host.shared()).unwrap();
+    let post = |body: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let ok = post("echo hello jobs");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("x-exit-code: 0"), "{ok}");
+    assert!(ok.ends_with("\r\n\r\nhello jobs\n"), "{ok}");
+    let failed = post("sh -c false");
+    assert!(failed.contains("x-exit-code: 1"), "{failed}");
+    runtime.stop();
+    assert!(containers_of("jobs-example").is_empty());
+}
