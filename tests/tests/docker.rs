@@ -410,3 +410,56 @@ fn jobs_example_runs_a_posted_command_in_a_container() {
     runtime.stop();
     assert!(containers_of("jobs-example").is_empty());
 }
+
+#[test]
+fn a_long_docker_call_does_not_hold_up_other_plugins_or_the_listener() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "dk-slow", "") else {
+        return;
+    };
+    let Some(wasm) = pulp_tests::c_module("examples/echo/echo.c") else {
+        return;
+    };
+    let mut echo = f
+        .load_module(
+            "dk-echo",
+            &wasm,
+            "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]",
+        )
+        .unwrap();
+    echo.init().unwrap();
+    let mut runtime = pulp_host::Runtime::new(pulp_host::RuntimeConfig::default());
+    runtime.spawn(echo).unwrap();
+    let addr = ext_http::listening(f.host.shared()).unwrap();
+    let slow = std::thread::spawn(move || {
+        let o = call(
+            &mut d,
+            "docker_run",
+            vec![
+                ("image", V::from(TEST_IMAGE)),
+                ("cmd", cmd(&["sleep", "3"])),
+            ],
+        );
+        (o.status, d)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for i in 0..20 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET /echo/n{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.ends_with(&format!("\r\n\r\nn{i}")), "{out}");
+    }
+    assert!(
+        !slow.is_finished(),
+        "the echo plugin answered 20 requests while docker_run was still waiting"
+    );
+    let (status, _d) = slow.join().unwrap();
+    assert_eq!(status, 0);
+    runtime.stop();
+}
