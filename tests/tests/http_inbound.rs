@@ -747,3 +747,31 @@ fn a_websocket_message_over_max_frame_bytes_closes_with_1009() {
     assert_eq!(kind, "ws.close");
     assert_eq!(closed["code"].as_u64(), Some(1009));
 }
+
+#[test]
+fn a_wat_plugin_registers_a_route_and_answers_requests() {
+    let f = Fixture::new();
+    let mut p = f
+        .load(
+            "wat-hello",
+            &pulp_tests::guest("http_hello.wat"),
+            "capabilities = [\"transport.http.inbound\", \"test.record\"]",
+        )
+        .unwrap();
+    p.init().unwrap();
+    let mut runtime = Runtime::new(RuntimeConfig::default());
+    runtime.spawn(p).unwrap();
+    let base = format!("http://{}", addr(&f));
+    rt().block_on(async {
+        let c = client();
+        // Ids past 127 take the longer msgpack forms the guest copies.
+        for i in 0..300 {
+            let r = c.get(format!("{base}/hello/n{i}")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.text().await.unwrap(), "wat");
+        }
+        let r = c.get(format!("{base}/hello")).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+    });
+    runtime.stop();
+}
