@@ -1,0 +1,141 @@
+//! The example plugins of `examples/`, built from source and driven over real HTTP:
+//! notes (SQLite, survives a restart) and fetch (outbound with an allow-list).
+//! echo and jobs have their own tests (http_inbound, docker).
+
+use std::net::SocketAddr;
+
+use pulp_host::{Runtime, RuntimeConfig};
+use pulp_tests::{c_module, root, Fixture, TestServer};
+
+/// The example's manifest lines from `capabilities` on (name, version, wasm are the fixture's).
+fn manifest_tail(example: &str) -> String {
+    let m = std::fs::read_to_string(
+        root()
+            .join("examples")
+            .join(example)
+            .join("pulp.plugin.toml"),
+    )
+    .unwrap();
+    m.lines()
+        .skip_while(|l| !l.starts_with("capabilities"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn start(f: &Fixture, example: &str, extra: &str) -> Option<Runtime> {
+    let wasm = c_module(&format!("examples/{example}/{example}.c"))?;
+    let mut p = f.load_module(example, &wasm, extra).unwrap();
+    p.init().unwrap();
+    let mut rt = Runtime::new(RuntimeConfig::default());
+    rt.spawn(p).unwrap();
+    Some(rt)
+}
+
+/// One request over a fresh connection: (status, lowercase headers text, body).
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn notes_api_answers_as_documented_and_survives_a_restart() {
+    let f = Fixture::new();
+    let Some(rt) = start(&f, "notes", &manifest_tail("notes")) else {
+        return;
+    };
+    let a = ext_http::listening(f.host.shared()).unwrap();
+    let (s, h, b) = http(a, "POST", "/notes", r#"{"text": "buy \"milk\" \u00e9\n"}"#);
+    assert_eq!(
+        (s, b.as_str()),
+        (201, r#"{"id": 1, "text": "buy \"milk\" é\n"}"#)
+    );
+    assert!(h.contains("content-type: application/json"), "{h}");
+    let (s, _, b) = http(
+        a,
+        "POST",
+        "/notes",
+        r#" {"other": [1, {"x": null}], "text": "two"} "#,
+    );
+    assert_eq!((s, b.as_str()), (201, r#"{"id": 2, "text": "two"}"#));
+    assert_eq!(
+        http(a, "GET", "/notes", "").2,
+        r#"[{"id": 1, "text": "buy \"milk\" é\n"}, {"id": 2, "text": "two"}]"#
+    );
+    assert_eq!(
+        http(a, "GET", "/notes/2", ""),
+        (
+            200,
+            http(a, "GET", "/notes/2", "").1,
+            r#"{"id": 2, "text": "two"}"#.into()
+        )
+    );
+    assert_eq!(http(a, "GET", "/notes/7", "").0, 404);
+    assert_eq!(http(a, "GET", "/notes/abc", "").0, 404);
+    assert_eq!(http(a, "DELETE", "/notes/1", "").0, 204);
+    assert_eq!(http(a, "DELETE", "/notes/1", "").0, 404);
+    for bad in [
+        "",
+        "{",
+        "[1]",
+        r#"{"text": 5}"#,
+        r#"{"text": "a"} x"#,
+        r#"{"txt": "a"}"#,
+        r#"{"text": "\x"}"#,
+    ] {
+        let (s, _, b) = http(a, "POST", "/notes", bad);
+        assert_eq!(s, 400, "{bad:?} -> {b}");
+        assert!(b.starts_with(r#"{"error": "malformed JSON: "#), "{b}");
+    }
+    rt.stop();
+    // A new run on the same storage: the note is still there.
+    let Some(rt) = start(&f, "notes", &manifest_tail("notes")) else {
+        return;
+    };
+    assert_eq!(
+        http(a, "GET", "/notes", "").2,
+        r#"[{"id": 2, "text": "two"}]"#
+    );
+    rt.stop();
+}
+
+#[test]
+fn fetch_reaches_an_allowed_host_and_refuses_others() {
+    let server = TestServer::start(
+        "127.0.0.1",
+        TestServer::response("200 OK", &["Content-Type: text/x-test"], b"from the server"),
+        std::time::Duration::ZERO,
+    );
+    let f = Fixture::new();
+    let tail = manifest_tail("fetch").replace(
+        r#"allowed_hosts = ["example.com", "*.example.com"]"#,
+        &format!(r#"allowed_hosts = ["127.0.0.1:{}"]"#, server.addr.port()),
+    );
+    let Some(rt) = start(&f, "fetch", &tail) else {
+        return;
+    };
+    let a = ext_http::listening(f.host.shared()).unwrap();
+    let (s, h, b) = http(
+        a,
+        "GET",
+        &format!("/fetch?url=http://{}/x", server.addr),
+        "",
+    );
+    assert_eq!((s, b.as_str()), (200, "from the server"));
+    assert!(h.contains("content-type: text/x-test"), "{h}");
+    let (s, _, b) = http(a, "GET", "/fetch?url=http://10.0.0.1/", "");
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("not in allowed_hosts"), "{b}");
+    assert_eq!(http(a, "GET", "/fetch", "").0, 400);
+    rt.stop();
+}
