@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use pulp_host::{check, Host, HostConfig, Manifest, Plugin, Registry, Runtime, RuntimeConfig};
+use pulp_host::{
+    check, new_plugin, Host, HostConfig, Lang, Manifest, Plugin, Registry, Runtime, RuntimeConfig,
+};
 
 // `inventory` only sees crates that are linked: name each feature's crate.
 #[cfg(feature = "docker")]
@@ -83,6 +85,23 @@ enum Command {
     },
     /// List the capabilities compiled into this program, with their imports.
     Caps,
+    /// Write a new plugin skeleton (manifest + source) that passes `pulp check`.
+    New {
+        /// The plugin's name (also its folder's, unless --dir is given).
+        name: String,
+        /// The language of the skeleton.
+        #[arg(long, value_enum, default_value_t = NewLang::Wat)]
+        lang: NewLang,
+        /// Where to write it [default: ./<name>].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NewLang {
+    Wat,
+    C,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -142,6 +161,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 for i in c.imports() {
                     println!("  pulp.{}{}", i.name, i.signature());
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New { name, lang, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let lang = match lang {
+                NewLang::Wat => Lang::Wat,
+                NewLang::C => Lang::C,
+            };
+            let files = new_plugin(&dir, &name, lang).map_err(anyhow::Error::msg)?;
+            for f in &files {
+                println!("wrote {}", f.display());
+            }
+            let manifest = dir.join("pulp.plugin.toml");
+            match lang {
+                Lang::Wat => println!("run it: pulp run {}", manifest.display()),
+                Lang::C => println!(
+                    "build it: clang --target=wasm32-wasi -mexec-model=reactor -O2 -I {d} -o {d}/plugin.wasm {d}/plugin.c\nthen: pulp check {m} && pulp run {m}",
+                    d = dir.display(),
+                    m = manifest.display()
+                ),
             }
             Ok(ExitCode::SUCCESS)
         }

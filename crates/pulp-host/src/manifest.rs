@@ -279,9 +279,12 @@ impl Manifest {
     }
 }
 
-fn safe_name(name: &str) -> bool {
+/// 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit: a
+/// name that is also a safe folder name.
+pub(crate) fn safe_name(name: &str) -> bool {
     let b = name.as_bytes();
-    b.len() <= 64
+    !b.is_empty()
+        && b.len() <= 64
         && b[0].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))

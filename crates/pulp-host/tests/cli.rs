@@ -233,3 +233,92 @@ fn a_listener_that_cannot_bind_fails_start_up_naming_the_address() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("cannot listen on {at}")), "{err}");
 }
+
+#[test]
+fn new_writes_skeletons_that_pass_check_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // WAT: checks and runs as written.
+    let out = pulp(dir.path())
+        .current_dir(dir.path())
+        .args(["new", "my-plugin"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = dir.path().join("my-plugin/pulp.plugin.toml");
+    let check = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.arg("run").arg(&m);
+    let mut p = Running::start(cmd);
+    p.wait_for("my-plugin: started");
+    p.signal("TERM");
+    let (status, out) = p.exit_within(30);
+    assert!(
+        status.success() && out.contains("my-plugin: shutting down"),
+        "{out}"
+    );
+
+    // Refused: a bad name, a folder that is not empty.
+    let bad = pulp(dir.path())
+        .current_dir(dir.path())
+        .args(["new", "../x"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a plugin name"));
+    let again = pulp(dir.path())
+        .current_dir(dir.path())
+        .args(["new", "my-plugin"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // C: builds with the copied header, then checks.
+    let c_dir = dir.path().join("cplug");
+    let out = pulp(dir.path())
+        .args(["new", "cplug", "--lang", "c", "--dir"])
+        .arg(&c_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = support::toolchain::build(
+        std::process::Command::new("clang")
+            .args([
+                "--target=wasm32-wasi",
+                "-mexec-model=reactor",
+                "-O2",
+                "-Wall",
+                "-Werror",
+                "-I",
+            ])
+            .arg(&c_dir)
+            .arg("-o")
+            .arg(c_dir.join("plugin.wasm"))
+            .arg(c_dir.join("plugin.c")),
+    );
+    if !built {
+        return support::skip("clang with wasi-libc");
+    }
+    let check = pulp(dir.path())
+        .arg("check")
+        .arg(c_dir.join("pulp.plugin.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
