@@ -164,8 +164,24 @@ int32_t pulp_ws_close(uint64_t conn_id, uint16_t code, const char *reason);
    msgpack of `*len` bytes (read it with pulp_mpr; free() it). */
 int32_t pulp_docker_run(const char *image, const char *const *argv, const void *stdin_data, size_t stdin_len,
                         uint32_t timeout_ms, uint8_t **result, uint32_t *len);
-/* spawn.docker: one of the {id} calls (pulp_import_docker_restart or _destroy). */
+/* spawn.docker: one of the {id} calls without a result (pulp_import_docker_restart,
+   pulp_import_docker_destroy). */
 int32_t pulp_docker_by_id(int32_t (*call)(const void *, uint32_t), const char *id);
+/* spawn.docker: one of the {id} calls with a msgpack result (pulp_import_docker_get,
+   _logs, _stats); on PULP_OK free() `*result`. */
+int32_t pulp_docker_query_id(int32_t (*call)(const void *, uint32_t, uint8_t **, uint32_t *), const char *id,
+                             uint8_t **result, uint32_t *len);
+/* spawn.docker: creates and starts a container running `argv` (NULL-terminated; NULL
+   for the image's command); `name` may be NULL. The new id (64 hex digits) goes to
+   `id_out` (at least 65 bytes). */
+int32_t pulp_docker_create(const char *image, const char *const *argv, const char *name, char *id_out);
+/* spawn.docker: runs `argv` in container `id`; on PULP_OK `*output` (free() it) holds
+   stdout and stderr together, NUL-terminated, and `*exit_code` the command's code. */
+int32_t pulp_docker_exec(const char *id, const char *const *argv, char **output, int64_t *exit_code);
+/* spawn.docker: reads a file of container `id`; on PULP_OK free() `*data`. */
+int32_t pulp_docker_files_read(const char *id, const char *path, uint8_t **data, uint32_t *len);
+/* spawn.docker: writes a file (mode 0644) into an existing folder of container `id`. */
+int32_t pulp_docker_files_write(const char *id, const char *path, const void *data, size_t len);
 /* transport.sse: GET `path` subscribes to the events this plugin emits there. */
 int32_t pulp_sse_register(const char *path);
 /* Sends an event to every subscriber of `path`; `id` and `event` may be NULL. */
@@ -800,18 +816,22 @@ int32_t pulp_ws_close(uint64_t conn_id, uint16_t code, const char *reason) {
     return pulp__send(pulp_import_ws_close, &w);
 }
 
+static void pulp__argv(pulp_mpw *w, const char *const *argv) {
+    uint32_t argc = 0;
+    while (argv && argv[argc]) argc++;
+    pulp_mpw_array(w, argc);
+    for (uint32_t i = 0; i < argc; i++) pulp_mpw_str(w, argv[i]);
+}
+
 int32_t pulp_docker_run(const char *image, const char *const *argv, const void *stdin_data, size_t stdin_len,
                         uint32_t timeout_ms, uint8_t **result, uint32_t *len) {
     pulp_mpw w;
-    uint32_t argc = 0;
-    while (argv && argv[argc]) argc++;
     pulp_mpw_init(&w);
     pulp_mpw_map(&w, 4);
     pulp_mpw_str(&w, "image");
     pulp_mpw_str(&w, image);
     pulp_mpw_str(&w, "cmd");
-    pulp_mpw_array(&w, argc);
-    for (uint32_t i = 0; i < argc; i++) pulp_mpw_str(&w, argv[i]);
+    pulp__argv(&w, argv);
     pulp_mpw_str(&w, "stdin");
     pulp_mpw_bin(&w, stdin_data, stdin_data ? stdin_len : 0);
     pulp_mpw_str(&w, "timeout_ms");
@@ -819,6 +839,117 @@ int32_t pulp_docker_run(const char *image, const char *const *argv, const void *
     int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_run(w.buf, (uint32_t)w.len, result, len);
     pulp_mpw_free(&w);
     return st;
+}
+
+int32_t pulp_docker_query_id(int32_t (*call)(const void *, uint32_t, uint8_t **, uint32_t *), const char *id,
+                             uint8_t **result, uint32_t *len) {
+    pulp_mpw w;
+    *result = NULL;
+    *len = 0;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 1);
+    pulp_mpw_str(&w, "id");
+    pulp_mpw_str(&w, id);
+    int32_t st = w.failed ? PULP_ALLOC_FAILED : call(w.buf, (uint32_t)w.len, result, len);
+    pulp_mpw_free(&w);
+    return st;
+}
+
+int32_t pulp_docker_create(const char *image, const char *const *argv, const char *name, char *id_out) {
+    pulp_mpw w;
+    uint8_t *res = NULL;
+    uint32_t len = 0;
+    id_out[0] = 0;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 2 + (argv != NULL) + (name != NULL));
+    pulp_mpw_str(&w, "image");
+    pulp_mpw_str(&w, image);
+    pulp_mpw_str(&w, "network");
+    pulp_mpw_bool(&w, false);
+    if (argv) { pulp_mpw_str(&w, "cmd"); pulp__argv(&w, argv); }
+    if (name) { pulp_mpw_str(&w, "name"); pulp_mpw_str(&w, name); }
+    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_create(w.buf, (uint32_t)w.len, &res, &len);
+    pulp_mpw_free(&w);
+    if (st == PULP_OK) {
+        pulp_mpr r;
+        const char *id;
+        uint32_t n;
+        pulp_mpr_init(&r, res, len);
+        if (pulp_mp_map_str(r, "id", &id, &n) && n < 65) { memcpy(id_out, id, n); id_out[n] = 0; }
+        else st = PULP_BAD_ENCODING;
+    }
+    free(res);
+    return st;
+}
+
+int32_t pulp_docker_exec(const char *id, const char *const *argv, char **output, int64_t *exit_code) {
+    pulp_mpw w;
+    uint8_t *res = NULL;
+    uint32_t len = 0;
+    *output = NULL;
+    *exit_code = -1;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 2);
+    pulp_mpw_str(&w, "id");
+    pulp_mpw_str(&w, id);
+    pulp_mpw_str(&w, "cmd");
+    pulp__argv(&w, argv);
+    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_exec(w.buf, (uint32_t)w.len, &res, &len);
+    pulp_mpw_free(&w);
+    if (st == PULP_OK) {
+        pulp_mpr r;
+        const char *out;
+        uint32_t n;
+        pulp_mpr_init(&r, res, len);
+        pulp_mp_map_str(r, "output", &out, &n);
+        pulp_mpr_init(&r, res, len);
+        if (!pulp_mpr_find(&r, "exit_code") || !pulp_mpr_int(&r, exit_code)) st = PULP_BAD_ENCODING;
+        *output = malloc(n + 1);
+        if (*output) { memcpy(*output, out, n); (*output)[n] = 0; }
+        else st = PULP_ALLOC_FAILED;
+    }
+    free(res);
+    return st;
+}
+
+int32_t pulp_docker_files_read(const char *id, const char *path, uint8_t **data, uint32_t *len) {
+    pulp_mpw w;
+    uint8_t *res = NULL;
+    uint32_t n = 0;
+    *data = NULL;
+    *len = 0;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 2);
+    pulp_mpw_str(&w, "id");
+    pulp_mpw_str(&w, id);
+    pulp_mpw_str(&w, "path");
+    pulp_mpw_str(&w, path);
+    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_files_read(w.buf, (uint32_t)w.len, &res, &n);
+    pulp_mpw_free(&w);
+    if (st == PULP_OK) {
+        pulp_mpr r;
+        const uint8_t *b;
+        uint32_t bn;
+        pulp_mpr_init(&r, res, n);
+        if (!pulp_mpr_bin(&r, &b, &bn)) st = PULP_BAD_ENCODING;
+        else if ((*data = malloc(bn ? bn : 1)) == NULL) st = PULP_ALLOC_FAILED;
+        else { memcpy(*data, b, bn); *len = bn; }
+    }
+    free(res);
+    return st;
+}
+
+int32_t pulp_docker_files_write(const char *id, const char *path, const void *data, size_t len) {
+    pulp_mpw w;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 3);
+    pulp_mpw_str(&w, "id");
+    pulp_mpw_str(&w, id);
+    pulp_mpw_str(&w, "path");
+    pulp_mpw_str(&w, path);
+    pulp_mpw_str(&w, "data");
+    pulp_mpw_bin(&w, data, len);
+    return pulp__send(pulp_import_docker_files_write, &w);
 }
 
 int32_t pulp_docker_by_id(int32_t (*call)(const void *, uint32_t), const char *id) {

@@ -463,3 +463,24 @@ fn a_long_docker_call_does_not_hold_up_other_plugins_or_the_listener() {
     assert_eq!(status, 0);
     runtime.stop();
 }
+
+#[test]
+fn the_c_header_docker_wrappers_work_end_to_end() {
+    if !docker() {
+        return;
+    }
+    let f = Fixture::new();
+    let Some(wasm) = pulp_tests::c_guest("docker_kit.c") else {
+        return;
+    };
+    let mut p = f.load_module("dk-kit", &wasm, &decl("")).unwrap();
+    p.init().unwrap();
+    pulp_tests::records("dk-kit");
+    let ev = pulp_ext::Event::new("go", &std::collections::BTreeMap::<String, u8>::new()).unwrap();
+    p.step_event(Some(&ev)).unwrap();
+    let got: Vec<String> = pulp_tests::records("dk-kit")
+        .into_iter()
+        .map(|r| String::from_utf8(r).unwrap())
+        .collect();
+    assert_eq!(got, ["ok 0 "]);
+}
