@@ -35,17 +35,15 @@ static void fetch(const pulp_http_request *q) {
         text(q->id, 400, "give the URL to fetch as ?url=\n");
         return;
     }
-    pulp_mpw w;
-    pulp_mpw_init(&w);
-    pulp_mpw_map(&w, 2);
-    pulp_mpw_str(&w, "url");
-    pulp_mpw_strn(&w, url, url_len);
-    pulp_mpw_str(&w, "timeout_ms");
-    pulp_mpw_uint(&w, 5000);
+    char target[2048];
+    if (url_len >= sizeof target) {
+        text(q->id, 414, "the URL is too long\n");
+        return;
+    }
+    snprintf(target, sizeof target, "%.*s", (int)url_len, url);
     uint8_t *res = NULL;
     uint32_t res_len = 0;
-    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_http_fetch(w.buf, (uint32_t)w.len, &res, &res_len);
-    pulp_mpw_free(&w);
+    int32_t st = pulp_http_fetch("GET", target, NULL, NULL, 0, 5000, &res, &res_len);
     if (st != PULP_OK) {
         char why[400], msg[460];
         pulp_last_error(why, sizeof why);

@@ -159,6 +159,16 @@ int32_t pulp_ws_register(const char *path);
 int32_t pulp_ws_send(uint64_t conn_id, uint8_t opcode, const void *data, size_t len);
 /* Closes a connection with `code` (0 means 1000) and a reason (may be NULL). */
 int32_t pulp_ws_close(uint64_t conn_id, uint16_t code, const char *reason);
+/* transport.http.outbound: fetches `url` (`method` NULL means GET; `headers` NULL or
+   a NULL-terminated list of name, value pairs; `timeout_ms` 0 means the default); on
+   PULP_OK `*result` holds {status, headers, body} msgpack of `*len` bytes (free() it). */
+int32_t pulp_http_fetch(const char *method, const char *url, const char *const *headers, const void *body,
+                        size_t body_len, uint32_t timeout_ms, uint8_t **result, uint32_t *len);
+/* spawn.docker: this plugin's containers as a msgpack array of {id, name, image, state}. */
+int32_t pulp_docker_list(uint8_t **result, uint32_t *len);
+/* spawn.docker: events of this plugin's containers since `since_nanos` (unix ns), at
+   most `limit`, as a msgpack array of {timestamp, container_id, name, action}. */
+int32_t pulp_docker_events_poll(int64_t since_nanos, uint32_t limit, uint8_t **result, uint32_t *len);
 /* spawn.docker: runs `argv` (NULL-terminated) in `image` to completion with `stdin`
    (may be NULL); on PULP_OK `*result` holds {exit_code, stdout, stderr, timed_out}
    msgpack of `*len` bytes (read it with pulp_mpr; free() it). */
@@ -950,6 +960,56 @@ int32_t pulp_docker_files_write(const char *id, const char *path, const void *da
     pulp_mpw_str(&w, "data");
     pulp_mpw_bin(&w, data, len);
     return pulp__send(pulp_import_docker_files_write, &w);
+}
+
+int32_t pulp_http_fetch(const char *method, const char *url, const char *const *headers, const void *body,
+                        size_t body_len, uint32_t timeout_ms, uint8_t **result, uint32_t *len) {
+    pulp_mpw w;
+    uint32_t nh = 0;
+    while (headers && headers[2 * nh]) nh++;
+    *result = NULL;
+    *len = 0;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 5);
+    pulp_mpw_str(&w, "method");
+    pulp_mpw_str(&w, method ? method : "GET");
+    pulp_mpw_str(&w, "url");
+    pulp_mpw_str(&w, url);
+    pulp_mpw_str(&w, "headers");
+    pulp_mpw_map(&w, nh);
+    for (uint32_t i = 0; i < nh; i++) {
+        pulp_mpw_str(&w, headers[2 * i]);
+        pulp_mpw_str(&w, headers[2 * i + 1]);
+    }
+    pulp_mpw_str(&w, "body");
+    pulp_mpw_bin(&w, body, body ? body_len : 0);
+    pulp_mpw_str(&w, "timeout_ms");
+    pulp_mpw_uint(&w, timeout_ms);
+    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_http_fetch(w.buf, (uint32_t)w.len, result, len);
+    pulp_mpw_free(&w);
+    return st;
+}
+
+int32_t pulp_docker_list(uint8_t **result, uint32_t *len) {
+    static const uint8_t empty_map = 0x80;
+    *result = NULL;
+    *len = 0;
+    return pulp_import_docker_list(&empty_map, 1, result, len);
+}
+
+int32_t pulp_docker_events_poll(int64_t since_nanos, uint32_t limit, uint8_t **result, uint32_t *len) {
+    pulp_mpw w;
+    *result = NULL;
+    *len = 0;
+    pulp_mpw_init(&w);
+    pulp_mpw_map(&w, 2);
+    pulp_mpw_str(&w, "since_nanos");
+    pulp_mpw_int(&w, since_nanos);
+    pulp_mpw_str(&w, "limit");
+    pulp_mpw_uint(&w, limit);
+    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_events_poll(w.buf, (uint32_t)w.len, result, len);
+    pulp_mpw_free(&w);
+    return st;
 }
 
 int32_t pulp_docker_by_id(int32_t (*call)(const void *, uint32_t), const char *id) {

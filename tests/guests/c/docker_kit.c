@@ -52,6 +52,15 @@ PULP_EXPORT(pulp_step) int32_t pulp_step(const uint8_t *in, uint32_t len) {
     pulp_mpr_init(&r, res, n);
     if (!pulp_mp_map_str(r, "state", &state, &sn) || !pulp_mp_str_eq(state, sn, "running")) return say("get state", -1), 0;
     free(res);
+    if ((st = pulp_docker_list(&res, &n))) return say("list", st), 0;
+    uint32_t count;
+    pulp_mpr_init(&r, res, n);
+    if (!pulp_mpr_array(&r, &count) || count != 1) return say("list result", -1), 0;
+    free(res);
+    if ((st = pulp_docker_events_poll(0, 10, &res, &n))) return say("events_poll", st), 0;
+    pulp_mpr_init(&r, res, n);
+    if (!pulp_mpr_array(&r, &count) || count == 0) return say("events_poll result", -1), 0;
+    free(res);
     if ((st = pulp_docker_by_id(pulp_import_docker_restart, id))) return say("restart", st), 0;
     if ((st = pulp_docker_by_id(pulp_import_docker_destroy, id))) return say("destroy", st), 0;
     if ((st = pulp_docker_query_id(pulp_import_docker_get, id, &res, &n)) != PULP_NOT_FOUND) return say("get after destroy", st), 0;
