@@ -775,3 +775,33 @@ fn a_wat_plugin_registers_a_route_and_answers_requests() {
     });
     runtime.stop();
 }
+
+#[test]
+fn slow_clients_time_out_on_headers_and_bodies() {
+    let f = Fixture::with_http(toml::toml! {
+        listen = "127.0.0.1:0"
+        header_timeout_ms = 300
+        body_timeout_ms = 300
+    });
+    let Some(mut d) = Driver::start(&f, "slowpoke", ALL) else {
+        return;
+    };
+    assert_eq!(register(&mut d, "POST", "/up").status, 0);
+    let a = addr(&f);
+    // Headers that never finish: the server hangs up (a 408 or a plain close).
+    let headers = raw(a, "POST /up HTTP/1.1\r\nHost: x\r\n");
+    assert!(
+        headers.is_empty() || headers.starts_with("HTTP/1.1 408"),
+        "{headers}"
+    );
+    // A body shorter than its Content-Length: 408 after body_timeout_ms.
+    let body = raw(
+        a,
+        "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+    );
+    assert!(body.starts_with("HTTP/1.1 408"), "{body}");
+    assert!(
+        d.plugin.view().events().is_empty(),
+        "nothing reached the plugin"
+    );
+}
