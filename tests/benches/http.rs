@@ -135,22 +135,33 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let f = Fixture::new();
     let Some(wasm) = c_module("examples/echo/echo.c") else {
         eprintln!("SKIP: no clang for the echo plugin");
         return;
     };
-    let mut p = f
-        .load_module(
-            "echo",
-            &wasm,
-            "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]\n[limits]\nqueue = 1024",
-        )
-        .unwrap();
-    p.init().unwrap();
-    let mut runtime = Runtime::new(RuntimeConfig::default());
-    runtime.spawn(p).unwrap();
-    let plugin = ext_http::listening(f.host.shared()).unwrap();
+    // The echo plugin with one instance, and (stateless) with two: its own thread,
+    // store and memory each, one queue.
+    let start = |instances: u32| {
+        let f = Fixture::new();
+        let extra = format!(
+            "stateless = true\ncapabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]\n[limits]\nqueue = 1024\ninstances = {instances}"
+        );
+        let first = f.load_module("echo", &wasm, &extra).unwrap();
+        let mut plugins = vec![first];
+        for _ in 1..instances {
+            let r = plugins[0].replica().unwrap();
+            plugins.push(r);
+        }
+        let mut runtime = Runtime::new(RuntimeConfig::default());
+        for mut p in plugins {
+            p.init().unwrap();
+            runtime.spawn(p).unwrap();
+        }
+        let addr = ext_http::listening(f.host.shared()).unwrap();
+        (f, runtime, addr)
+    };
+    let (_f1, rt1, one) = start(1);
+    let (_f2, rt2, two) = start(2);
     let native = native();
     println!(
         "HTTP echo, {CONCURRENCY} connections, {} s per round",
@@ -159,24 +170,22 @@ fn main() {
     let (mut ratios, mut p99s) = (Vec::new(), Vec::new());
     for round in 1..=2 {
         let n = load(native);
-        let p = load(plugin);
-        for (name, r) in [("native hyper", &n), ("pulp plugin", &p)] {
+        let p = load(one);
+        let p2 = load(two);
+        for (name, r) in [("native hyper", &n), ("plugin x1", &p), ("plugin x2", &p2)] {
             println!(
                 "round {round}  {name:<13} {:>8.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}  max {:>7.2?}",
                 r.rps, r.p50, r.p99, r.max
             );
         }
-        ratios.push(p.rps / n.rps);
+        ratios.push((p.rps / n.rps, p2.rps / n.rps));
         p99s.push(p.p99);
     }
     println!(
-        "plugin / native requests per second: {}  (goal >= 0.5); plugin p99: {:?} (goal < 5 ms)",
-        ratios
-            .iter()
-            .map(|r| format!("{r:.2}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        "plugin / native requests per second (x1, x2): {}  (goal >= 0.5); plugin p99: {:?} (goal < 5 ms)",
+        ratios.iter().map(|(a, b)| format!("{a:.2}, {b:.2}")).collect::<Vec<_>>().join("; "),
         p99s
     );
-    runtime.stop();
+    rt1.stop();
+    rt2.stop();
 }

@@ -805,3 +805,56 @@ fn slow_clients_time_out_on_headers_and_bodies() {
         "nothing reached the plugin"
     );
 }
+
+#[test]
+fn an_instance_pool_spreads_requests_and_shares_state_in_sqlite() {
+    let f = Fixture::new();
+    let Some(wasm) = pulp_tests::c_guest("pooled.c") else {
+        return;
+    };
+    let extra = "stateless = true\ncapabilities = [\"transport.http.inbound\", \"storage.sqlite\"]\n[limits]\ninstances = 2\nqueue = 256";
+    let first = f.load_module("pooled", &wasm, extra).unwrap();
+    let mut runtime = Runtime::new(RuntimeConfig::default());
+    let mut all = vec![first];
+    all.push(all[0].replica().unwrap());
+    for mut p in all {
+        p.init().unwrap();
+        runtime.spawn(p).unwrap();
+    }
+    let base = format!("http://{}", addr(&f));
+    let who: std::collections::BTreeSet<String> = rt().block_on(async {
+        let c = client();
+        futures_util::stream::iter(0..80)
+            .map(|_| {
+                let c = c.clone();
+                let url = format!("{base}/who");
+                async move {
+                    let r = c.get(url).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    r.text().await.unwrap()
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await
+    });
+    assert_eq!(who.len(), 2, "both instances answered: {who:?}");
+    runtime.stop();
+    // Shared state: one counter in SQLite, counted by both.
+    let conn = rusqlite::Connection::open(f.dir.path().join("data/pooled/data.db")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT n FROM hits", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 80);
+}
+
+#[test]
+fn instances_above_one_need_stateless() {
+    let f = Fixture::new();
+    let e = pulp_host::Manifest::parse(
+        "name = \"p\"\nversion = \"1\"\n[limits]\ninstances = 2",
+        &f.dir.path().join("pulp.plugin.toml"),
+    )
+    .unwrap_err();
+    assert!(format!("{e}").contains("stateless"), "{e}");
+}

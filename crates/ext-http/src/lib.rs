@@ -26,6 +26,14 @@ mod ws;
 
 pub use server::{listening, ServerSettings};
 
+/// Fuzzing entry (`cargo +nightly fuzz run router`): the first lines of `data` are
+/// route patterns, the rest request paths; nothing may panic, and a route found for
+/// a path must match it again.
+#[cfg(fuzzing)]
+pub fn fuzz_router(data: &[u8]) {
+    router::fuzz(data)
+}
+
 /// `content-type` → `Content-Type`: the header names plugins see (the Go host's).
 pub(crate) fn canonical(name: &str) -> String {
     let mut out = String::with_capacity(name.len());

@@ -286,6 +286,46 @@ impl<O: Owner> Router<O> {
     }
 }
 
+#[cfg(fuzzing)]
+pub(crate) fn fuzz(data: &[u8]) {
+    struct P(String);
+    impl Owner for P {
+        fn name(&self) -> &str {
+            &self.0
+        }
+        fn same(&self, o: &Self) -> bool {
+            self.0 == o.0
+        }
+        fn alive(&self) -> bool {
+            true
+        }
+    }
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.lines();
+    let n = lines.next().map_or(0, |l| l.len() % 8);
+    let mut router = Router::default();
+    for (i, line) in lines.by_ref().take(n).enumerate() {
+        let (method, path) = line.split_once(' ').unwrap_or(("GET", line));
+        if let Ok(p) = Pattern::parse(path) {
+            let kind = [Kind::Http, Kind::Ws, Kind::Sse][i % 3];
+            let _ = router.add(kind, method, p, Arc::new(P(format!("p{}", i % 2))));
+        }
+    }
+    for line in lines {
+        let (method, path) = line.split_once(' ').unwrap_or(("GET", line));
+        for upgrade in [false, true] {
+            if let Lookup::Route(r, params) = router.find(method, path, upgrade) {
+                let again = r
+                    .pattern
+                    .matches(path)
+                    .expect("a found route matches its path");
+                assert_eq!(again.1, params);
+                assert_eq!(r.method, method);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -245,8 +245,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for m in &manifests {
                 let mut p = Plugin::load(&host, m, Some(&registry))?;
                 p.init().context("init failed")?;
-                tracing::info!(plugin = p.name(), version = m.version, module = ?p.module_source(), "plugin started");
+                let mut replicas = Vec::new();
+                for _ in 1..m.limits.instances {
+                    let mut r = p.replica()?;
+                    r.init().context("init failed")?;
+                    replicas.push(r);
+                }
+                tracing::info!(plugin = p.name(), version = m.version, module = ?p.module_source(), instances = m.limits.instances, "plugin started");
                 plugins.push(p);
+                plugins.extend(replicas);
             }
             let mut runtime = Runtime::new(RuntimeConfig {
                 tick: Duration::from_millis(tick_ms.max(1)),

@@ -50,6 +50,9 @@ pub struct Limits {
     pub max_message_bytes: u32,
     /// Events waiting per source before new ones are refused (default 64).
     pub queue: u32,
+    /// Instances of the plugin, each on its own thread with its own store and memory,
+    /// sharing its routes and event queues (default 1; more needs `stateless = true`).
+    pub instances: u32,
 }
 
 impl Default for Limits {
@@ -61,6 +64,7 @@ impl Default for Limits {
             fuel: None,
             max_message_bytes: 8 << 20,
             queue: 64,
+            instances: 1,
         }
     }
 }
@@ -94,6 +98,12 @@ impl Limits {
                 self.queue
             ));
         }
+        if !(1..=64).contains(&self.instances) {
+            p.push(format!(
+                "[limits] instances = {} is outside 1..=64",
+                self.instances
+            ));
+        }
         if self.fuel == Some(0) {
             p.push("[limits] fuel = 0 would stop every call at once".into());
         }
@@ -124,6 +134,9 @@ pub struct Manifest {
     pub dedicated_thread: bool,
     /// Kept for compatibility; unused.
     pub snapshotable: bool,
+    /// The plugin keeps no state between events that another instance would need,
+    /// so `[limits] instances` may run several.
+    pub stateless: bool,
     /// `[config]`, delivered to `pulp_init` as msgpack (None when absent).
     pub config: Option<toml::Table>,
     /// `[limits]`.
@@ -142,6 +155,7 @@ const KEYS: &[&str] = &[
     "shared_memory_groups",
     "dedicated_thread",
     "snapshotable",
+    "stateless",
     "federated_callers",
     "federated_consumes",
     "migratable",
@@ -169,6 +183,8 @@ struct Raw {
     dedicated_thread: bool,
     #[serde(default)]
     snapshotable: bool,
+    #[serde(default)]
+    stateless: bool,
     #[serde(default)]
     config: Option<toml::Table>,
     #[serde(default)]
@@ -247,6 +263,12 @@ impl Manifest {
             }
         }
         problems.extend(raw.limits.problems());
+        if raw.limits.instances > 1 && !raw.stateless {
+            problems.push(format!(
+                "[limits] instances = {} needs stateless = true: events go to any instance",
+                raw.limits.instances
+            ));
+        }
         if !problems.is_empty() {
             return Err(ManifestError::Invalid {
                 path: path.to_path_buf(),
@@ -264,6 +286,7 @@ impl Manifest {
             shared_memory_groups: dedup(raw.shared_memory_groups.into_iter()),
             dedicated_thread: raw.dedicated_thread,
             snapshotable: raw.snapshotable,
+            stateless: raw.stateless,
             config: raw.config.filter(|c| !c.is_empty()),
             limits: raw.limits,
             settings,

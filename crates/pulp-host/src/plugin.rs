@@ -228,6 +228,9 @@ pub struct Plugin {
     call_number: u64,
     source: Source,
     scratch: Vec<u8>,
+    /// Live instances of this plugin ([`Plugin::replica`]); the last one to go
+    /// closes the shared event queues.
+    replicas: Arc<AtomicU64>,
 }
 
 impl Plugin {
@@ -295,9 +298,37 @@ impl Plugin {
             call_number: 0,
             source,
             scratch: Vec::new(),
+            replicas: Arc::new(AtomicU64::new(1)),
         };
         plugin.live = Some(plugin.instantiate()?);
         Ok(plugin)
+    }
+
+    /// One more instance of this plugin (`[limits] instances`): its own store,
+    /// memory, deadline and call numbers, the same module, manifest, routes and event
+    /// queues, so events go to whichever instance is free. Call
+    /// [`init`](Plugin::init) on it before stepping it.
+    pub fn replica(&self) -> Result<Plugin, LoadError> {
+        self.replicas.fetch_add(1, Ordering::SeqCst);
+        let mut p = Plugin {
+            host: self.host.clone(),
+            manifest: self.manifest.clone(),
+            view: self.view.clone(),
+            config: self.config.clone(),
+            linked: self.linked.clone(),
+            pre: self.pre.clone(),
+            live: None,
+            watch: Arc::new(Watch {
+                ticks_left: AtomicU64::new(0),
+                abort: AtomicBool::new(false),
+            }),
+            call_number: 0,
+            source: self.source,
+            scratch: Vec::new(),
+            replicas: self.replicas.clone(),
+        };
+        p.live = Some(p.instantiate()?);
+        Ok(p)
     }
 
     /// The manifest's name.
@@ -601,7 +632,9 @@ impl Plugin {
 
 impl Drop for Plugin {
     fn drop(&mut self) {
-        self.view.events().close();
+        if self.replicas.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.view.events().close();
+        }
         self.close_instance();
     }
 }

@@ -253,7 +253,9 @@ fn drive(mut plugin: Plugin, h: &Handle, config: &RuntimeConfig) -> Report {
             }
             tracing::warn!(plugin = name, "{err}; restarting it");
             h.set(Health::Restarting);
-            let backoff = config.restart_backoff * 2u32.pow(failures.len() as u32 - 1);
+            let backoff = config
+                .restart_backoff
+                .saturating_mul(2u32.saturating_pow(failures.len() as u32 - 1));
             if let Next::Closed = wait_closed(&h.events, backoff.min(Duration::from_secs(5))) {
                 break;
             }
