@@ -1,5 +1,6 @@
 //! The envelope and event encoders: whatever payload map and kind, the StepEvent
-//! bytes decode back to `{kind, payload}` with the same values, and the envelope
+//! bytes are one msgpack value `{kind, payload}` with the payload's bytes inline and
+//! unchanged, and the envelope
 //! header carries the call number, wall time and length.
 #![no_main]
 
@@ -21,12 +22,18 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut bytes = Vec::new();
     rmpv::encode::write_value(&mut bytes, &payload).unwrap();
-    let event = pulp_ext::Event::from_raw(kind.clone(), bytes);
+    let event = pulp_ext::Event::from_raw(kind.clone(), bytes.clone());
     let mut out = Vec::new();
     event.encode_into(&mut out);
-    let back = rmpv::decode::read_value(&mut &out[..]).expect("StepEvent bytes decode");
+    // One whole value: {kind, payload} with the payload's bytes inline, unchanged.
+    let mut rest = &out[..];
+    let back = rmpv::decode::read_value(&mut rest).expect("StepEvent bytes decode");
+    assert!(rest.is_empty());
     assert_eq!(back["kind"].as_str(), Some(kind.as_str()));
-    assert_eq!(back["payload"], payload);
+    assert!(out.ends_with(&bytes));
+    let mut again = Vec::new();
+    rmpv::encode::write_value(&mut again, &back["payload"]).unwrap();
+    assert_eq!(again.len(), bytes.len());
 
     let env = pulp_host::Envelope { call_number: call, wall_time: wall, payload: out.clone() };
     let e = env.encode();
