@@ -87,14 +87,8 @@ static void run_job(const pulp_http_request *q) {
 }
 
 PULP_EXPORT(pulp_step) int32_t pulp_step(const uint8_t *in, uint32_t len) {
-    pulp_envelope e;
-    const char *kind;
-    uint32_t kn;
-    pulp_mpr payload;
     pulp_http_request q;
-    if (pulp_envelope_parse(in, len, &e) && pulp_event_parse(&e, &kind, &kn, &payload) &&
-        pulp_event_is(kind, kn, "http.request") && pulp_http_request_parse(payload, &q))
-        run_job(&q);
+    if (pulp_step_http_request(in, len, &q)) run_job(&q);
     return 0;
 }
 

@@ -284,6 +284,9 @@ typedef struct {
 
 /* Reads an "http.request" payload. */
 bool pulp_http_request_parse(pulp_mpr payload, pulp_http_request *req);
+/* For plugins that only serve HTTP: true when pulp_step's input `in` carries an
+   "http.request" event, read into `req` (false for idle ticks and other kinds). */
+bool pulp_step_http_request(const uint8_t *in, uint32_t len, pulp_http_request *req);
 
 typedef struct {
     uint64_t conn_id;
@@ -739,6 +742,15 @@ bool pulp_http_request_parse(pulp_mpr p, pulp_http_request *q) {
     return q->id != 0;
 }
 
+bool pulp_step_http_request(const uint8_t *in, uint32_t len, pulp_http_request *req) {
+    pulp_envelope e;
+    const char *kind;
+    uint32_t kn;
+    pulp_mpr payload;
+    return pulp_envelope_parse(in, len, &e) && pulp_event_parse(&e, &kind, &kn, &payload) &&
+           pulp_event_is(kind, kn, "http.request") && pulp_http_request_parse(payload, req);
+}
+
 bool pulp_ws_event_parse(pulp_mpr p, pulp_ws_event *ev) {
     uint32_t n, kn;
     const char *k;
@@ -764,6 +776,24 @@ static int32_t pulp__send(int32_t (*imp)(const void *, uint32_t), pulp_mpw *w) {
     int32_t st = w->failed ? PULP_ALLOC_FAILED : imp(w->buf, (uint32_t)w->len);
     pulp_mpw_free(w);
     return st;
+}
+
+/* Sends request `w` to an import with a result, then frees `w`. */
+static int32_t pulp__call(int32_t (*imp)(const void *, uint32_t, uint8_t **, uint32_t *), pulp_mpw *w,
+                          uint8_t **res, uint32_t *len) {
+    *res = NULL;
+    *len = 0;
+    int32_t st = w->failed ? PULP_ALLOC_FAILED : imp(w->buf, (uint32_t)w->len, res, len);
+    pulp_mpw_free(w);
+    return st;
+}
+
+/* Starts a request map of `fields` entries whose first is {id: `id`}. */
+static void pulp__id_map(pulp_mpw *w, uint32_t fields, const char *id) {
+    pulp_mpw_init(w);
+    pulp_mpw_map(w, fields);
+    pulp_mpw_str(w, "id");
+    pulp_mpw_str(w, id);
 }
 
 int32_t pulp_http_register(const char *method, const char *path) {
@@ -846,23 +876,14 @@ int32_t pulp_docker_run(const char *image, const char *const *argv, const void *
     pulp_mpw_bin(&w, stdin_data, stdin_data ? stdin_len : 0);
     pulp_mpw_str(&w, "timeout_ms");
     pulp_mpw_uint(&w, timeout_ms);
-    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_run(w.buf, (uint32_t)w.len, result, len);
-    pulp_mpw_free(&w);
-    return st;
+    return pulp__call(pulp_import_docker_run, &w, result, len);
 }
 
 int32_t pulp_docker_query_id(int32_t (*call)(const void *, uint32_t, uint8_t **, uint32_t *), const char *id,
                              uint8_t **result, uint32_t *len) {
     pulp_mpw w;
-    *result = NULL;
-    *len = 0;
-    pulp_mpw_init(&w);
-    pulp_mpw_map(&w, 1);
-    pulp_mpw_str(&w, "id");
-    pulp_mpw_str(&w, id);
-    int32_t st = w.failed ? PULP_ALLOC_FAILED : call(w.buf, (uint32_t)w.len, result, len);
-    pulp_mpw_free(&w);
-    return st;
+    pulp__id_map(&w, 1, id);
+    return pulp__call(call, &w, result, len);
 }
 
 int32_t pulp_docker_create(const char *image, const char *const *argv, const char *name, char *id_out) {
@@ -878,8 +899,7 @@ int32_t pulp_docker_create(const char *image, const char *const *argv, const cha
     pulp_mpw_bool(&w, false);
     if (argv) { pulp_mpw_str(&w, "cmd"); pulp__argv(&w, argv); }
     if (name) { pulp_mpw_str(&w, "name"); pulp_mpw_str(&w, name); }
-    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_create(w.buf, (uint32_t)w.len, &res, &len);
-    pulp_mpw_free(&w);
+    int32_t st = pulp__call(pulp_import_docker_create, &w, &res, &len);
     if (st == PULP_OK) {
         pulp_mpr r;
         const char *id;
@@ -898,14 +918,10 @@ int32_t pulp_docker_exec(const char *id, const char *const *argv, char **output,
     uint32_t len = 0;
     *output = NULL;
     *exit_code = -1;
-    pulp_mpw_init(&w);
-    pulp_mpw_map(&w, 2);
-    pulp_mpw_str(&w, "id");
-    pulp_mpw_str(&w, id);
+    pulp__id_map(&w, 2, id);
     pulp_mpw_str(&w, "cmd");
     pulp__argv(&w, argv);
-    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_exec(w.buf, (uint32_t)w.len, &res, &len);
-    pulp_mpw_free(&w);
+    int32_t st = pulp__call(pulp_import_docker_exec, &w, &res, &len);
     if (st == PULP_OK) {
         pulp_mpr r;
         const char *out;
@@ -928,14 +944,10 @@ int32_t pulp_docker_files_read(const char *id, const char *path, uint8_t **data,
     uint32_t n = 0;
     *data = NULL;
     *len = 0;
-    pulp_mpw_init(&w);
-    pulp_mpw_map(&w, 2);
-    pulp_mpw_str(&w, "id");
-    pulp_mpw_str(&w, id);
+    pulp__id_map(&w, 2, id);
     pulp_mpw_str(&w, "path");
     pulp_mpw_str(&w, path);
-    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_files_read(w.buf, (uint32_t)w.len, &res, &n);
-    pulp_mpw_free(&w);
+    int32_t st = pulp__call(pulp_import_docker_files_read, &w, &res, &n);
     if (st == PULP_OK) {
         pulp_mpr r;
         const uint8_t *b;
@@ -951,10 +963,7 @@ int32_t pulp_docker_files_read(const char *id, const char *path, uint8_t **data,
 
 int32_t pulp_docker_files_write(const char *id, const char *path, const void *data, size_t len) {
     pulp_mpw w;
-    pulp_mpw_init(&w);
-    pulp_mpw_map(&w, 3);
-    pulp_mpw_str(&w, "id");
-    pulp_mpw_str(&w, id);
+    pulp__id_map(&w, 3, id);
     pulp_mpw_str(&w, "path");
     pulp_mpw_str(&w, path);
     pulp_mpw_str(&w, "data");
@@ -967,8 +976,6 @@ int32_t pulp_http_fetch(const char *method, const char *url, const char *const *
     pulp_mpw w;
     uint32_t nh = 0;
     while (headers && headers[2 * nh]) nh++;
-    *result = NULL;
-    *len = 0;
     pulp_mpw_init(&w);
     pulp_mpw_map(&w, 5);
     pulp_mpw_str(&w, "method");
@@ -985,9 +992,7 @@ int32_t pulp_http_fetch(const char *method, const char *url, const char *const *
     pulp_mpw_bin(&w, body, body ? body_len : 0);
     pulp_mpw_str(&w, "timeout_ms");
     pulp_mpw_uint(&w, timeout_ms);
-    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_http_fetch(w.buf, (uint32_t)w.len, result, len);
-    pulp_mpw_free(&w);
-    return st;
+    return pulp__call(pulp_import_http_fetch, &w, result, len);
 }
 
 int32_t pulp_docker_list(uint8_t **result, uint32_t *len) {
@@ -999,25 +1004,18 @@ int32_t pulp_docker_list(uint8_t **result, uint32_t *len) {
 
 int32_t pulp_docker_events_poll(int64_t since_nanos, uint32_t limit, uint8_t **result, uint32_t *len) {
     pulp_mpw w;
-    *result = NULL;
-    *len = 0;
     pulp_mpw_init(&w);
     pulp_mpw_map(&w, 2);
     pulp_mpw_str(&w, "since_nanos");
     pulp_mpw_int(&w, since_nanos);
     pulp_mpw_str(&w, "limit");
     pulp_mpw_uint(&w, limit);
-    int32_t st = w.failed ? PULP_ALLOC_FAILED : pulp_import_docker_events_poll(w.buf, (uint32_t)w.len, result, len);
-    pulp_mpw_free(&w);
-    return st;
+    return pulp__call(pulp_import_docker_events_poll, &w, result, len);
 }
 
 int32_t pulp_docker_by_id(int32_t (*call)(const void *, uint32_t), const char *id) {
     pulp_mpw w;
-    pulp_mpw_init(&w);
-    pulp_mpw_map(&w, 1);
-    pulp_mpw_str(&w, "id");
-    pulp_mpw_str(&w, id);
+    pulp__id_map(&w, 1, id);
     return pulp__send(call, &w);
 }
 

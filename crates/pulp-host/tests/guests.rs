@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{build_c, pulp, root, skip, toolchain, Running};
+use support::{build_c, http, pulp, root, skip, toolchain, Running};
 
 /// Runs the plugin at `manifest` until it has ticked, stops it, and returns the log.
 fn run_until_tick(dir: &Path, manifest: &Path, tick: &str) -> String {
@@ -79,18 +79,6 @@ fn go_plugin_builds_from_source_loads_gets_its_config_and_steps() {
     assert!(out.contains("go-heartbeat: shutting down"), "{out}");
 }
 
-/// One HTTP/1.1 request over a fresh connection; the whole answer as text.
-fn http(addr: &str, request: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[test]
 fn echo_example_serves_http_under_pulp_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,15 +91,7 @@ fn echo_example_serves_http_under_pulp_run() {
     let mut cmd = pulp(dir.path());
     cmd.args(["run", "--listen", "127.0.0.1:0"]).arg(&manifest);
     let mut p = Running::start(cmd);
-    let line = p.wait_for("listening on http://");
-    let addr = line
-        .split("listening on http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let addr = p.listen_addr();
     p.wait_for("plugin started");
     let get = http(
         &addr,

@@ -177,3 +177,26 @@ impl Running {
         self.seen.clone()
     }
 }
+
+impl Running {
+    /// Waits for the listener's start-up line and returns its address (`127.0.0.1:port`).
+    pub fn listen_addr(&mut self) -> String {
+        let line = self.wait_for("listening on http://");
+        line.split("listening on http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("an address after `listening on http://`")
+            .to_string()
+    }
+}
+
+/// One raw HTTP/1.1 exchange over a fresh connection; the whole answer as text.
+pub fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
