@@ -788,6 +788,16 @@ static int32_t pulp__call(int32_t (*imp)(const void *, uint32_t, uint8_t **, uin
     return st;
 }
 
+/* A malloc'd copy of n bytes with a NUL after them (NULL when memory runs out). */
+static void *pulp__dup(const void *p, uint32_t n) {
+    char *d = malloc((size_t)n + 1);
+    if (d) {
+        if (n) memcpy(d, p, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
 /* Starts a request map of `fields` entries whose first is {id: `id`}. */
 static void pulp__id_map(pulp_mpw *w, uint32_t fields, const char *id) {
     pulp_mpw_init(w);
@@ -930,9 +940,7 @@ int32_t pulp_docker_exec(const char *id, const char *const *argv, char **output,
         pulp_mp_map_str(r, "output", &out, &n);
         pulp_mpr_init(&r, res, len);
         if (!pulp_mpr_find(&r, "exit_code") || !pulp_mpr_int(&r, exit_code)) st = PULP_BAD_ENCODING;
-        *output = malloc(n + 1);
-        if (*output) { memcpy(*output, out, n); (*output)[n] = 0; }
-        else st = PULP_ALLOC_FAILED;
+        if (st == PULP_OK && (*output = pulp__dup(out, n)) == NULL) st = PULP_ALLOC_FAILED;
     }
     free(res);
     return st;
@@ -954,8 +962,8 @@ int32_t pulp_docker_files_read(const char *id, const char *path, uint8_t **data,
         uint32_t bn;
         pulp_mpr_init(&r, res, n);
         if (!pulp_mpr_bin(&r, &b, &bn)) st = PULP_BAD_ENCODING;
-        else if ((*data = malloc(bn ? bn : 1)) == NULL) st = PULP_ALLOC_FAILED;
-        else { memcpy(*data, b, bn); *len = bn; }
+        else if ((*data = pulp__dup(b, bn)) == NULL) st = PULP_ALLOC_FAILED;
+        else *len = bn;
     }
     free(res);
     return st;

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use pulp_host::{Runtime, RuntimeConfig};
+use pulp_host::Runtime;
 use pulp_tests::{c_module, Fixture};
 
 const CONCURRENCY: usize = 64;
@@ -61,6 +61,23 @@ fn native() -> SocketAddr {
         }
     });
     addr
+}
+
+/// A stateless plugin with `capabilities` run as a pool of `instances` on a fresh host:
+/// the host (keep it alive), its runtime and the listener's address.
+fn pool(
+    name: &str,
+    wasm: &std::path::Path,
+    capabilities: &str,
+    instances: u32,
+) -> (Fixture, Runtime, SocketAddr) {
+    let f = Fixture::new();
+    let extra = format!(
+        "stateless = true\ncapabilities = [{capabilities}]\n[limits]\nqueue = 1024\ninstances = {instances}"
+    );
+    let runtime = f.run_module(name, wasm, &extra, instances);
+    let addr = ext_http::listening(f.host.shared()).unwrap();
+    (f, runtime, addr)
 }
 
 struct Result {
@@ -152,25 +169,8 @@ fn main() {
     };
     // The echo plugin with one instance, and (stateless) with two: its own thread,
     // store and memory each, one queue.
-    let start = |instances: u32| {
-        let f = Fixture::new();
-        let extra = format!(
-            "stateless = true\ncapabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]\n[limits]\nqueue = 1024\ninstances = {instances}"
-        );
-        let first = f.load_module("echo", &wasm, &extra).unwrap();
-        let mut plugins = vec![first];
-        for _ in 1..instances {
-            let r = plugins[0].replica().unwrap();
-            plugins.push(r);
-        }
-        let mut runtime = Runtime::new(RuntimeConfig::default());
-        for mut p in plugins {
-            p.init().unwrap();
-            runtime.spawn(p).unwrap();
-        }
-        let addr = ext_http::listening(f.host.shared()).unwrap();
-        (f, runtime, addr)
-    };
+    let echo_caps = "\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"";
+    let start = |instances| pool("echo", &wasm, echo_caps, instances);
     let (_f1, rt1, one) = start(1);
     let (_f2, rt2, two) = start(2);
     let native = native();
@@ -204,24 +204,8 @@ fn main() {
     let Some(pooled) = pulp_tests::c_guest("pooled.c") else {
         return;
     };
-    let start_pool = |instances: u32| {
-        let f = Fixture::new();
-        let extra = format!(
-            "stateless = true\ncapabilities = [\"transport.http.inbound\", \"storage.sqlite\"]\n[limits]\nqueue = 1024\ninstances = {instances}"
-        );
-        let mut plugins = vec![f.load_module("pooled", &pooled, &extra).unwrap()];
-        for _ in 1..instances {
-            let r = plugins[0].replica().unwrap();
-            plugins.push(r);
-        }
-        let mut runtime = Runtime::new(RuntimeConfig::default());
-        for mut p in plugins {
-            p.init().unwrap();
-            runtime.spawn(p).unwrap();
-        }
-        let addr = ext_http::listening(f.host.shared()).unwrap();
-        (f, runtime, addr)
-    };
+    let pool_caps = "\"transport.http.inbound\", \"storage.sqlite\"";
+    let start_pool = |instances| pool("pooled", &pooled, pool_caps, instances);
     let (_g1, w1, one) = start_pool(1);
     let (_g2, w2, two) = start_pool(2);
     for (name, addr) in [("5 ms route x1", one), ("5 ms route x2", two)] {

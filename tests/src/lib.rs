@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 pub use ext_testcap::{lifecycle, take as records};
 
 pub mod toolchain;
-use pulp_host::{Host, HostConfig, LoadError, Manifest, Plugin, Registry};
+use pulp_host::{Host, HostConfig, LoadError, Manifest, Plugin, Registry, Runtime, RuntimeConfig};
 
 // Link every capability crate so `inventory` sees it.
 use ext_docker as _;
@@ -121,6 +121,22 @@ impl Fixture {
         Plugin::load(&self.host, &m, Some(&self.registry))
     }
 
+    /// Loads `module` as plugin `name` with `extra` TOML plus `instances - 1`
+    /// replicas (a pool), initialises each, and runs them on a new default runtime.
+    pub fn run_module(&self, name: &str, module: &Path, extra: &str, instances: u32) -> Runtime {
+        let mut plugins = vec![self.load_module(name, module, extra).unwrap()];
+        for _ in 1..instances {
+            let replica = plugins[0].replica().unwrap();
+            plugins.push(replica);
+        }
+        let mut runtime = Runtime::new(RuntimeConfig::default());
+        for mut p in plugins {
+            p.init().unwrap();
+            runtime.spawn(p).unwrap();
+        }
+        runtime
+    }
+
     /// Writes and parses a manifest (see [`Fixture::write`]).
     pub fn manifest(&self, name: &str, wat: &str, extra: &str) -> Manifest {
         Manifest::load(self.write(name, wat, extra)).unwrap()
@@ -204,16 +220,52 @@ pub fn skip(what: &str) {
 /// True when a Docker engine and the test image are there; otherwise a loud skip
 /// (a failure with `PULP_REQUIRE_DOCKER=1` or `PULP_REQUIRE_ALL=1`).
 pub fn docker() -> bool {
-    if toolchain::docker_ready() {
-        return true;
-    }
-    if std::env::var("PULP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-        panic!(
-            "PULP_REQUIRE_DOCKER=1 but no Docker engine answers (or the test image cannot be made)"
-        );
-    }
-    skip("a Docker engine (apt-get install docker.io busybox-static; dockerd)");
-    false
+    toolchain::docker_or_skip(skip)
+}
+
+/// The manifest of `examples/<example>` from its `capabilities` line on, for
+/// [`Fixture::load_module`] (which writes its own name, version and wasm).
+pub fn example_manifest(example: &str) -> String {
+    let m = std::fs::read_to_string(
+        root()
+            .join("examples")
+            .join(example)
+            .join("pulp.plugin.toml"),
+    )
+    .unwrap();
+    m.lines()
+        .skip_while(|l| !l.starts_with("capabilities"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Sends raw bytes over a fresh connection and reads the answer until the server
+/// closes (at most 5 s of silence).
+pub fn raw_http(to: std::net::SocketAddr, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(to).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// This process's open files, threads and resident memory in KiB (from /proc).
+pub fn process_counts() -> (usize, usize, u64) {
+    let open_files = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (open_files, threads, pages * 4)
 }
 
 /// The `pulp` program built by cargo for the tests.

@@ -89,6 +89,21 @@ pub fn docker_ready() -> bool {
     })
 }
 
+/// [`docker_ready`], or else `skip` (loud; it fails under `PULP_REQUIRE_ALL=1`), and a
+/// failure under `PULP_REQUIRE_DOCKER=1`.
+pub fn docker_or_skip(skip: fn(&str)) -> bool {
+    if docker_ready() {
+        return true;
+    }
+    if std::env::var("PULP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!(
+            "PULP_REQUIRE_DOCKER=1 but no Docker engine answers (or the test image cannot be made)"
+        );
+    }
+    skip("a Docker engine (apt-get install docker.io busybox-static; dockerd)");
+    false
+}
+
 /// Container ids labelled with plugin `name` (`docker ps -aq`), by the engine's own CLI.
 pub fn containers_of(name: &str) -> Vec<String> {
     let o = Command::new("docker")

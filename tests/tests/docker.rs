@@ -376,30 +376,17 @@ fn jobs_example_runs_a_posted_command_in_a_container() {
     let Some(wasm) = pulp_tests::c_module("examples/jobs/jobs.c") else {
         return;
     };
-    let manifest =
-        std::fs::read_to_string(pulp_tests::root().join("examples/jobs/pulp.plugin.toml")).unwrap();
-    let extra = manifest
-        .lines()
-        .skip_while(|l| !l.starts_with("capabilities"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut p = f.load_module("jobs-example", &wasm, &extra).unwrap();
-    p.init().unwrap();
-    let mut runtime = pulp_host::Runtime::new(pulp_host::RuntimeConfig::default());
-    runtime.spawn(p).unwrap();
+    let extra = pulp_tests::example_manifest("jobs");
+    let runtime = f.run_module("jobs-example", &wasm, &extra, 1);
     let addr = ext_http::listening(f.host.shared()).unwrap();
     let post = |body: &str| {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+        pulp_tests::raw_http(
+            addr,
+            &format!(
+                "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
         )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
     };
     let ok = post("echo hello jobs");
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
@@ -420,16 +407,12 @@ fn a_long_docker_call_does_not_hold_up_other_plugins_or_the_listener() {
     let Some(wasm) = pulp_tests::c_module("examples/echo/echo.c") else {
         return;
     };
-    let mut echo = f
-        .load_module(
-            "dk-echo",
-            &wasm,
-            "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]",
-        )
-        .unwrap();
-    echo.init().unwrap();
-    let mut runtime = pulp_host::Runtime::new(pulp_host::RuntimeConfig::default());
-    runtime.spawn(echo).unwrap();
+    let runtime = f.run_module(
+        "dk-echo",
+        &wasm,
+        "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]",
+        1,
+    );
     let addr = ext_http::listening(f.host.shared()).unwrap();
     let slow = std::thread::spawn(move || {
         let o = call(
@@ -444,15 +427,10 @@ fn a_long_docker_call_does_not_hold_up_other_plugins_or_the_listener() {
     });
     std::thread::sleep(std::time::Duration::from_millis(300));
     for i in 0..20 {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "GET /echo/n{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
+        let out = pulp_tests::raw_http(
+            addr,
+            &format!("GET /echo/n{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
         assert!(out.ends_with(&format!("\r\n\r\nn{i}")), "{out}");
     }
     assert!(

@@ -4,45 +4,23 @@
 
 use std::net::SocketAddr;
 
-use pulp_host::{Runtime, RuntimeConfig};
-use pulp_tests::{c_module, root, Fixture, TestServer};
-
-/// The example's manifest lines from `capabilities` on (name, version, wasm are the fixture's).
-fn manifest_tail(example: &str) -> String {
-    let m = std::fs::read_to_string(
-        root()
-            .join("examples")
-            .join(example)
-            .join("pulp.plugin.toml"),
-    )
-    .unwrap();
-    m.lines()
-        .skip_while(|l| !l.starts_with("capabilities"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use pulp_host::Runtime;
+use pulp_tests::{c_module, example_manifest, raw_http, Fixture, TestServer};
 
 fn start(f: &Fixture, example: &str, extra: &str) -> Option<Runtime> {
     let wasm = c_module(&format!("examples/{example}/{example}.c"))?;
-    let mut p = f.load_module(example, &wasm, extra).unwrap();
-    p.init().unwrap();
-    let mut rt = Runtime::new(RuntimeConfig::default());
-    rt.spawn(p).unwrap();
-    Some(rt)
+    Some(f.run_module(example, &wasm, extra, 1))
 }
 
 /// One request over a fresh connection: (status, lowercase headers text, body).
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    let out = raw_http(
+        addr,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
     let (head, body) = out.split_once("\r\n\r\n").unwrap();
     let status = head[9..12].parse().unwrap();
     (status, head.to_ascii_lowercase(), body.to_string())
@@ -51,7 +29,7 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String,
 #[test]
 fn notes_api_answers_as_documented_and_survives_a_restart() {
     let f = Fixture::new();
-    let Some(rt) = start(&f, "notes", &manifest_tail("notes")) else {
+    let Some(rt) = start(&f, "notes", &example_manifest("notes")) else {
         return;
     };
     let a = ext_http::listening(f.host.shared()).unwrap();
@@ -99,7 +77,7 @@ fn notes_api_answers_as_documented_and_survives_a_restart() {
     }
     rt.stop();
     // A new run on the same storage: the note is still there.
-    let Some(rt) = start(&f, "notes", &manifest_tail("notes")) else {
+    let Some(rt) = start(&f, "notes", &example_manifest("notes")) else {
         return;
     };
     assert_eq!(
@@ -117,7 +95,7 @@ fn fetch_reaches_an_allowed_host_and_refuses_others() {
         std::time::Duration::ZERO,
     );
     let f = Fixture::new();
-    let tail = manifest_tail("fetch").replace(
+    let tail = example_manifest("fetch").replace(
         r#"allowed_hosts = ["example.com", "*.example.com"]"#,
         &format!(r#"allowed_hosts = ["127.0.0.1:{}"]"#, server.addr.port()),
     );

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use pulp_ext::{Event, Next};
 use pulp_host::{Plugin, Runtime, RuntimeConfig};
-use pulp_tests::{c_module, Driver, Fixture, Outcome};
+use pulp_tests::{c_module, raw_http, Driver, Fixture, Outcome};
 use rmpv::Value as V;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -65,17 +65,6 @@ fn payload(e: &Event) -> V {
     rmpv::decode::read_value(&mut e.payload()).unwrap()
 }
 
-/// Sends raw bytes and reads the answer until the server closes.
-fn raw(to: SocketAddr, request: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(to).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -87,11 +76,7 @@ fn echo(f: &Fixture, extra: &str) -> Option<Runtime> {
     let manifest = format!(
         "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]\n{extra}"
     );
-    let mut p = f.load_module("echo", &wasm, &manifest).unwrap();
-    p.init().unwrap();
-    let mut runtime = Runtime::new(RuntimeConfig::default());
-    runtime.spawn(p).unwrap();
-    Some(runtime)
+    Some(f.run_module("echo", &wasm, &manifest, 1))
 }
 
 #[test]
@@ -244,7 +229,7 @@ fn a_full_queue_is_503_and_a_big_body_413() {
     rt.block_on(async {
         let r = c.post(&url).body(vec![b'x'; 17]).send().await.unwrap();
         assert_eq!(r.status(), 413, "over max_body_bytes with a Content-Length");
-        let chunked = raw(
+        let chunked = raw_http(
             addr(&f),
             "POST /q HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\na\r\nyyyyyyyyyy\r\na\r\nyyyyyyyyyy\r\n0\r\n\r\n",
         );
@@ -789,13 +774,13 @@ fn slow_clients_time_out_on_headers_and_bodies() {
     assert_eq!(register(&mut d, "POST", "/up").status, 0);
     let a = addr(&f);
     // Headers that never finish: the server hangs up (a 408 or a plain close).
-    let headers = raw(a, "POST /up HTTP/1.1\r\nHost: x\r\n");
+    let headers = raw_http(a, "POST /up HTTP/1.1\r\nHost: x\r\n");
     assert!(
         headers.is_empty() || headers.starts_with("HTTP/1.1 408"),
         "{headers}"
     );
     // A body shorter than its Content-Length: 408 after body_timeout_ms.
-    let body = raw(
+    let body = raw_http(
         a,
         "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
     );
@@ -813,14 +798,7 @@ fn an_instance_pool_spreads_requests_and_shares_state_in_sqlite() {
         return;
     };
     let extra = "stateless = true\ncapabilities = [\"transport.http.inbound\", \"storage.sqlite\"]\n[limits]\ninstances = 2\nqueue = 256";
-    let first = f.load_module("pooled", &wasm, extra).unwrap();
-    let mut runtime = Runtime::new(RuntimeConfig::default());
-    let mut all = vec![first];
-    all.push(all[0].replica().unwrap());
-    for mut p in all {
-        p.init().unwrap();
-        runtime.spawn(p).unwrap();
-    }
+    let runtime = f.run_module("pooled", &wasm, extra, 2);
     let base = format!("http://{}", addr(&f));
     let who: std::collections::BTreeSet<String> = rt().block_on(async {
         let c = client();

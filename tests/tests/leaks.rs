@@ -5,33 +5,7 @@
 
 use pulp_host::{Manifest, Plugin};
 use pulp_tests::toolchain::{containers_of, TEST_IMAGE};
-use pulp_tests::{c_guest, docker, Fixture, TestServer};
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn threads() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn rss_kib() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 4
-}
+use pulp_tests::{c_guest, docker, process_counts, Fixture, TestServer};
 
 #[test]
 fn a_thousand_lives_using_every_capability_leak_nothing() {
@@ -71,12 +45,12 @@ images = ["{TEST_IMAGE}"]"#,
     for _ in 0..50 {
         life();
     }
-    let (fds, ths, rss) = (open_fds(), threads(), rss_kib());
+    let (fds, ths, rss) = process_counts();
     let started = std::time::Instant::now();
     for _ in 0..1000 {
         life();
     }
-    let (fds2, ths2, rss2) = (open_fds(), threads(), rss_kib());
+    let (fds2, ths2, rss2) = process_counts();
     println!(
         "1000 lives in {:.1?}: open files {fds} -> {fds2}, threads {ths} -> {ths2}, resident {} -> {} MiB",
         started.elapsed(),

@@ -7,28 +7,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use pulp_host::{Runtime, RuntimeConfig};
-use pulp_tests::{c_module, guest, Fixture};
+use pulp_tests::{c_module, guest, process_counts, Fixture};
 
+/// Open files, threads, resident MiB.
 fn counts() -> (usize, usize, u64) {
-    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let rss = statm
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 4
-        / 1024;
-    (fds, threads, rss)
+    let (files, threads, kib) = process_counts();
+    (files, threads, kib / 1024)
 }
 
 #[test]

@@ -33,7 +33,7 @@ use std::time::Duration;
 use engine::Engine;
 use grants::Grants;
 use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Binding, Capability, Error, Import, Plugin, State, Status};
+use pulp_ext::{mem, Binding, Capability, Error, Import, Plugin, State};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -78,6 +78,12 @@ impl std::ops::Deref for Instance {
 }
 
 impl Inner {
+    /// Removes every container of this plugin on this host; how many went.
+    fn reap(&self, deadline: Duration) -> Result<usize, Error> {
+        let docker = self.engine.client(deadline)?;
+        engine::reap(&docker, &self.plugin, &self.host, deadline)
+    }
+
     /// The deadline of one engine call.
     pub(crate) fn deadline(&self) -> Duration {
         Duration::from_millis(self.grants.timeout_ms)
@@ -130,11 +136,7 @@ impl Capability for SpawnDocker {
             host: host_label(plugin),
         }));
         let quick = Duration::from_secs(5);
-        match inst
-            .engine
-            .client(quick)
-            .and_then(|d| engine::reap(&d, &inst.plugin, &inst.host, quick))
-        {
+        match inst.reap(quick) {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 plugin = inst.plugin,
@@ -155,11 +157,7 @@ impl Capability for SpawnDocker {
             return;
         };
         let deadline = Duration::from_secs(10);
-        match inst
-            .engine
-            .client(deadline)
-            .and_then(|d| engine::reap(&d, &inst.plugin, &inst.host, deadline))
-        {
+        match inst.reap(deadline) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(plugin = inst.plugin, "removed {n} container(s)"),
             Err(e) => tracing::warn!(
@@ -187,10 +185,7 @@ impl Capability for SpawnDocker {
 }
 
 fn instance(c: &mut Caller<'_, State>) -> Result<Instance, Error> {
-    c.data_mut()
-        .get_mut::<Instance>()
-        .cloned()
-        .ok_or_else(|| Status::Failed.err("spawn.docker is not attached"))
+    c.data_mut().attached::<Instance>(NAME).cloned()
 }
 
 /// Links `name(req_ptr, req_len, res_ptr_out, res_len_out)`: decode, run `op`, write

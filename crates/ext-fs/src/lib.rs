@@ -22,6 +22,9 @@ use pulp_ext::wasmtime::{Caller, Linker};
 use pulp_ext::{mem, Binding, Capability, Import, Plugin, State, Status};
 use serde::Deserialize;
 
+/// The capability's name in manifests.
+const NAME: &str = "storage.fs";
+
 struct Fs;
 
 pulp_ext::register!(Fs);
@@ -39,7 +42,7 @@ struct Settings {
 }
 
 fn max_file_bytes(plugin: &Plugin) -> Result<usize, Vec<String>> {
-    let s: Settings = plugin.settings_as("storage.fs").map_err(|e| vec![e])?;
+    let s: Settings = plugin.settings_as(NAME).map_err(|e| vec![e])?;
     match s.max_file_bytes.unwrap_or(8 << 20) {
         v @ 1..=0x4000_0000 => Ok(v as usize),
         v => Err(vec![format!(
@@ -187,9 +190,7 @@ impl Files {
 }
 
 fn files<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a mut Files, pulp_ext::Error> {
-    c.data_mut()
-        .get_mut::<Files>()
-        .ok_or_else(|| Status::Failed.err("storage.fs is not attached to this instance"))
+    c.data_mut().attached::<Files>(NAME)
 }
 
 fn path_arg(c: &Caller<'_, State>, ptr: i32, len: i32) -> Result<String, pulp_ext::Error> {
@@ -198,7 +199,7 @@ fn path_arg(c: &Caller<'_, State>, ptr: i32, len: i32) -> Result<String, pulp_ex
 
 impl Capability for Fs {
     fn name(&self) -> &'static str {
-        "storage.fs"
+        NAME
     }
 
     fn binding(&self) -> Binding {

@@ -149,9 +149,8 @@ pub(crate) struct Instance {
 /// The calling instance's listener state.
 pub(crate) fn instance<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a Instance, Error> {
     c.data_mut()
-        .get_mut::<Instance>()
+        .attached::<Instance>("the inbound HTTP capabilities")
         .map(|i| &*i)
-        .ok_or_else(|| Status::Failed.err("the inbound HTTP capability is not attached"))
 }
 
 impl Instance {

@@ -34,6 +34,18 @@ pub fn fuzz_router(data: &[u8]) {
     router::fuzz(data)
 }
 
+/// First value of each header, names canonical.
+pub(crate) fn header_map(
+    h: &hyper::header::HeaderMap,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in h {
+        out.entry(canonical(k.as_str()))
+            .or_insert_with(|| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    out
+}
+
 /// `content-type` → `Content-Type`: the header names plugins see (the Go host's).
 pub(crate) fn canonical(name: &str) -> String {
     let mut out = String::with_capacity(name.len());

@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::canonical;
+use crate::header_map;
 use crate::policy::{internal, Policy, Verdict};
 use pulp_ext::wasmtime::{Caller, Linker};
 use pulp_ext::{mem, Binding, Capability, Import, Plugin, State, Status};
@@ -239,12 +239,7 @@ impl Fetcher {
         let work = async move {
             let mut resp = request.send().await?;
             let status = resp.status().as_u16();
-            let mut headers = std::collections::BTreeMap::new();
-            for (k, v) in resp.headers() {
-                headers
-                    .entry(canonical(k.as_str()))
-                    .or_insert_with(|| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            }
+            let headers = header_map(resp.headers());
             let mut body = Vec::new();
             while let Some(chunk) = resp.chunk().await? {
                 if body.len() + chunk.len() > max {
@@ -331,10 +326,7 @@ impl Capability for Outbound {
             |mut c: Caller<'_, State>, req: i32, req_len: i32, out: i32, out_len: i32| {
                 pulp_ext::status(&mut c, |c| {
                     let req: FetchRequest = mem::decode(c, req, req_len, "http_fetch request")?;
-                    let fetcher = c.data_mut().get_mut::<Fetcher>().ok_or_else(|| {
-                        Status::Failed.err("transport.http.outbound is not attached")
-                    })?;
-                    let resp = fetcher.fetch(req)?;
+                    let resp = c.data_mut().attached::<Fetcher>(NAME)?.fetch(req)?;
                     mem::write_msgpack(c, &resp, out, out_len)
                 })
             },

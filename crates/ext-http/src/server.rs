@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use pulp_ext::{Event, Events, Shared};
@@ -21,7 +21,7 @@ use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::inbound::Owner;
 use crate::router::{Kind, Lookup, Router};
-use crate::{canonical, sse, ws};
+use crate::{header_map, sse, ws};
 
 /// The host-level settings section `"http"` of the shared listener (given by the
 /// embedder in `HostConfig::settings`, or by `pulp run`'s flags).
@@ -294,16 +294,6 @@ where
         _ = conn => {}
         _ = shutdown.changed() => {}
     }
-}
-
-/// First value of each header, names canonical.
-pub(crate) fn header_map(h: &HeaderMap) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (k, v) in h {
-        out.entry(canonical(k.as_str()))
-            .or_insert_with(|| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    }
-    out
 }
 
 /// First value of each query key.

@@ -17,9 +17,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::header_map;
 use crate::inbound::{instance, Owner};
 use crate::router::Kind;
-use crate::server::{header_map, lock, query_map, text, Body, Hub};
+use crate::server::{lock, query_map, text, Body, Hub};
 
 /// Frames a plugin may queue for one connection before `ws_send` says 12.
 const QUEUE: usize = 256;
@@ -29,6 +30,19 @@ pub(crate) struct Conn {
     owner: Events,
     tx: mpsc::Sender<Message>,
     kill: Arc<Notify>,
+}
+
+impl Conn {
+    /// Queues a close frame; a connection whose queue is full is dropped instead.
+    fn close(self, code: u16, reason: &str) {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        if self.tx.try_send(Message::Close(Some(frame))).is_err() {
+            self.kill.notify_one();
+        }
+    }
 }
 
 /// True for a WebSocket handshake request.
@@ -187,11 +201,12 @@ where
     loop {
         tokio::select! {
             msg = socket.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    if !post_frame(&owner, id, 1, t.as_bytes()).await { code_going_away(&mut socket).await; break }
-                }
-                Some(Ok(Message::Binary(b))) => {
-                    if !post_frame(&owner, id, 2, &b).await { code_going_away(&mut socket).await; break }
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let opcode = if m.is_text() { 1 } else { 2 };
+                    if !post_frame(&owner, id, opcode, &m.into_data()).await {
+                        close_with(&mut socket, CloseCode::Again, "the plugin is not keeping up").await;
+                        break;
+                    }
                 }
                 Some(Ok(Message::Close(frame))) => {
                     (code, reason) = match frame {
@@ -205,8 +220,7 @@ where
                 Some(Ok(_)) => {} // ping, pong: answered by tungstenite
                 Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
                     (code, reason) = (1009, format!("a message over {} bytes", owner.ws.max_frame_bytes));
-                    let frame = CloseFrame { code: CloseCode::Size, reason: reason.clone().into() };
-                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
+                    close_with(&mut socket, CloseCode::Size, &reason).await;
                     break;
                 }
                 Some(Err(_)) | None => break,
@@ -233,9 +247,7 @@ where
             },
             _ = kill.notified() => break,
             _ = shutdown.changed() => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(CloseFrame {
-                    code: CloseCode::Away, reason: "the host is stopping".into(),
-                }))).await;
+                close_with(&mut socket, CloseCode::Away, "the host is stopping").await;
                 break;
             }
         }
@@ -281,13 +293,14 @@ async fn post_frame(owner: &Owner, conn_id: u64, opcode: u8, payload: &[u8]) -> 
     }
 }
 
-async fn code_going_away<S>(socket: &mut WebSocketStream<S>)
+/// Sends a close frame the host initiates (waiting at most a second for the client).
+async fn close_with<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let frame = CloseFrame {
-        code: CloseCode::Again,
-        reason: "the plugin is not keeping up".into(),
+        code,
+        reason: reason.into(),
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
 }
@@ -304,13 +317,7 @@ pub(crate) fn close_all(hub: &Hub, owner: &Events, code: u16) {
         ids.iter().filter_map(|id| conns.remove(id)).collect()
     };
     for c in mine {
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: "the plugin instance went away".into(),
-        };
-        if c.tx.try_send(Message::Close(Some(frame))).is_err() {
-            c.kill.notify_one();
-        }
+        c.close(code, "the plugin instance went away");
     }
 }
 
@@ -404,14 +411,10 @@ pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()>
                 {
                     return Err(unknown("ws_close", req.conn_id));
                 }
-                let conn = conns.remove(&req.conn_id).expect("just found");
-                let frame = CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: req.reason.into(),
-                };
-                if conn.tx.try_send(Message::Close(Some(frame))).is_err() {
-                    conn.kill.notify_one();
-                }
+                conns
+                    .remove(&req.conn_id)
+                    .expect("just found")
+                    .close(code, &req.reason);
                 Ok(())
             })
         },

@@ -32,6 +32,9 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params_from_iter, Connection, ErrorCode};
 use serde::{Deserialize, Serialize};
 
+/// The capability's name in manifests.
+const NAME: &str = "storage.sqlite";
+
 struct Sqlite;
 
 pulp_ext::register!(Sqlite);
@@ -97,7 +100,7 @@ impl Settings {
 
 fn settings(plugin: &Plugin) -> Result<Limits, Vec<String>> {
     plugin
-        .settings_as::<Settings>("storage.sqlite")
+        .settings_as::<Settings>(NAME)
         .map_err(|e| vec![e])?
         .limits()
 }
@@ -359,14 +362,12 @@ fn inputs(
 }
 
 fn db<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a mut Db, pulp_ext::Error> {
-    c.data_mut()
-        .get_mut::<Db>()
-        .ok_or_else(|| Status::Failed.err("storage.sqlite is not attached to this instance"))
+    c.data_mut().attached::<Db>(NAME)
 }
 
 impl Capability for Sqlite {
     fn name(&self) -> &'static str {
-        "storage.sqlite"
+        NAME
     }
 
     fn binding(&self) -> Binding {

@@ -95,6 +95,14 @@ impl State {
             .and_then(|(_, b)| b.downcast_mut())
     }
 
+    /// The per-instance state of type `T` that `capability` made in `attach`; a
+    /// host function's way to reach it (5 when it is missing, which is a host bug).
+    pub fn attached<T: Any + Send>(&mut self, capability: &str) -> Result<&mut T, crate::Error> {
+        self.get_mut::<T>().ok_or_else(|| {
+            crate::Status::Failed.err(format!("{capability} is not attached to this instance"))
+        })
+    }
+
     /// Removes and returns the per-instance state of type `T`.
     pub fn remove<T: Any + Send>(&mut self) -> Option<T> {
         let id = TypeId::of::<T>();

@@ -4,18 +4,11 @@
 
 mod support;
 
-use support::toolchain::{containers_of, docker_ready};
+use support::toolchain::{containers_of, docker_or_skip};
 use support::{guest, plugin, pulp, skip, Running};
 
 fn engine() -> bool {
-    if docker_ready() {
-        return true;
-    }
-    if std::env::var("PULP_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-        panic!("PULP_REQUIRE_DOCKER=1 but no Docker engine answers");
-    }
-    skip("a Docker engine (apt-get install docker.io busybox-static; dockerd)");
-    false
+    docker_or_skip(skip)
 }
 
 #[test]
