@@ -30,6 +30,7 @@ const SSE: &str = "transport.sse";
 struct HttpToml {
     request_timeout_ms: Option<u64>,
     max_body_bytes: Option<u64>,
+    max_routes: Option<u64>,
 }
 
 /// `[capability."transport.ws.inbound"]`
@@ -46,6 +47,8 @@ pub(crate) struct HttpSettings {
     /// From arrival to the 504.
     pub(crate) request_timeout: Duration,
     pub(crate) max_body_bytes: usize,
+    /// Routes the plugin may hold at once (HTTP, WebSocket and SSE together).
+    pub(crate) max_routes: usize,
 }
 
 /// A plugin's checked WebSocket settings.
@@ -103,6 +106,7 @@ fn owner(plugin: &Plugin) -> Result<Owner, Vec<String>> {
         1 << 20,
         256 << 20,
     );
+    let max_routes = range(&mut p, "max_routes", h.max_routes, 128, 4096);
     let send_timeout = range(&mut p, "send_timeout_ms", w.send_timeout_ms, 5_000, 600_000);
     let max_frame = range(
         &mut p,
@@ -128,6 +132,7 @@ fn owner(plugin: &Plugin) -> Result<Owner, Vec<String>> {
         http: HttpSettings {
             request_timeout: Duration::from_millis(request_timeout),
             max_body_bytes: max_body as usize,
+            max_routes: max_routes as usize,
         },
         ws: WsSettings {
             allowed_origins: origins
@@ -154,7 +159,8 @@ pub(crate) fn instance<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a Instance,
 }
 
 impl Instance {
-    /// Adds a route owned by this plugin; a bad path is 4, a conflict 4 naming both plugins.
+    /// Adds a route owned by this plugin; a bad path is 4, an overlap with another
+    /// plugin's route 4 naming both, a route over `max_routes` 11.
     pub(crate) fn register(&self, kind: Kind, method: &str, path: &str) -> Result<(), Error> {
         let pattern = Pattern::parse(path).map_err(|e| Status::Invalid.err(e))?;
         if kind == Kind::Sse && !pattern.is_static() {
@@ -162,12 +168,19 @@ impl Instance {
                 "SSE path {path:?} must be a plain path, without :parameters or *rest"
             )));
         }
+        // A read lock: the router serialises its writers itself, so requests are
+        // matched meanwhile.
         self.hub
             .router
-            .write()
+            .read()
             .unwrap_or_else(|p| p.into_inner())
-            .add(kind, method, pattern, self.owner.clone())
-            .map_err(|e| Status::Invalid.err(e))?;
+            .add(
+                kind,
+                method,
+                pattern,
+                self.owner.clone(),
+                self.owner.http.max_routes,
+            )?;
         tracing::debug!(plugin = self.owner.name, method, path, "route registered");
         Ok(())
     }
