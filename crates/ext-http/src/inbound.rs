@@ -64,6 +64,8 @@ pub(crate) struct WsSettings {
 pub(crate) struct Owner {
     pub(crate) name: String,
     pub(crate) events: Events,
+    /// The plugin's host memory budget (bodies, queued frames, SSE backlogs).
+    pub(crate) budget: pulp_ext::Budget,
     pub(crate) http: HttpSettings,
     pub(crate) ws: WsSettings,
 }
@@ -129,6 +131,7 @@ fn owner(plugin: &Plugin) -> Result<Owner, Vec<String>> {
     Ok(Owner {
         name: plugin.name().to_string(),
         events: plugin.events().clone(),
+        budget: plugin.budget().clone(),
         http: HttpSettings {
             request_timeout: Duration::from_millis(request_timeout),
             max_body_bytes: max_body as usize,

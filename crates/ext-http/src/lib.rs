@@ -25,6 +25,7 @@ mod sse;
 mod ws;
 
 pub use server::{listening, ServerSettings};
+pub use sse::subscribers;
 
 /// Fuzzing entry (`cargo +nightly fuzz run router`): the first lines of `data` are
 /// route patterns, the rest request paths; nothing may panic, and a route found for

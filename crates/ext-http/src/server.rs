@@ -3,10 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +20,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use pulp_ext::{Event, Events, Shared};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::inbound::Owner;
 use crate::router::{Kind, Lookup, Router};
@@ -40,8 +44,18 @@ pub struct ServerSettings {
     pub body_timeout_ms: u64,
     /// Interval of the SSE keep-alive comment, in ms. Default 15 000.
     pub sse_keepalive_ms: u64,
-    /// Open connections at most; more wait to be accepted. Default 4096.
+    /// Open connections at most, WebSockets and SSE streams included for their whole
+    /// life; more wait to be accepted. Default 4096.
     pub max_connections: usize,
+    /// Open connections from one client address at most; more are closed at once.
+    /// Default 256.
+    pub max_connections_per_ip: usize,
+    /// A connection whose writes make no progress for this long (a client that does
+    /// not read) is closed, in ms. Default 30 000.
+    pub write_timeout_ms: u64,
+    /// A WebSocket silent this long is pinged; silent as long again, it is closed
+    /// (1001), in ms. Default 60 000.
+    pub ws_idle_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -54,6 +68,9 @@ impl Default for ServerSettings {
             body_timeout_ms: 10_000,
             sse_keepalive_ms: 15_000,
             max_connections: 4096,
+            max_connections_per_ip: 256,
+            write_timeout_ms: 30_000,
+            ws_idle_ms: 60_000,
         }
     }
 }
@@ -92,6 +109,30 @@ pub(crate) struct Hub {
     pub(crate) next_conn: AtomicU64,
     pub(crate) streams: Mutex<HashMap<String, sse::Stream>>,
     pub(crate) shutdown: watch::Receiver<()>,
+    /// Open connections by client address.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One accepted connection's place: its share of `max_connections` and of its
+/// address's `max_connections_per_ip`. Held by the connection's task and, after a
+/// WebSocket upgrade, by the WebSocket's task, so a connection counts for its whole
+/// life; released when the last holder ends.
+pub(crate) struct Slot {
+    hub: Arc<Hub>,
+    ip: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut per_ip = lock(&self.hub.per_ip);
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// A request delivered to a plugin and not answered yet.
@@ -125,6 +166,14 @@ impl Hub {
             _ => Err(format!(
                 "request {id} is unknown, already answered or past its deadline"
             )),
+        }
+    }
+
+    /// Answers a waiting request with `response`, whoever owns it (the host's own
+    /// answers, such as a 413 for an event the plugin could not take).
+    pub(crate) fn reply(&self, id: u64, response: Response<Body>) {
+        if let Some(p) = lock(&self.pending).remove(&id) {
+            let _ = p.reply.send(response);
         }
     }
 
@@ -191,6 +240,7 @@ impl Listener {
             next_conn: AtomicU64::new(1),
             streams: Mutex::new(HashMap::new()),
             shutdown,
+            per_ip: Mutex::new(HashMap::new()),
         });
         rt.spawn(accept_loop(listener, hub.clone(), tls));
         let scheme = if hub.settings.tls_cert.is_some() {
@@ -242,7 +292,7 @@ async fn accept_loop(
             p = slots.clone().acquire_owned() => p.expect("never closed"),
             _ = shutdown.changed() => return,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
@@ -254,26 +304,45 @@ async fn accept_loop(
             },
             _ = shutdown.changed() => return,
         };
+        let ip = peer.ip();
+        {
+            let mut per_ip = lock(&hub.per_ip);
+            let n = per_ip.entry(ip).or_insert(0);
+            if *n >= hub.settings.max_connections_per_ip {
+                drop(per_ip);
+                tracing::debug!(%ip, "connection refused: over max_connections_per_ip");
+                continue; // dropping the stream closes it
+            }
+            *n += 1;
+        }
+        let slot = Arc::new(Slot {
+            hub: hub.clone(),
+            ip,
+            _permit: permit,
+        });
         let _ = stream.set_nodelay(true);
+        let stream = TimedIo::new(
+            stream,
+            Duration::from_millis(hub.settings.write_timeout_ms.max(1)),
+        );
         let (hub, tls) = (hub.clone(), tls.clone());
         tokio::spawn(async move {
             let header_timeout = Duration::from_millis(hub.settings.header_timeout_ms);
             match tls {
-                None => serve(hub, stream).await,
+                None => serve(hub, stream, slot).await,
                 Some(tls) => {
                     if let Ok(Ok(s)) =
                         tokio::time::timeout(header_timeout, tls.accept(stream)).await
                     {
-                        serve(hub, s).await;
+                        serve(hub, s, slot).await;
                     }
                 }
             }
-            drop(permit);
         });
     }
 }
 
-async fn serve<S>(hub: Arc<Hub>, stream: S)
+async fn serve<S>(hub: Arc<Hub>, stream: S, slot: Arc<Slot>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -281,8 +350,8 @@ where
     let svc = {
         let hub = hub.clone();
         hyper::service::service_fn(move |req| {
-            let hub = hub.clone();
-            async move { Ok::<_, Infallible>(dispatch(hub, req).await) }
+            let (hub, slot) = (hub.clone(), slot.clone());
+            async move { Ok::<_, Infallible>(dispatch(hub, req, slot).await) }
         })
     };
     let conn = hyper::server::conn::http1::Builder::new()
@@ -305,7 +374,7 @@ pub(crate) fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
     out
 }
 
-async fn dispatch(hub: Arc<Hub>, req: Request<Incoming>) -> Response<Body> {
+async fn dispatch(hub: Arc<Hub>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
     let upgrade = ws::is_upgrade(&req);
     let found = {
         let router = hub.router.read().unwrap_or_else(|p| p.into_inner());
@@ -317,7 +386,7 @@ async fn dispatch(hub: Arc<Hub>, req: Request<Incoming>) -> Response<Body> {
     };
     match found {
         Ok((Kind::Http, owner, params)) => request(&hub, &owner, req, params).await,
-        Ok((Kind::Ws, owner, _)) => ws::upgrade(&hub, owner, req),
+        Ok((Kind::Ws, owner, _)) => ws::upgrade(&hub, owner, req, slot),
         Ok((Kind::Sse, owner, _)) => sse::subscribe(&hub, &owner, req),
         Err(Some(methods)) => {
             let mut r = text(
@@ -352,7 +421,7 @@ struct RequestEvent<'a> {
 /// A plain request: read the body within its limits, post the event, wait for the
 /// plugin's answer until the deadline.
 async fn request(
-    hub: &Hub,
+    hub: &Arc<Hub>,
     owner: &Owner,
     req: Request<Incoming>,
     params: BTreeMap<String, String>,
@@ -366,6 +435,11 @@ async fn request(
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large(limit);
     }
+    // The body is held while it arrives: charge what it may take before reading it.
+    let reserved = match owner.budget.charge(declared.map_or(limit, |n| n as usize)) {
+        Ok(c) => c,
+        Err(e) => return busy(owner, &e),
+    };
     let (parts, body) = req.into_parts();
     let body_timeout = Duration::from_millis(hub.settings.body_timeout_ms);
     let body = match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
@@ -394,9 +468,21 @@ async fn request(
         body: &body,
     };
     let event = match Event::new("http.request", &payload) {
-        Ok(e) => e,
+        Ok(e) => {
+            let hub = hub.clone();
+            e.on_refused(move |why| {
+                hub.reply(
+                    id,
+                    text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("the plugin cannot take this request: {why}"),
+                    ),
+                )
+            })
+        }
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    drop((body, reserved)); // the event holds its own charge from here
     let (tx, rx) = oneshot::channel();
     lock(&hub.pending).insert(
         id,
@@ -406,14 +492,8 @@ async fn request(
         },
     );
     let _guard = PendingGuard(hub, id);
-    if let Err(full) = owner.events.post("http", event) {
-        let mut r = text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("plugin \"{}\" is busy: {full}", owner.name),
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
+    if let Err(e) = owner.events.post("http", event) {
+        return busy(owner, &e);
     }
     let deadline = arrived + owner.http.request_timeout;
     match tokio::time::timeout_at(deadline.into(), rx).await {
@@ -433,9 +513,117 @@ async fn request(
     }
 }
 
+/// 503 with `Retry-After`: the plugin's queue or host memory budget is full, or it stopped.
+fn busy(owner: &Owner, why: &dyn std::fmt::Display) -> Response<Body> {
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("plugin \"{}\" is busy: {why}", owner.name),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
 fn too_large(limit: usize) -> Response<Body> {
     text(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the body is over the {limit}-byte limit"),
     )
+}
+
+/// A socket whose writes may not stall: a write or flush that makes no progress
+/// for `limit` fails, so a client that stops reading (an SSE subscriber, a slow
+/// response reader) gives its connection back instead of holding it forever.
+struct TimedIo<S> {
+    inner: S,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> TimedIo<S> {
+    fn new(inner: S, limit: Duration) -> TimedIo<S> {
+        TimedIo {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Called when a write is pending: errs once it has been pending for `limit`.
+    fn check(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let limit = self.limit;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not read for write_timeout_ms",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progress<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match r {
+            Poll::Pending => match self.check(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            },
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for TimedIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progress(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progress(cx, r)
+    }
+
+    /// Vectored like the socket, so hyper queues response chunks as they are
+    /// (an SSE event keeps its budget charge until written) instead of copying them.
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.progress(cx, r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.progress(cx, r)
+    }
 }

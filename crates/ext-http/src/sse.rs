@@ -1,5 +1,6 @@
 //! Server-sent event routes: subscribers of a path, `sse_register` and `sse_emit`.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Error, Events, State, Status};
+use pulp_ext::{mem, Charge, Error, Events, State, Status};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -20,10 +21,46 @@ use crate::server::{lock, text, Body, Hub};
 /// Events a subscriber may have unread before it is dropped as too slow.
 const BACKLOG: usize = 256;
 
-/// A registered SSE path and its subscribers.
+/// One formatted event with the budget charge it holds. Every subscriber's copy is
+/// a `Bytes` view of this one buffer, so the charge lasts until the last subscriber
+/// has written (or dropped) it, wherever it waits: a backlog or a socket's buffer.
+struct Emitted(Bytes, #[allow(dead_code)] Charge);
+
+impl AsRef<[u8]> for Emitted {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A registered SSE path and its subscribers (by subscriber id).
 pub(crate) struct Stream {
     owner: Events,
-    subscribers: Vec<mpsc::Sender<Bytes>>,
+    subscribers: Vec<(u64, mpsc::Sender<Bytes>)>,
+}
+
+/// Subscribers of `path` on this host's listener (0 when nothing is registered
+/// there): a diagnostic for operators and tests.
+pub fn subscribers(shared: &pulp_ext::Shared, path: &str) -> usize {
+    shared
+        .get::<crate::server::Listener>()
+        .and_then(|l| lock(&l.hub.streams).get(path).map(|s| s.subscribers.len()))
+        .unwrap_or(0)
+}
+
+/// Removes a subscriber from its stream the moment its response body is dropped
+/// (the client went away, its connection timed out, or the host stops).
+struct Unsubscribe {
+    hub: Arc<Hub>,
+    path: String,
+    id: u64,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        if let Some(s) = lock(&self.hub.streams).get_mut(&self.path) {
+            s.subscribers.retain(|(id, _)| *id != self.id);
+        }
+    }
 }
 
 /// A GET on a registered path: a new subscriber, served until it disconnects, is
@@ -31,25 +68,31 @@ pub(crate) struct Stream {
 pub(crate) fn subscribe(hub: &Arc<Hub>, owner: &Owner, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let (tx, rx) = mpsc::channel::<Bytes>(BACKLOG);
+    let id = hub.next_conn.fetch_add(1, Ordering::Relaxed);
     {
         let mut streams = lock(&hub.streams);
         match streams.get_mut(&path) {
-            Some(s) if s.owner.same_as(&owner.events) => s.subscribers.push(tx),
+            Some(s) if s.owner.same_as(&owner.events) => s.subscribers.push((id, tx)),
             _ => return text(StatusCode::NOT_FOUND, format!("no event stream at {path}")),
         }
     }
+    let gone = Unsubscribe {
+        hub: hub.clone(),
+        path,
+        id,
+    };
     let keepalive = Duration::from_millis(hub.settings.sse_keepalive_ms.max(1));
     let tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     let stream = futures_util::stream::unfold(
-        (rx, tick, hub.shutdown.clone()),
-        |(mut rx, mut tick, mut shutdown)| async move {
+        (rx, tick, hub.shutdown.clone(), gone),
+        |(mut rx, mut tick, mut shutdown, gone)| async move {
             let chunk = tokio::select! {
                 m = rx.recv() => m?,
                 _ = tick.tick() => Bytes::from_static(b": keep-alive\n\n"),
                 _ = shutdown.changed() => return None,
             };
             let frame = Ok::<_, std::convert::Infallible>(Frame::data(chunk));
-            Some((frame, (rx, tick, shutdown)))
+            Some((frame, (rx, tick, shutdown, gone)))
         },
     );
     let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
@@ -67,10 +110,22 @@ pub(crate) fn forget(hub: &Hub, owner: &Events) {
     lock(&hub.streams).retain(|_, s| !s.owner.same_as(owner));
 }
 
+/// The size of [`format`]'s output, computed without building it.
+fn formatted_len(id: Option<&str>, event: Option<&str>, data: &str) -> usize {
+    let fields: usize = [("id", id), ("event", event)]
+        .iter()
+        .filter_map(|(f, v)| v.map(|v| f.len() + 3 + v.len()))
+        .sum();
+    let breaks = data.matches(['\r', '\n']).count();
+    let lines = 1 + breaks - data.matches("\r\n").count();
+    // Each line: "data: " + its text + "\n"; the breaks themselves are not kept.
+    fields + lines * 7 + (data.len() - breaks) + 1
+}
+
 /// The bytes of one event: CR/LF in `id` or `event` is refused, `data` lines are
 /// split on CR, LF and CRLF.
 fn format(id: Option<&str>, event: Option<&str>, data: &str) -> Result<Bytes, Error> {
-    let mut out = String::with_capacity(data.len() + 32);
+    let mut out = String::with_capacity(formatted_len(id, event, data));
     for (field, value) in [("id", id), ("event", event)] {
         if let Some(v) = value {
             if v.contains(['\r', '\n', '\0']) {
@@ -140,8 +195,13 @@ pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()>
         |mut c: Caller<'_, State>, ptr: i32, len: i32| {
             pulp_ext::status(&mut c, |c| {
                 let req: EmitRequest = mem::decode(c, ptr, len, "sse_emit request")?;
-                let bytes = format(req.id.as_deref(), req.event.as_deref(), &req.data)?;
                 let i = instance(c)?;
+                // Charged before it is built: one line per CR/LF makes the text
+                // up to seven times its size.
+                let size = formatted_len(req.id.as_deref(), req.event.as_deref(), &req.data);
+                let charge = i.owner.budget.charge(size)?;
+                let bytes = format(req.id.as_deref(), req.event.as_deref(), &req.data)?;
+                let emitted = Bytes::from_owner(Emitted(bytes, charge));
                 let mut streams = lock(&i.hub.streams);
                 let stream = streams
                     .get_mut(&req.path)
@@ -155,7 +215,7 @@ pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()>
                 // A subscriber whose backlog is full is dropped: it never blocks the plugin.
                 stream
                     .subscribers
-                    .retain(|s| s.try_send(bytes.clone()).is_ok());
+                    .retain(|(_, s)| s.try_send(emitted.clone()).is_ok());
                 Ok(())
             })
         },
@@ -177,5 +237,17 @@ mod tests {
         assert_eq!(&format(None, None, "").unwrap()[..], b"data: \n\n");
         assert!(format(Some("1\n"), None, "x").is_err());
         assert!(format(None, Some("a\rb"), "x").is_err());
+        for (id, ev, data) in [
+            (Some("7"), Some("tick"), "a\r\nb\rc\nd"),
+            (None, None, ""),
+            (None, None, "\n\n\r\r\n"),
+            (Some(""), None, "x\r"),
+        ] {
+            assert_eq!(
+                super::formatted_len(id, ev, data),
+                format(id, ev, data).unwrap().len(),
+                "{data:?}"
+            );
+        }
     }
 }

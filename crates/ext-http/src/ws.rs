@@ -9,7 +9,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Event, Events, State, Status};
+use pulp_ext::{mem, Charge, Event, Events, PostError, State, Status};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -20,15 +20,18 @@ use tokio_tungstenite::WebSocketStream;
 use crate::header_map;
 use crate::inbound::{instance, Owner};
 use crate::router::Kind;
-use crate::server::{lock, query_map, text, Body, Hub};
+use crate::server::{lock, query_map, text, Body, Hub, Slot};
 
 /// Frames a plugin may queue for one connection before `ws_send` says 12.
 const QUEUE: usize = 256;
 
+/// A frame waiting to be written, with the budget charge it holds until then.
+type Outgoing = (Message, Option<Charge>);
+
 /// An open connection, as the host functions see it.
 pub(crate) struct Conn {
     owner: Events,
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Outgoing>,
     kill: Arc<Notify>,
 }
 
@@ -39,9 +42,34 @@ impl Conn {
             code: CloseCode::from(code),
             reason: reason.into(),
         };
-        if self.tx.try_send(Message::Close(Some(frame))).is_err() {
+        if self
+            .tx
+            .try_send((Message::Close(Some(frame)), None))
+            .is_err()
+        {
             self.kill.notify_one();
         }
+    }
+}
+
+/// Closes connection `id` (whoever owns it) with `code`: the host's own closes.
+fn close_conn(hub: &Hub, id: u64, code: u16, reason: &str) {
+    let conn = lock(&hub.conns).remove(&id);
+    if let Some(c) = conn {
+        c.close(code, reason);
+    }
+}
+
+/// What refuses an event of connection `id` that the plugin could not take: 1009.
+fn refuse_with_1009(hub: &Arc<Hub>, id: u64) -> impl Fn(&str) + Send + Sync + 'static {
+    let hub = hub.clone();
+    move |_why| {
+        close_conn(
+            &hub,
+            id,
+            1009,
+            "the plugin cannot take a message this large",
+        )
     }
 }
 
@@ -85,6 +113,7 @@ pub(crate) fn upgrade(
     hub: &Arc<Hub>,
     owner: Arc<Owner>,
     mut req: Request<Incoming>,
+    slot: Arc<Slot>,
 ) -> Response<Body> {
     if req.method() != hyper::Method::GET {
         return text(
@@ -121,21 +150,55 @@ pub(crate) fn upgrade(
         query: query_map(req.uri().query()),
         headers: header_map(req.headers()),
     };
+    // The connection exists for the plugin from `ws.open` on; the open event is
+    // bounded like any other (queue and budget): when it cannot be queued, there is
+    // no upgrade, and no close event to post later.
+    let id = open.conn_id;
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let kill = Arc::new(Notify::new());
+    lock(&hub.conns).insert(
+        id,
+        Conn {
+            owner: owner.events.clone(),
+            tx,
+            kill: kill.clone(),
+        },
+    );
+    let posted = Event::new("ws.open", &open)
+        .map_err(|e| e.to_string())
+        .and_then(|e| {
+            let e = e.on_refused(refuse_with_1009(hub, id));
+            owner.events.post("ws", e).map_err(|e| e.to_string())
+        });
+    if let Err(e) = posted {
+        lock(&hub.conns).remove(&id);
+        let mut r = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("plugin \"{}\" is busy: {e}", owner.name),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let hub = hub.clone();
     tokio::spawn(async move {
-        if let Ok(upgraded) = on_upgrade.await {
-            let mut config = WebSocketConfig::default();
-            config.max_message_size = Some(owner.ws.max_frame_bytes);
-            config.max_frame_size = Some(owner.ws.max_frame_bytes);
-            let socket = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(config),
-            )
-            .await;
-            run(hub, owner, open, socket).await;
-        }
+        let _slot = slot; // the connection counts until its task ends
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(owner.ws.max_frame_bytes);
+        config.max_frame_size = Some(owner.ws.max_frame_bytes);
+        let socket = match on_upgrade.await {
+            Ok(upgraded) => Some(
+                WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await,
+            ),
+            Err(_) => None,
+        };
+        run(hub, owner, id, socket, rx, kill).await;
     });
     let mut r = Response::new(crate::server::full(""));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -171,39 +234,37 @@ struct Closed {
     reason: String,
 }
 
-fn event(kind: &str, payload: &impl Serialize) -> Option<Event> {
-    Event::new(kind, payload).ok()
-}
-
-/// One connection: frames from the client become `ws.frame` events, frames from the
-/// plugin are written with a deadline; `ws.open` first and `ws.close` last, always.
-async fn run<S>(hub: Arc<Hub>, owner: Arc<Owner>, open: Open, mut socket: WebSocketStream<S>)
-where
+/// One connection, after `ws.open` was queued: frames from the client become
+/// `ws.frame` events, frames from the plugin are written with a deadline, a silent
+/// client is pinged and then closed; `ws.close` last, always.
+async fn run<S>(
+    hub: Arc<Hub>,
+    owner: Arc<Owner>,
+    id: u64,
+    socket: Option<WebSocketStream<S>>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    kill: Arc<Notify>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let id = open.conn_id;
-    let (tx, mut rx) = mpsc::channel(QUEUE);
-    let kill = Arc::new(Notify::new());
-    lock(&hub.conns).insert(
-        id,
-        Conn {
-            owner: owner.events.clone(),
-            tx,
-            kill: kill.clone(),
-        },
-    );
-    if let Some(e) = event("ws.open", &open) {
-        owner.events.post_always("ws", e);
-    }
     let mut shutdown = hub.shutdown.clone();
     // 65535: the connection ended without a close frame (ABI §3).
     let (mut code, mut reason) = (65535u16, String::new());
+    let idle = Duration::from_millis(hub.settings.ws_idle_ms.max(1));
+    let mut heard = Instant::now();
+    let mut pinged = false;
+    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
+    let Some(mut socket) = socket else {
+        return closed(&hub, &owner, id, code, reason);
+    };
     loop {
         tokio::select! {
-            msg = socket.next() => match msg {
+            msg = socket.next() => {
+                (heard, pinged) = (Instant::now(), false);
+                match msg {
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                     let opcode = if m.is_text() { 1 } else { 2 };
-                    if !post_frame(&owner, id, opcode, &m.into_data()).await {
+                    if !post_frame(&hub, &owner, id, opcode, &m.into_data()).await {
                         close_with(&mut socket, CloseCode::Again, "the plugin is not keeping up").await;
                         break;
                     }
@@ -224,9 +285,24 @@ where
                     break;
                 }
                 Some(Err(_)) | None => break,
-            },
+            }},
+            _ = check.tick() => {
+                if heard.elapsed() < idle {
+                    continue;
+                }
+                if pinged {
+                    (code, reason) = (1001, "idle: no answer to a ping".into());
+                    close_with(&mut socket, CloseCode::Away, &reason).await;
+                    break;
+                }
+                pinged = true;
+                let ping = socket.send(Message::Ping(Default::default()));
+                if !matches!(tokio::time::timeout(owner.ws.send_timeout, ping).await, Ok(Ok(()))) {
+                    break;
+                }
+            }
             out = rx.recv() => match out {
-                Some(m) => {
+                Some((m, _charge)) => {
                     let closing = matches!(m, Message::Close(_));
                     match tokio::time::timeout(owner.ws.send_timeout, socket.send(m)).await {
                         Ok(Ok(())) if !closing => {}
@@ -252,8 +328,14 @@ where
             }
         }
     }
+    closed(&hub, &owner, id, code, reason);
+}
+
+/// The connection is gone: forget it and tell the plugin (`ws.close`, never dropped
+/// while the plugin runs; bounded by the connections counted).
+fn closed(hub: &Hub, owner: &Owner, id: u64, code: u16, reason: String) {
     lock(&hub.conns).remove(&id);
-    if let Some(e) = event(
+    if let Ok(e) = Event::new(
         "ws.close",
         &Closed {
             conn_id: id,
@@ -268,8 +350,14 @@ where
 /// Posts a frame, waiting for room in the plugin's queue up to the send deadline
 /// (the socket is not read meanwhile: backpressure on the client). False when it
 /// never made it.
-async fn post_frame(owner: &Owner, conn_id: u64, opcode: u8, payload: &[u8]) -> bool {
-    let Some(e) = event(
+async fn post_frame(
+    hub: &Arc<Hub>,
+    owner: &Owner,
+    conn_id: u64,
+    opcode: u8,
+    payload: &[u8],
+) -> bool {
+    let Ok(e) = Event::new(
         "ws.frame",
         &Frame {
             conn_id,
@@ -279,12 +367,13 @@ async fn post_frame(owner: &Owner, conn_id: u64, opcode: u8, payload: &[u8]) -> 
     ) else {
         return false;
     };
+    let e = e.on_refused(refuse_with_1009(hub, conn_id));
     let until = Instant::now() + owner.ws.send_timeout;
     let mut wait = Duration::from_millis(1);
     loop {
         match owner.events.post("ws", e.clone()) {
             Ok(()) => return true,
-            Err(_) if Instant::now() < until && !owner.events.is_closed() => {
+            Err(PostError::Full { .. } | PostError::OverBudget(_)) if Instant::now() < until => {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_millis(50));
             }
@@ -378,7 +467,10 @@ pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()>
                     .get(&req.conn_id)
                     .filter(|k| k.owner.same_as(&i.owner.events))
                     .ok_or_else(|| unknown("ws_send", req.conn_id))?;
-                conn.tx.try_send(msg).map_err(|e| match e {
+                // Held until the frame is written: a client that does not read costs
+                // the plugin's budget, not the host's memory.
+                let charge = i.owner.budget.charge(msg.len())?;
+                conn.tx.try_send((msg, Some(charge))).map_err(|e| match e {
                     mpsc::error::TrySendError::Full(_) => Status::Timeout.err(format!(
                         "ws_send: connection {} has {QUEUE} frames waiting; the client is not reading",
                         req.conn_id

@@ -10,20 +10,38 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::{Budget, Charge, OverBudget};
+
+/// What tells an event's sender that the plugin could not take it (see [`Event::on_refused`]).
+type Refuse = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// One event for `pulp_step`: a kind and its payload map, already msgpack.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct Event {
     kind: String,
     payload: Vec<u8>,
+    refuse: Option<Refuse>,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.payload == other.payload
+    }
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("kind", &self.kind)
+            .field("payload_len", &self.payload.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Event {
     /// An event whose payload is `payload` encoded as a msgpack map.
     pub fn new(kind: impl Into<String>, payload: &impl Serialize) -> Result<Event, crate::Error> {
-        Ok(Event {
-            kind: kind.into(),
-            payload: crate::msgpack::encode(payload)?,
-        })
+        Ok(Event::from_raw(kind, crate::msgpack::encode(payload)?))
     }
 
     /// An event from an already-encoded msgpack payload.
@@ -31,7 +49,28 @@ impl Event {
         Event {
             kind: kind.into(),
             payload,
+            refuse: None,
         }
+    }
+
+    /// Sets what tells the sender that the plugin could not take this event (it
+    /// does not fit the guest's memory): the HTTP listener answers 413, a WebSocket
+    /// closes with 1009. Called at most once, by the host, with the reason.
+    pub fn on_refused(mut self, refuse: impl Fn(&str) + Send + Sync + 'static) -> Event {
+        self.refuse = Some(Arc::new(refuse));
+        self
+    }
+
+    /// Tells the sender the plugin could not take this event. Called by the host.
+    pub fn refuse(&self, why: &str) {
+        if let Some(r) = &self.refuse {
+            r(why);
+        }
+    }
+
+    /// Bytes the event holds (charged to the plugin's host memory budget while queued).
+    pub fn size(&self) -> usize {
+        self.kind.len() + self.payload.len()
     }
 
     /// The event's kind (`"http.request"`).
@@ -61,14 +100,23 @@ impl Event {
     }
 }
 
-/// The queue was full; the event was not posted.
+/// Why an event was not posted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the plugin's {queue} event queue is full ({capacity} events)")]
-pub struct QueueFull {
-    /// The source whose queue was full.
-    pub queue: &'static str,
-    /// Its capacity.
-    pub capacity: usize,
+pub enum PostError {
+    /// The source's queue was full.
+    #[error("the plugin's {queue} event queue is full ({capacity} events)")]
+    Full {
+        /// The source whose queue was full.
+        queue: &'static str,
+        /// Its capacity.
+        capacity: usize,
+    },
+    /// Queuing it would pass the plugin's host memory budget.
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
+    /// The plugin is stopping or stopped for good: its queues are closed.
+    #[error("the plugin is not running (its event queues are closed)")]
+    Closed,
 }
 
 /// What [`Events::next`] found.
@@ -89,10 +137,12 @@ pub struct Events(Arc<Shared>);
 struct Shared {
     queues: Mutex<Queues>,
     ready: Condvar,
+    budget: Budget,
 }
 
 struct Queues {
-    sources: Vec<(&'static str, VecDeque<Event>)>,
+    /// Each event with the budget charge it holds until it is taken.
+    sources: Vec<(&'static str, VecDeque<(Event, Charge)>)>,
     turn: usize,
     capacity: usize,
     closed: bool,
@@ -102,8 +152,15 @@ struct Queues {
 }
 
 impl Events {
-    /// Empty queues that hold at most `capacity` events per source.
+    /// Empty queues that hold at most `capacity` events per source, charged to a
+    /// default budget ([`crate::DEFAULT_HOST_MEMORY`]).
     pub fn new(capacity: usize) -> Events {
+        Events::with_budget(capacity, Budget::default())
+    }
+
+    /// Empty queues that hold at most `capacity` events per source; queued events
+    /// are charged to `budget`, the plugin's host memory budget.
+    pub fn with_budget(capacity: usize, budget: Budget) -> Events {
         Events(Arc::new(Shared {
             queues: Mutex::new(Queues {
                 sources: Vec::new(),
@@ -113,26 +170,46 @@ impl Events {
                 waiting: 0,
             }),
             ready: Condvar::new(),
+            budget,
         }))
+    }
+
+    /// The plugin's host memory budget, which queued events are charged to.
+    pub fn budget(&self) -> &Budget {
+        &self.0.budget
     }
 
     fn lock(&self) -> MutexGuard<'_, Queues> {
         self.0.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Posts an event from `source`, or refuses it when that source's queue is full.
-    pub fn post(&self, source: &'static str, event: Event) -> Result<(), QueueFull> {
-        self.push(source, event, true)
+    /// Posts an event from `source`, or refuses it when that source's queue is
+    /// full, its bytes would pass the plugin's host memory budget, or the queues
+    /// are closed.
+    pub fn post(&self, source: &'static str, event: Event) -> Result<(), PostError> {
+        let charge = self.0.budget.charge(event.size())?;
+        self.push(source, event, charge, true)
     }
 
-    /// Posts an event that must never be dropped (a connection opening or closing),
-    /// whatever the queue's fill.
+    /// Posts an event that must not be dropped while the plugin runs (a connection
+    /// closing), whatever the queue's fill and the budget. Its sender must bound how
+    /// many it posts (one per counted connection). Dropped when the queues are closed.
     pub fn post_always(&self, source: &'static str, event: Event) {
-        let _ = self.push(source, event, false);
+        let charge = self.0.budget.charge_anyway(event.size());
+        let _ = self.push(source, event, charge, false);
     }
 
-    fn push(&self, source: &'static str, event: Event, bounded: bool) -> Result<(), QueueFull> {
+    fn push(
+        &self,
+        source: &'static str,
+        event: Event,
+        charge: Charge,
+        bounded: bool,
+    ) -> Result<(), PostError> {
         let mut q = self.lock();
+        if q.closed {
+            return Err(PostError::Closed);
+        }
         let capacity = q.capacity;
         let queue = match q.sources.iter().position(|(s, _)| *s == source) {
             Some(i) => &mut q.sources[i].1,
@@ -142,12 +219,12 @@ impl Events {
             }
         };
         if bounded && queue.len() >= capacity {
-            return Err(QueueFull {
+            return Err(PostError::Full {
                 queue: source,
                 capacity,
             });
         }
-        queue.push_back(event);
+        queue.push_back((event, charge));
         let wake = q.waiting > 0;
         drop(q);
         if wake {
@@ -177,7 +254,7 @@ impl Events {
             let n = q.sources.len();
             for i in 0..n {
                 let at = (q.turn + i) % n;
-                if let Some(event) = q.sources[at].1.pop_front() {
+                if let Some((event, _charge)) = q.sources[at].1.pop_front() {
                     q.turn = at + 1;
                     return Next::Event(event);
                 }
@@ -197,9 +274,16 @@ impl Events {
         }
     }
 
-    /// Closes the queues: waiting and later [`Events::next`] calls return [`Next::Closed`].
+    /// Closes the queues: waiting and later [`Events::next`] calls return
+    /// [`Next::Closed`], later posts are refused, and queued events are dropped
+    /// (their budget released).
     pub fn close(&self) {
-        self.lock().closed = true;
+        let dropped = {
+            let mut q = self.lock();
+            q.closed = true;
+            std::mem::take(&mut q.sources)
+        };
+        drop(dropped);
         self.0.ready.notify_all();
     }
 
@@ -248,13 +332,31 @@ mod tests {
         e.post("ws", ev("ws.frame")).unwrap();
         assert_eq!(
             e.post("ws", ev("ws.frame")).unwrap_err(),
-            QueueFull {
+            PostError::Full {
                 queue: "ws",
                 capacity: 1
             }
         );
         e.post_always("ws", ev("ws.close"));
         assert_eq!(e.len(), 2);
+    }
+
+    #[test]
+    fn queued_bytes_are_charged_until_taken_or_closed() {
+        let e = Events::with_budget(100, Budget::new(64));
+        let big = Event::from_raw("x", vec![0; 40]);
+        e.post("a", big.clone()).unwrap();
+        assert_eq!(e.budget().used(), 41);
+        assert!(matches!(
+            e.post("a", big.clone()),
+            Err(PostError::OverBudget(_))
+        ));
+        assert!(matches!(e.next(Duration::ZERO), Next::Event(_)));
+        assert_eq!(e.budget().used(), 0);
+        e.post("a", big.clone()).unwrap();
+        e.close();
+        assert_eq!(e.budget().used(), 0);
+        assert_eq!(e.post("a", big), Err(PostError::Closed));
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! - [`State`]: the store data of every plugin instance.
 //! - [`Shared`]: host-wide settings and services (the HTTP listener).
 //! - [`Status`] and [`Error`]: the one status table of ABI §4.
+//! - [`Budget`]: the bytes the host holds for a plugin, charged before they are built.
 //! - [`mem`] and [`msgpack`]: the only way capabilities touch guest memory and msgpack.
 //!
 //! Every crate of the workspace links the one wasmtime re-exported here.
 
 #![warn(missing_docs)]
 
+mod budget;
 mod capability;
 mod events;
 pub mod mem;
@@ -20,13 +22,16 @@ mod plugin;
 mod shared;
 mod state;
 mod status;
+mod text;
 
 pub use capability::{registered, status, Binding, Capability, Import, Registration, Ty};
-pub use events::{Event, Events, Next, QueueFull};
+pub use budget::{Budget, Charge, OverBudget, DEFAULT_HOST_MEMORY};
+pub use events::{Event, Events, Next, PostError};
 pub use plugin::{create_private_dir, Plugin};
 pub use shared::Shared;
 pub use state::State;
 pub use status::{Error, Status};
+pub use text::log_text;
 
 #[doc(hidden)]
 pub use inventory;

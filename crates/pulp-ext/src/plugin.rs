@@ -104,6 +104,12 @@ impl Plugin {
         &self.0.events
     }
 
+    /// The plugin's host memory budget (`[limits] host_memory_mb`): charge every
+    /// buffer the host keeps for the plugin or its clients before building it.
+    pub fn budget(&self) -> &crate::Budget {
+        self.0.events.budget()
+    }
+
     /// The host-wide settings and services of the host this plugin runs on.
     pub fn shared(&self) -> &Shared {
         &self.0.shared

@@ -53,6 +53,10 @@ pub struct Limits {
     /// Instances of the plugin, each on its own thread with its own store and memory,
     /// sharing its routes and event queues (default 1; more needs `stateless = true`).
     pub instances: u32,
+    /// Most memory the host may hold on the plugin's behalf, in MiB (default 64):
+    /// queued events, encoded results, SSE backlogs, WebSocket send queues, container
+    /// output. Past it the import returns 11 and clients get 503 / close 1013.
+    pub host_memory_mb: u32,
 }
 
 impl Default for Limits {
@@ -65,6 +69,7 @@ impl Default for Limits {
             max_message_bytes: 8 << 20,
             queue: 64,
             instances: 1,
+            host_memory_mb: (pulp_ext::DEFAULT_HOST_MEMORY >> 20) as u32,
         }
     }
 }
@@ -102,6 +107,12 @@ impl Limits {
             p.push(format!(
                 "[limits] instances = {} is outside 1..=64",
                 self.instances
+            ));
+        }
+        if !(1..=4096).contains(&self.host_memory_mb) {
+            p.push(format!(
+                "[limits] host_memory_mb = {} is outside 1..=4096",
+                self.host_memory_mb
             ));
         }
         if self.fuel == Some(0) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pulp_ext::{Events, Next};
 
-use crate::plugin::{Interrupter, Plugin};
+use crate::plugin::{CallError, Interrupter, Plugin};
 
 /// How the runtime paces and supervises plugins.
 #[derive(Clone, Debug)]
@@ -231,11 +231,31 @@ fn drive(mut plugin: Plugin, h: &Handle, config: &RuntimeConfig) -> Report {
                 None
             }
         };
-        let Err(err) = plugin.step_event(event.as_ref()) else {
-            continue;
+        let err = match plugin.step_event(event.as_ref()) {
+            Ok(_) => continue,
+            // The event did not fit the guest: its sender is told (413, close 1009);
+            // not the plugin's failure, so it does not count towards stopping it.
+            Err(CallError::Refused {
+                message, trapped, ..
+            }) => {
+                tracing::warn!(plugin = name, "an event was refused: {message}");
+                if let Some(e) = &event {
+                    e.refuse(&message);
+                }
+                if !trapped {
+                    continue;
+                }
+                if let Err(e) = plugin.restart() {
+                    e.to_string()
+                } else {
+                    h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+                    continue;
+                }
+            }
+            Err(e) => e.to_string(),
         };
         // Supervision: replace the instance with back-off until it fails too often.
-        let mut err = err.to_string();
+        let mut err = err;
         loop {
             let now = Instant::now();
             failures.retain(|t| now.duration_since(*t) < config.failure_window);
@@ -269,11 +289,9 @@ fn drive(mut plugin: Plugin, h: &Handle, config: &RuntimeConfig) -> Report {
             }
         }
         if failed.is_some() {
-            // Keep the thread parked until the host stops, so posting stays harmless.
-            while !matches!(
-                wait_closed(&h.events, Duration::from_secs(3600)),
-                Next::Closed
-            ) {}
+            // Stopped for good: closing the plugin below closes its queues (when it is
+            // the last instance), so later events are refused at once and nothing
+            // piles up for a plugin that will never read it.
             break;
         }
     }
