@@ -20,17 +20,23 @@
 
 #![warn(missing_docs)]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pulp_ext::wasmtime::{Caller, Linker};
 use pulp_ext::{mem, Binding, Capability, Import, Plugin, State, Status};
-use rusqlite::hooks::{AuthAction, Authorization};
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, ErrorCode};
 use serde::{Deserialize, Serialize};
+
+mod authorizer;
+mod confine;
+mod encode;
+
+use authorizer::Authorizer;
+use encode::Encoder;
 
 /// The capability's name in manifests.
 const NAME: &str = "storage.sqlite";
@@ -127,11 +133,11 @@ impl Deadline {
 /// closes the connection and so rolls back a transaction the instance left open.
 struct Db {
     conn: Connection,
-    path: PathBuf,
+    /// Host paths that must never reach a guest, each with what replaces it.
+    hide: Vec<(String, &'static str)>,
     limits: Limits,
     deadline: Arc<Deadline>,
-    /// Set by the authorizer when it refuses something, so the error maps to 9.
-    denied: Arc<AtomicBool>,
+    auth: Authorizer,
 }
 
 #[derive(Serialize)]
@@ -140,42 +146,67 @@ struct ExecResult {
     last_insert_id: i64,
 }
 
+/// Why a query stopped early.
+enum Stop {
+    Sql(rusqlite::Error),
+    Full(encode::Full),
+}
+
+impl From<rusqlite::Error> for Stop {
+    fn from(e: rusqlite::Error) -> Stop {
+        Stop::Sql(e)
+    }
+}
+
+impl From<encode::Full> for Stop {
+    fn from(f: encode::Full) -> Stop {
+        Stop::Full(f)
+    }
+}
+
+/// While it lives, the authorizer knows which statement is being stepped, and a
+/// plain `VACUUM` may attach the one private temporary database it needs.
+struct Running<'a> {
+    db: &'a Db,
+    vacuum: bool,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.db.auth.running(authorizer::Running::Other);
+        if self.vacuum {
+            // Cannot fail: the limit id is valid and the value positive.
+            let _ = confine::attached(&self.db.conn, false);
+        }
+    }
+}
+
 impl Db {
     fn open(plugin: &Plugin, limits: Limits) -> Result<Db, String> {
         let dir = plugin
             .create_storage_dir("")
-            .map_err(|e| format!("cannot create {}: {e}", plugin.storage_dir().display()))?;
+            .map_err(|e| format!("cannot create the plugin's folder: {e}"))?;
+        Db::open_in(&dir, limits)
+    }
+
+    /// Opens (creating it if needed) `<dir>/data.db` for a guest.
+    fn open_in(dir: &Path, limits: Limits) -> Result<Db, String> {
         let path = dir.join("data.db");
-        let fail = |e: rusqlite::Error| format!("cannot open {}: {e}", path.display());
+        let hide = hidden(dir, &path);
+        let fail = |e: rusqlite::Error| {
+            format!(
+                "cannot open the plugin's database: {}",
+                scrub(&hide, e.to_string())
+            )
+        };
         let mut conn = Connection::open(&path).map_err(fail)?;
         conn.busy_timeout(limits.busy).map_err(fail)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
         )
         .map_err(fail)?;
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
-            .map_err(fail)?;
-        let denied = Arc::new(AtomicBool::new(false));
-        let flag = denied.clone();
-        conn.authorizer(Some(move |ctx: rusqlite::hooks::AuthContext<'_>| {
-            let deny = match ctx.action {
-                // VACUUM runs `ATTACH '' AS vacuum_…` (a private temporary file) and
-                // VACUUM INTO attaches its target: only the first is allowed.
-                AuthAction::Attach { filename } => !filename.is_empty(),
-                AuthAction::Detach { database_name } => !database_name.starts_with("vacuum_"),
-                AuthAction::Function { function_name } => {
-                    function_name.eq_ignore_ascii_case("load_extension")
-                }
-                _ => false,
-            };
-            if deny {
-                flag.store(true, Ordering::Relaxed);
-                Authorization::Deny
-            } else {
-                Authorization::Allow
-            }
-        }))
-        .map_err(fail)?;
+        confine::confine(&conn, limits.max_result).map_err(fail)?;
+        let auth = Authorizer::install(&mut conn).map_err(fail)?;
         let deadline = Arc::new(Deadline {
             base: Instant::now(),
             at: AtomicU64::new(u64::MAX),
@@ -185,50 +216,73 @@ impl Db {
             .map_err(fail)?;
         Ok(Db {
             conn,
-            path,
+            hide,
             limits,
             deadline,
-            denied,
+            auth,
         })
     }
 
-    /// Maps a SQLite error to a status, with SQLite's message and the statement.
+    /// Maps a SQLite error to a status, with SQLite's message and the statement,
+    /// and no host path.
     fn error(&self, e: rusqlite::Error, sql: &str) -> pulp_ext::Error {
-        let sql = if sql.len() > 200 {
-            &sql[..sql.floor_char_boundary(200)]
+        let sql = short(sql);
+        let (status, text) = if let Some(why) = self.auth.take_denial() {
+            (Status::Denied, format!("{sql:?}: not allowed here: {why}"))
         } else {
-            sql
+            match e.sqlite_error_code() {
+                Some(ErrorCode::OperationInterrupted) => (
+                    Status::Timeout,
+                    format!(
+                        "{sql:?} ran past its {} ms limit and was interrupted",
+                        self.limits.statement.as_millis()
+                    ),
+                ),
+                Some(ErrorCode::TooBig) => (
+                    Status::TooLarge,
+                    format!(
+                        "{sql:?}: {e}: a value or row may hold at most {} bytes (max_result_bytes) and a statement's text at most {} bytes",
+                        self.limits.max_result,
+                        confine::SQL_LENGTH
+                    ),
+                ),
+                _ => (
+                    Status::Failed,
+                    format!("{sql:?} failed on the plugin's database: {e}"),
+                ),
+            }
         };
-        if self.denied.swap(false, Ordering::Relaxed) {
-            return Status::Denied.err(format!(
-                "{sql:?}: not allowed here (ATTACH, DETACH, VACUUM INTO and load_extension are denied): {e}"
-            ));
-        }
-        match e.sqlite_error_code() {
-            Some(ErrorCode::OperationInterrupted) => Status::Timeout.err(format!(
-                "{sql:?} ran past its {} ms limit and was interrupted",
-                self.limits.statement.as_millis()
-            )),
-            _ => Status::Failed.err(format!("{sql:?} failed on {}: {e}", self.path.display())),
-        }
+        status.err(scrub(&self.hide, text))
     }
 
     fn start(&self) {
-        self.denied.store(false, Ordering::Relaxed);
+        self.auth.start();
         self.deadline.arm(self.limits.statement);
+    }
+
+    /// Marks `sql` as the statement being stepped, until the guard drops.
+    fn running(&self, sql: &str) -> rusqlite::Result<Running<'_>> {
+        let what = authorizer::Running::of(sql);
+        if what == authorizer::Running::VacuumInto {
+            return Err(self.auth.refuse(authorizer::VACUUM_INTO));
+        }
+        let vacuum = what == authorizer::Running::Vacuum;
+        if vacuum {
+            confine::attached(&self.conn, true)?;
+        }
+        self.auth.running(what);
+        Ok(Running { db: self, vacuum })
     }
 
     fn exec(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult, pulp_ext::Error> {
         self.start();
         let r = if params.is_empty() {
-            self.conn
-                .execute_batch(sql)
-                .map(|()| self.conn.changes() as i64)
+            self.batch(sql)
         } else {
-            self.conn
-                .prepare_cached(sql)
-                .and_then(|mut s| s.execute(params_from_iter(params)))
-                .map(|n| n as i64)
+            self.conn.prepare_cached(sql).and_then(|mut s| {
+                let _running = self.running(sql)?;
+                s.execute(params_from_iter(params)).map(|n| n as i64)
+            })
         };
         let rows_affected = r.map_err(|e| self.error(e, sql))?;
         Ok(ExecResult {
@@ -237,72 +291,88 @@ impl Db {
         })
     }
 
+    /// Runs each statement of `sql` once, like `execute_batch`, telling the
+    /// authorizer what runs once it is compiled.
+    fn batch(&self, sql: &str) -> rusqlite::Result<i64> {
+        use rusqlite::fallible_iterator::FallibleIterator;
+        let mut batch = rusqlite::Batch::new(&self.conn, sql);
+        while let Some(mut stmt) = batch.next()? {
+            let text = stmt.expanded_sql().unwrap_or_default();
+            let _running = self.running(&text)?;
+            stmt.raw_query().next()?;
+        }
+        Ok(self.conn.changes() as i64)
+    }
+
     /// Runs a query and encodes `{columns, rows}` as it goes, stopping at the size limit.
     fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<u8>, pulp_ext::Error> {
         self.start();
-        // Cached: a plugin runs the same few statements again and again.
-        let mut stmt = match self.conn.prepare_cached(sql) {
-            Ok(s) => s,
-            Err(e) => return Err(self.error(e, sql)),
-        };
-        let columns: Vec<String> = stmt.column_names().map(str::to_string).collect();
-        let n = columns.len();
-        let mut rows_buf = Vec::new();
-        let mut count = 0u32;
         let max = self.limits.max_result;
-        let result = (|| {
+        let result = (|| -> Result<Vec<u8>, Stop> {
+            // Cached: a plugin runs the same few statements again and again.
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let _running = self.running(sql)?;
+            let n = stmt.column_count();
+            let mut out = Encoder::new(stmt.column_names(), max)?;
             let mut rows = stmt.query(params_from_iter(params))?;
             while let Some(row) = rows.next()? {
-                rmp::encode::write_array_len(&mut rows_buf, n as u32).expect("Vec write");
+                out.row(n)?;
                 for i in 0..n {
-                    write_value(&mut rows_buf, row.get_ref(i)?);
-                }
-                count += 1;
-                if rows_buf.len() > max {
-                    return Ok(false);
+                    out.value(row.get_ref(i)?)?;
                 }
             }
-            Ok(true)
+            Ok(out.finish())
         })();
-        drop(stmt);
-        match result {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(Status::TooLarge.err(format!(
-                    "{sql:?}: the result passed the {max}-byte limit after {count} rows"
-                )))
-            }
-            Err(e) => return Err(self.error(e, sql)),
-        }
-        let mut out = Vec::with_capacity(rows_buf.len() + 64);
-        rmp::encode::write_map_len(&mut out, 2).expect("Vec write");
-        rmp::encode::write_str(&mut out, "columns").expect("Vec write");
-        rmp::encode::write_array_len(&mut out, n as u32).expect("Vec write");
-        for c in &columns {
-            rmp::encode::write_str(&mut out, c).expect("Vec write");
-        }
-        rmp::encode::write_str(&mut out, "rows").expect("Vec write");
-        rmp::encode::write_array_len(&mut out, count).expect("Vec write");
-        out.extend_from_slice(&rows_buf);
-        Ok(out)
+        result.map_err(|stop| match stop {
+            Stop::Sql(e) => self.error(e, sql),
+            Stop::Full(full) => Status::TooLarge.err(scrub(
+                &self.hide,
+                format!(
+                    "{:?}: the result passed the {max}-byte limit after {} rows",
+                    short(sql),
+                    full.rows
+                ),
+            )),
+        })
     }
 }
 
-/// One SQLite value as msgpack: NULL nil, INTEGER int, REAL float64, TEXT str, BLOB bin.
-fn write_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
-    match v {
-        ValueRef::Null => rmp::encode::write_nil(out).expect("Vec write"),
-        ValueRef::Integer(i) => {
-            rmp::encode::write_sint(out, i).expect("Vec write");
+/// The first 200 bytes of a statement, for messages.
+fn short(sql: &str) -> &str {
+    &sql[..sql.floor_char_boundary(200)]
+}
+
+/// The host paths of a plugin's database that messages must not show (as given and
+/// as SQLite may resolve them), most specific first.
+fn hidden(dir: &Path, db: &Path) -> Vec<(String, &'static str)> {
+    let mut hide: Vec<(String, &'static str)> = Vec::new();
+    let root = dir.parent().filter(|r| !r.as_os_str().is_empty());
+    let places = [
+        (Some(db), "the plugin's database"),
+        (Some(dir), "the plugin's folder"),
+        (root, "the host's storage folder"),
+    ];
+    for (p, name) in places {
+        let Some(p) = p else { continue };
+        let real = std::fs::canonicalize(p).ok();
+        for p in [Some(p.to_path_buf()), real].into_iter().flatten() {
+            let p = p.display().to_string();
+            if p.len() > 1 && !hide.iter().any(|(h, _)| *h == p) {
+                hide.push((p, name));
+            }
         }
-        ValueRef::Real(f) => rmp::encode::write_f64(out, f).expect("Vec write"),
-        ValueRef::Text(t) => {
-            // SQLite does not check TEXT is UTF-8; its bytes go out as they are.
-            rmp::encode::write_str_len(out, t.len() as u32).expect("Vec write");
-            out.extend_from_slice(t);
-        }
-        ValueRef::Blob(b) => rmp::encode::write_bin(out, b).expect("Vec write"),
     }
+    hide
+}
+
+/// `text` with every hidden path replaced by its name.
+fn scrub(hide: &[(String, &'static str)], mut text: String) -> String {
+    for (path, name) in hide {
+        if text.contains(path.as_str()) {
+            text = text.replace(path.as_str(), name);
+        }
+    }
+    text
 }
 
 /// Decodes the parameter array; `(0, 0)` is no parameters.
@@ -429,3 +499,6 @@ fn link_sql(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
