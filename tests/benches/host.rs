@@ -153,7 +153,7 @@ fn spinner(
     let state = State::new(
         view,
         pulp_ext::wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
-        Default::default(),
+        Box::new(pulp_ext::wasmtime::StoreLimits::default()),
         1 << 20,
     );
     let mut store = Store::new(engine, state);

@@ -195,7 +195,7 @@ fn every_capability_links_exactly_its_import_table() {
                     pulp_ext::Events::new(1),
                 ),
                 pulp_ext::wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
-                Default::default(),
+                Box::new(pulp_ext::wasmtime::StoreLimits::default()),
                 1024,
             ),
         );

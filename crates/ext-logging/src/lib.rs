@@ -3,8 +3,10 @@
 //! Each call becomes a `tracing` event with target `pulp::plugin` and a `plugin`
 //! field naming the plugin. Levels: 0 trace, 1 debug, 2 info, 3 warn, 4 error;
 //! others clamp. A message below the subscriber's level is not read (status 0
-//! whatever its pointer); an emitted one is bounds-checked (2 outside memory) and
-//! decoded with invalid UTF-8 as replacement characters.
+//! whatever its pointer); an emitted one is bounds-checked (2 outside memory),
+//! decoded with invalid UTF-8 as replacement characters, and has its newlines and
+//! other control characters escaped ([`pulp_ext::log_text`]), so that it stays one
+//! line and cannot forge the host's.
 
 #![warn(missing_docs)]
 
@@ -32,31 +34,35 @@ impl Capability for Logging {
     }
 
     fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        linker.func_wrap("pulp", "log", |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
-            // `tracing` macros need a constant level, hence one arm per level. A message
-            // below the subscriber's level is not read at all, so a filtered log costs
-            // little more than a no-op import.
-            macro_rules! emit {
-                ($lvl:expr) => {
-                    if tracing::enabled!(target: "pulp::plugin", $lvl) {
-                        return pulp_ext::status(&mut c, |c| {
-                            let msg = String::from_utf8_lossy(mem::bytes(c, ptr, len, "log message")?);
-                            let plugin = c.data().plugin().name();
-                            tracing::event!(target: "pulp::plugin", $lvl, plugin, "{msg}");
-                            Ok(())
-                        });
-                    }
-                };
-            }
-            match level {
-                i32::MIN..=0 => emit!(Level::TRACE),
-                1 => emit!(Level::DEBUG),
-                2 => emit!(Level::INFO),
-                3 => emit!(Level::WARN),
-                _ => emit!(Level::ERROR),
-            }
-            Ok(pulp_ext::Status::Ok.code())
-        })?;
+        linker.func_wrap(
+            "pulp",
+            "log",
+            |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
+                // `tracing` macros need a constant level, hence one arm per level. A message
+                // below the subscriber's level is not read at all, so a filtered log costs
+                // little more than a no-op import.
+                macro_rules! emit {
+                    ($lvl:expr) => {
+                        if tracing::enabled!(target: "pulp::plugin", $lvl) {
+                            return pulp_ext::status(&mut c, |c| {
+                                let msg = pulp_ext::log_text(mem::bytes(c, ptr, len, "log message")?);
+                                let plugin = c.data().plugin().name();
+                                tracing::event!(target: "pulp::plugin", $lvl, plugin, "{msg}");
+                                Ok(())
+                            });
+                        }
+                    };
+                }
+                match level {
+                    i32::MIN..=0 => emit!(Level::TRACE),
+                    1 => emit!(Level::DEBUG),
+                    2 => emit!(Level::INFO),
+                    3 => emit!(Level::WARN),
+                    _ => emit!(Level::ERROR),
+                }
+                Ok(pulp_ext::Status::Ok.code())
+            },
+        )?;
         Ok(())
     }
 }

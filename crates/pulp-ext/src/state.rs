@@ -2,7 +2,7 @@
 
 use std::any::{Any, TypeId};
 
-use wasmtime::{Memory, StoreLimits, TypedFunc};
+use wasmtime::{Memory, ResourceLimiter, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::Plugin;
@@ -15,7 +15,7 @@ use crate::Plugin;
 pub struct State {
     plugin: Plugin,
     wasi: WasiP1Ctx,
-    limits: StoreLimits,
+    limits: Box<dyn ResourceLimiter>,
     max_message: usize,
     guest: Option<(Memory, TypedFunc<i32, i32>)>,
     last_error: String,
@@ -24,7 +24,12 @@ pub struct State {
 
 impl State {
     /// Store data for one instance of `plugin`. Called by the host.
-    pub fn new(plugin: Plugin, wasi: WasiP1Ctx, limits: StoreLimits, max_message: usize) -> State {
+    pub fn new(
+        plugin: Plugin,
+        wasi: WasiP1Ctx,
+        limits: Box<dyn ResourceLimiter>,
+        max_message: usize,
+    ) -> State {
         State {
             plugin,
             wasi,
@@ -46,9 +51,9 @@ impl State {
         &mut self.wasi
     }
 
-    /// The store limits (for the host's `Store::limiter`).
-    pub fn limits(&mut self) -> &mut StoreLimits {
-        &mut self.limits
+    /// The store's resource limiter (for the host's `Store::limiter`).
+    pub fn limits(&mut self) -> &mut dyn ResourceLimiter {
+        &mut *self.limits
     }
 
     /// The largest input a guest may hand to an import, in bytes.

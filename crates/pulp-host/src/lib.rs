@@ -21,12 +21,14 @@ pub mod config;
 mod core;
 mod host;
 mod inspect;
+mod limiter;
 mod manifest;
 mod new;
 mod plugin;
 mod registry;
 mod runtime;
 mod stdio;
+mod wasi;
 
 pub use check::check;
 pub use host::{Host, HostConfig};

@@ -7,15 +7,17 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pulp_ext::wasmtime::{
-    self, Engine, FuncType, InstancePre, Linker, Memory, Store, StoreLimitsBuilder, Trap,
-    TypedFunc, UpdateDeadline, Val,
+    self, Engine, FuncType, InstancePre, Linker, Memory, Store, Trap, TypedFunc, UpdateDeadline,
+    Val,
 };
 use pulp_ext::wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 use pulp_ext::{Capability, Event, Events, State};
 
 use crate::cache::{self, Source};
 use crate::host::EPOCH_TICK;
+use crate::limiter::Limiter;
 use crate::stdio::LogStream;
+use crate::wasi::CallClock;
 use crate::{inspect, Host, Manifest, Registry};
 
 /// A plugin could not be loaded. Every message names the plugin.
@@ -167,8 +169,9 @@ impl Interrupter {
 }
 
 /// The deadline of the current call, counted in epoch ticks so that arming it
-/// costs no clock read. The epoch callback runs once per tick while wasm runs.
-struct Watch {
+/// costs no clock read. The epoch callback runs once per tick while wasm runs; a
+/// WASI sleep (`crate::wasi`) ticks it while it sleeps.
+pub(crate) struct Watch {
     /// Ticks the running call may still take.
     ticks_left: AtomicU64,
     abort: AtomicBool,
@@ -183,8 +186,13 @@ impl Watch {
         self.ticks_left.store(ticks, Ordering::Relaxed);
     }
 
+    /// Whether the host interrupted the call.
+    pub(crate) fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+
     /// One epoch tick passed while the guest ran: true when its time is up.
-    fn tick(&self) -> bool {
+    pub(crate) fn tick(&self) -> bool {
         self.abort.load(Ordering::Relaxed) || self.ticks_left.fetch_sub(1, Ordering::Relaxed) <= 1
     }
 }
@@ -363,24 +371,21 @@ impl Plugin {
             message,
         };
         let limits = &self.manifest.limits;
+        let clock = CallClock::new(self.watch.clone());
         let wasi = WasiCtxBuilder::new()
             .stdout(LogStream::new(&name, false))
             .stderr(LogStream::new(&name, true))
+            .monotonic_clock(clock.guest_clock())
             .build_p1();
-        let store_limits = StoreLimitsBuilder::new()
-            .memory_size((limits.memory_mb as usize) << 20)
-            .table_elements(1 << 20)
-            .instances(4)
-            .memories(4)
-            .tables(16)
-            .trap_on_grow_failure(false)
-            .build();
-        let state = State::new(
+        // One budget for every memory and table of the instance together.
+        let limiter = Limiter::new((limits.memory_mb as usize) << 20);
+        let mut state = State::new(
             self.view.clone(),
             wasi,
-            store_limits,
+            Box::new(limiter),
             limits.max_message_bytes as usize,
         );
+        state.insert(clock);
         let mut store = Store::new(self.host.engine(), state);
         store.limiter(|s| s.limits());
         let watch = self.watch.clone();
@@ -710,7 +715,7 @@ fn call_with_input(
 /// Links WASI, the planned capabilities' real imports, and derived stubs.
 fn link(engine: &Engine, plan: &inspect::Plan, plugin: &str) -> wasmtime::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
-    pulp_ext::wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut State| s.wasi())?;
+    crate::wasi::add_to_linker(&mut linker)?;
     for cap in &plan.linked {
         cap.link(&mut linker).map_err(|e| {
             wasmtime::format_err!("capability \"{}\" failed to link: {e:#}", cap.name())

@@ -1,4 +1,6 @@
-//! Guest stdout and stderr as log lines tagged with the plugin's name (ABI §2).
+//! Guest stdout and stderr as log lines tagged with the plugin's name (ABI §2),
+//! split at newlines, with control characters escaped ([`pulp_ext::log_text`]) so
+//! that guest output cannot forge the host's lines.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -45,8 +47,8 @@ impl LogStream {
     }
 
     fn emit(&self, raw: &[u8]) {
-        let text = String::from_utf8_lossy(raw);
-        let text = text.trim_end_matches(['\n', '\r']);
+        let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let text = pulp_ext::log_text(raw.strip_suffix(b"\r").unwrap_or(raw));
         let plugin = self.0.plugin.as_str();
         if self.0.stderr {
             tracing::warn!(target: "pulp::plugin", plugin, stream = "stderr", "{text}");
