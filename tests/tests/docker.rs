@@ -462,3 +462,429 @@ fn the_c_header_docker_wrappers_work_end_to_end() {
         .collect();
     assert_eq!(got, ["ok 0 "]);
 }
+
+/// `docker inspect -f <format> <id>`, trimmed.
+fn inspect(id: &str, format: &str) -> String {
+    let o = std::process::Command::new("docker")
+        .args(["inspect", "-f", format, id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A long-lived container of the driver's plugin: its id.
+fn sleeper(d: &mut Driver) -> String {
+    let c = value(&call(
+        d,
+        "docker_create",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            ("cmd", cmd(&["sleep", "3600"])),
+        ],
+    ));
+    c["id"].as_str().unwrap().to_string()
+}
+
+/// The `field` of `/proc/self/status` of a process exec'd in the container.
+fn proc_status(d: &mut Driver, id: &str, field: &str) -> String {
+    let e = value(&call(
+        d,
+        "docker_exec",
+        vec![
+            ("id", V::from(id)),
+            ("cmd", cmd(&["cat", "/proc/self/status"])),
+        ],
+    ));
+    let out = e["output"].as_str().unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {out}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn containers_drop_every_capability_and_run_as_nobody_by_default() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "dk-caps", "") else {
+        return;
+    };
+    let id = sleeper(&mut d);
+    assert_eq!(inspect(&id, "{{json .HostConfig.CapDrop}}"), "[\"ALL\"]");
+    assert_eq!(inspect(&id, "{{json .HostConfig.CapAdd}}"), "null");
+    assert_eq!(
+        inspect(&id, "{{json .HostConfig.SecurityOpt}}"),
+        "[\"no-new-privileges\"]"
+    );
+    assert_eq!(inspect(&id, "{{.Config.User}}"), "65534:65534");
+    // What the process inside actually holds.
+    assert_eq!(proc_status(&mut d, &id, "CapEff"), "0000000000000000");
+    assert_eq!(proc_status(&mut d, &id, "CapBnd"), "0000000000000000");
+    assert_eq!(proc_status(&mut d, &id, "NoNewPrivs"), "1");
+    assert!(proc_status(&mut d, &id, "Uid").starts_with("65534\t"));
+    assert!(proc_status(&mut d, &id, "Gid").starts_with("65534\t"));
+    // No mounts, no binds, no volumes.
+    assert_eq!(inspect(&id, "{{json .Mounts}}"), "[]");
+    assert_eq!(inspect(&id, "{{json .HostConfig.Binds}}"), "null");
+}
+
+#[test]
+fn granted_capabilities_and_user_are_all_a_container_gets() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(
+        &f,
+        "dk-caps-grant",
+        "cap_add = [\"CHOWN\", \"kill\"]\nuser = \"0:0\"",
+    ) else {
+        return;
+    };
+    let id = sleeper(&mut d);
+    assert_eq!(inspect(&id, "{{json .HostConfig.CapDrop}}"), "[\"ALL\"]");
+    assert_eq!(
+        inspect(&id, "{{json .HostConfig.CapAdd}}"),
+        "[\"CAP_CHOWN\",\"CAP_KILL\"]"
+    );
+    assert!(proc_status(&mut d, &id, "Uid").starts_with("0\t"));
+    // CAP_CHOWN is bit 0, CAP_KILL bit 5: nothing else.
+    assert_eq!(proc_status(&mut d, &id, "CapEff"), "0000000000000021");
+
+    // The image's own user when asked for.
+    let mut own = driver(&f, "dk-caps-image", "user = \"image\"").unwrap();
+    let id = sleeper(&mut own);
+    assert_eq!(inspect(&id, "{{.Config.User}}"), "");
+
+    // A capability that gives the host away is refused at load, by name.
+    for (bad, named) in [
+        ("cap_add = [\"SYS_ADMIN\"]", "SYS_ADMIN"),
+        ("cap_add = [\"NET_RAW\"]", "NET_RAW"),
+        ("cap_add = [\"ALL\"]", "ALL"),
+        ("user = \"a b\"", "a b"),
+    ] {
+        let wasm = pulp_tests::c_guest("driver.c").unwrap();
+        let e = f
+            .load_module("dk-caps-bad", &wasm, &decl(bad))
+            .err()
+            .unwrap_or_else(|| panic!("{bad} was accepted"))
+            .to_string();
+        assert!(e.contains(named) && e.contains("spawn.docker"), "{e}");
+    }
+}
+
+#[test]
+fn container_logs_are_capped_on_disk_and_docker_logs_still_reads_them() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "dk-logcap", "max_output_bytes = 65536") else {
+        return;
+    };
+    // About 1.4 MB of output, then a marker.
+    let c = value(&call(
+        &mut d,
+        "docker_create",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            (
+                "cmd",
+                cmd(&[
+                    "sh",
+                    "-c",
+                    "i=0; while [ $i -lt 20000 ]; do echo 0123456789012345678901234567890123456789012345678901234567890123456789; i=$((i+1)); done; echo done; exec sleep 3600",
+                ]),
+            ),
+        ],
+    ));
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(inspect(&id, "{{.HostConfig.LogConfig.Type}}"), "json-file");
+    let mut last = String::new();
+    for _ in 0..600 {
+        let l = value(&call(
+            &mut d,
+            "docker_logs",
+            vec![("id", V::from(id.as_str())), ("tail", V::from(1))],
+        ));
+        last = l["logs"].as_str().unwrap().to_string();
+        if last == "done\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(last, "done\n", "docker_logs reads the capped log");
+    let path = inspect(&id, "{{.LogPath}}");
+    let on_disk: u64 = ["", ".1", ".2"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{path}{s}")).ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(
+        on_disk <= 2 * 65536 + 4096,
+        "the engine keeps {on_disk} bytes of logs for a container of a plugin with max_output_bytes = 65536"
+    );
+}
+
+#[test]
+fn docker_run_output_goes_only_through_the_capabilitys_bounded_buffer() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "dk-runlog", "") else {
+        return;
+    };
+    let run = std::thread::spawn(move || {
+        let o = call(
+            &mut d,
+            "docker_run",
+            vec![
+                ("image", V::from(TEST_IMAGE)),
+                ("cmd", cmd(&["sh", "-c", "echo hi; sleep 3"])),
+            ],
+        );
+        (value(&o), d)
+    });
+    let mut seen = None;
+    while seen.is_none() && !run.is_finished() {
+        seen = containers_of("dk-runlog").into_iter().next();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let id = seen.expect("the run's container was listed while it ran");
+    assert_eq!(inspect(&id, "{{.HostConfig.LogConfig.Type}}"), "none");
+    let (r, _d) = run.join().unwrap();
+    assert_eq!(r["stdout"].as_slice(), Some(&b"hi\n"[..]));
+}
+
+/// `pulp-test/busybox-vol:1`: the test image with `VOLUME /data`.
+fn volume_image() -> &'static str {
+    const IMAGE: &str = "pulp-test/busybox-vol:1";
+    let sh = |script: &str| {
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let has = std::process::Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !has {
+        sh(&format!(
+            "c=$(docker create {TEST_IMAGE} true) && docker export $c | docker import --change 'VOLUME /data' - {IMAGE}; r=$?; docker rm -f $c >/dev/null; exit $r"
+        ));
+    }
+    IMAGE
+}
+
+#[test]
+fn an_image_volume_becomes_a_bounded_tmpfs_not_a_host_volume() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "dk-vol", "") else {
+        return;
+    };
+    let image = volume_image();
+    let c = value(&call(
+        &mut d,
+        "docker_create",
+        vec![
+            ("image", V::from(image)),
+            ("cmd", cmd(&["sleep", "3600"])),
+            ("mem_limit_mb", V::from(32)),
+        ],
+    ));
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        inspect(&id, "{{range .Mounts}}{{.Type}} {{.Destination}};{{end}}"),
+        "tmpfs /data;",
+        "no host volume"
+    );
+    assert_eq!(
+        inspect(
+            &id,
+            "{{range .HostConfig.Mounts}}{{.TmpfsOptions.SizeBytes}}{{end}}"
+        ),
+        (32u64 << 20).to_string()
+    );
+    let e = value(&call(
+        &mut d,
+        "docker_exec",
+        vec![
+            ("id", V::from(id.as_str())),
+            (
+                "cmd",
+                cmd(&["sh", "-c", "echo kept > /data/f && cat /data/f"]),
+            ),
+        ],
+    ));
+    assert_eq!(
+        e["output"].as_str(),
+        Some("kept\n"),
+        "nobody can use it: {e}"
+    );
+}
+
+/// One `call` step on a plugin whose records are read later (pool replicas share a name).
+fn step(p: &mut pulp_host::Plugin, import: &str, fields: Vec<(&str, V)>) {
+    #[derive(serde::Serialize)]
+    struct Call<'a> {
+        r#fn: &'a str,
+        #[serde(with = "serde_bytes")]
+        a: &'a [u8],
+        #[serde(with = "serde_bytes")]
+        b: &'a [u8],
+    }
+    let v = V::Map(fields.into_iter().map(|(k, v)| (V::from(k), v)).collect());
+    let mut req = Vec::new();
+    rmpv::encode::write_value(&mut req, &v).unwrap();
+    let event = pulp_ext::Event::new(
+        "call",
+        &Call {
+            r#fn: import,
+            a: &req,
+            b: b"",
+        },
+    )
+    .unwrap();
+    assert_eq!(p.step_event(Some(&event)).unwrap(), 0);
+}
+
+const POOL: &str = "stateless = true\n";
+
+fn pooled(settings: &str, instances: u32) -> String {
+    format!(
+        "{POOL}{}\n[limits]\ninstances = {instances}",
+        decl(settings)
+    )
+}
+
+#[test]
+fn max_containers_holds_when_a_pool_creates_at_once() {
+    let f = Fixture::new();
+    let name = "dk-race";
+    let Some(d) = (if docker() {
+        Driver::start(&f, name, &pooled("max_containers = 2", 4))
+    } else {
+        None
+    }) else {
+        return;
+    };
+    let mut pool = vec![d.plugin];
+    for _ in 1..4 {
+        let mut r = pool[0].replica().unwrap();
+        r.init().unwrap();
+        pool.push(r);
+    }
+    pulp_tests::records(name);
+    let go = std::sync::Arc::new(std::sync::Barrier::new(pool.len()));
+    let threads: Vec<_> = pool
+        .into_iter()
+        .map(|mut p| {
+            let go = go.clone();
+            std::thread::spawn(move || {
+                go.wait();
+                for _ in 0..2 {
+                    step(
+                        &mut p,
+                        "docker_create",
+                        vec![
+                            ("image", V::from(TEST_IMAGE)),
+                            ("cmd", cmd(&["sleep", "3600"])),
+                        ],
+                    );
+                }
+                p
+            })
+        })
+        .collect();
+    let pool: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let statuses: Vec<i64> = pulp_tests::records(name)
+        .iter()
+        .map(|r| {
+            rmpv::decode::read_value(&mut &r[..]).unwrap()["status"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(statuses.len(), 8);
+    assert_eq!(
+        containers_of(name).len(),
+        2,
+        "exactly max_containers exist (statuses {statuses:?})"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 0).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().all(|s| *s == 0 || *s == 9), "{statuses:?}");
+    drop(pool);
+    assert!(containers_of(name).is_empty());
+}
+
+#[test]
+fn a_replica_starting_restarting_or_closing_leaves_its_siblings_containers_running() {
+    let f = Fixture::new();
+    let name = "dk-siblings";
+    let Some(mut a) = (if docker() {
+        Driver::start(&f, name, &pooled("", 2))
+    } else {
+        None
+    }) else {
+        return;
+    };
+    let x = sleeper(&mut a);
+    let only_x = vec![x.clone()];
+    let running = |id: &str| inspect(id, "{{.State.Running}}") == "true";
+
+    let mut b = Driver {
+        plugin: a.plugin.replica().unwrap(),
+    };
+    b.plugin.init().unwrap();
+    assert_eq!(
+        containers_of(name),
+        only_x,
+        "a new replica keeps its sibling's container"
+    );
+    assert!(running(&x));
+
+    sleeper(&mut b);
+    b.plugin.restart().unwrap();
+    assert_eq!(
+        containers_of(name),
+        only_x,
+        "a restarted replica removes its own container, not its sibling's"
+    );
+    assert!(running(&x));
+    sleeper(&mut b);
+    drop(b);
+    assert_eq!(
+        containers_of(name),
+        only_x,
+        "a closed replica removes only its own"
+    );
+
+    // A container of an instance that is gone (a crash) is removed by the next replica.
+    let host = inspect(&x, "{{index .Config.Labels \"pulp.host\"}}");
+    let o = std::process::Command::new("docker")
+        .args(["create", "--label", &format!("pulp.plugin={name}")])
+        .args(["--label", &format!("pulp.host={host}")])
+        .args(["--label", "pulp.instance=gone", TEST_IMAGE, "sleep", "3600"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(containers_of(name).len(), 2);
+    let mut c = a.plugin.replica().unwrap();
+    c.init().unwrap();
+    assert_eq!(
+        containers_of(name),
+        only_x,
+        "the dead instance's container was reaped, the live sibling's kept"
+    );
+    assert!(running(&x));
+    drop(c);
+    assert_eq!(containers_of(name), only_x);
+    drop(a);
+    assert!(containers_of(name).is_empty());
+}

@@ -1,9 +1,11 @@
 //! The Docker engine a host's plugins share, and what every operation needs: a
-//! negotiated client, the labels that mark a plugin's containers, error mapping.
+//! negotiated client, the labels that mark a plugin's containers, the instances of
+//! each plugin that are alive, error mapping.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
@@ -14,6 +16,8 @@ use pulp_ext::{Error, Shared, Status};
 pub(crate) const PLUGIN_LABEL: &str = "pulp.plugin";
 /// Label naming the host (machine + storage root) whose plugin owns a container.
 pub(crate) const HOST_LABEL: &str = "pulp.host";
+/// Label naming the plugin instance that made a container (unique per instance).
+pub(crate) const INSTANCE_LABEL: &str = "pulp.instance";
 
 /// A host's engine connection: made on first use, the API version negotiated (the
 /// engine may be older than bollard's default, e.g. Debian's 20.10 speaks 1.41).
@@ -21,6 +25,40 @@ pub(crate) struct Engine {
     /// `unix:///path`, `tcp://host:port`, or `None` for `DOCKER_HOST` / the local socket.
     address: Option<String>,
     client: Mutex<Option<Docker>>,
+    /// Per plugin name: what its instances in this host share.
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    /// Instances made so far: part of each instance's label.
+    instances: AtomicU64,
+}
+
+/// What the instances of one plugin (a pool, or one instance and its restarts) share
+/// in this host.
+#[derive(Default)]
+pub(crate) struct Pool {
+    /// The instance labels of the instances alive now. A container whose instance is
+    /// not here belongs to one that is gone (or to an earlier run that crashed).
+    live: Mutex<HashSet<String>>,
+    /// Held from counting the plugin's containers to creating one, so that instances
+    /// creating at once cannot both pass `max_containers`.
+    pub(crate) creating: tokio::sync::Mutex<()>,
+}
+
+impl Pool {
+    pub(crate) fn join(&self, instance: &str) {
+        self.live_set().insert(instance.to_string());
+    }
+
+    pub(crate) fn leave(&self, instance: &str) {
+        self.live_set().remove(instance);
+    }
+
+    pub(crate) fn is_live(&self, instance: &str) -> bool {
+        self.live_set().contains(instance)
+    }
+
+    fn live_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Engine {
@@ -45,7 +83,33 @@ impl Engine {
         Ok(Engine {
             address,
             client: Mutex::new(None),
+            pools: Mutex::new(HashMap::new()),
+            instances: AtomicU64::new(0),
         })
+    }
+
+    /// The pool of plugin `plugin` (made on first use).
+    pub(crate) fn pool(&self, plugin: &str) -> Arc<Pool> {
+        self.pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(plugin.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// A label value no other instance (of this process or another) has.
+    pub(crate) fn new_instance(&self) -> String {
+        let n = self.instances.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut h = blake3::Hasher::new();
+        h.update(&std::process::id().to_le_bytes());
+        h.update(&now.as_nanos().to_le_bytes());
+        h.update(&(self as *const Engine as usize).to_le_bytes());
+        h.update(&n.to_le_bytes());
+        h.finalize().to_hex()[..16].to_string()
     }
 
     fn describe(&self) -> String {
@@ -141,25 +205,29 @@ pub(crate) fn owner_filter(plugin: &str, host: &str) -> HashMap<String, Vec<Stri
     )])
 }
 
-/// Removes every container of `plugin` on this host (after a crash, a trap, or at
-/// close); returns how many went.
+/// Removes the containers that `filters` select, but those `keep` says to keep (given
+/// their `pulp.instance` label); returns how many went.
 pub(crate) fn reap(
     docker: &Docker,
-    plugin: &str,
-    host: &str,
+    filters: HashMap<String, Vec<String>>,
+    keep: impl Fn(Option<&str>) -> bool,
     deadline: Duration,
 ) -> Result<usize, Error> {
     block(deadline, "removing the plugin's containers", async {
         let list = docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
-                filters: Some(owner_filter(plugin, host)),
+                filters: Some(filters),
                 ..Default::default()
             }))
             .await
             .map_err(|e| fail("listing containers", e))?;
         let mut n = 0;
         for c in list {
+            let instance = c.labels.as_ref().and_then(|l| l.get(INSTANCE_LABEL));
+            if keep(instance.map(String::as_str)) {
+                continue;
+            }
             let Some(id) = c.id else { continue };
             let opts = RemoveContainerOptions {
                 force: true,

@@ -15,7 +15,31 @@ struct Toml {
     pids_limit: Option<i64>,
     timeout_ms: Option<u64>,
     max_output_bytes: Option<u64>,
+    cap_add: Option<Vec<String>>,
+    user: Option<String>,
 }
+
+/// What `cap_add` may name: Docker's default set less `NET_RAW` (raw packets on a
+/// granted bridge: spoofing neighbours) and `MKNOD` (device nodes). Everything else
+/// (`SYS_ADMIN`, `NET_ADMIN`, `SYS_PTRACE`, ...) gives the host away and is refused.
+const GRANTABLE: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// The user containers run as unless the grant says otherwise: `nobody`, so that a
+/// process that escapes its container is no one on the host either.
+pub(crate) const DEFAULT_USER: &str = "65534:65534";
 
 /// A plugin's checked grants.
 #[derive(Clone, Debug)]
@@ -33,6 +57,10 @@ pub(crate) struct Grants {
     /// deadline of every other engine call.
     pub(crate) timeout_ms: u64,
     pub(crate) max_output_bytes: usize,
+    /// Capabilities added back after dropping all, as `CAP_<NAME>` (sorted, no repeats).
+    pub(crate) cap_add: Vec<String>,
+    /// Every container's `user`; `None` keeps the image's own (`user = "image"`).
+    pub(crate) user: Option<String>,
 }
 
 /// `repo:tag` (exact), `repo` (any tag of it), `repo/*` (any image below `repo/`).
@@ -122,6 +150,26 @@ impl Grants {
                 "max_output_bytes = {max_output} is outside 1..=268435456"
             ));
         }
+        let mut cap_add = Vec::new();
+        for c in t.cap_add.unwrap_or_default() {
+            match grantable(&c) {
+                Ok(c) => cap_add.push(c),
+                Err(e) => problems.push(e),
+            }
+        }
+        cap_add.sort();
+        cap_add.dedup();
+        let user = match t.user.as_deref().map(str::trim) {
+            None => Some(DEFAULT_USER.to_string()),
+            Some("image") => None,
+            Some(u) if valid_user(u) => Some(u.to_string()),
+            Some(u) => {
+                problems.push(format!(
+                    "user = {u:?} must be \"image\", a user or uid, or user:group (letters, digits, '_', '.', '-')"
+                ));
+                None
+            }
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -136,12 +184,43 @@ impl Grants {
             pids_limit,
             timeout_ms,
             max_output_bytes: max_output as usize,
+            cap_add,
+            user,
         })
     }
 
     /// True when `images` allows `image`.
     pub(crate) fn allows(&self, image: &str) -> bool {
         self.images.iter().any(|p| p.allows(image))
+    }
+}
+
+/// `CAP_<NAME>` for a `cap_add` entry (`chown`, `CHOWN`, `CAP_CHOWN`) that may be granted.
+fn grantable(c: &str) -> Result<String, String> {
+    let name = c.trim().to_ascii_uppercase();
+    let name = name.strip_prefix("CAP_").unwrap_or(&name);
+    if GRANTABLE.contains(&name) {
+        Ok(format!("CAP_{name}"))
+    } else {
+        Err(format!(
+            "cap_add entry {c:?} is not a capability a container may get (one of {})",
+            GRANTABLE.join(", ")
+        ))
+    }
+}
+
+/// `name`, `uid`, `name:group` or `uid:gid`: what the engine resolves in the image.
+fn valid_user(u: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 32
+            && !p.starts_with('-')
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    };
+    match u.split_once(':') {
+        None => part(u),
+        Some((a, b)) => part(a) && part(b),
     }
 }
 
@@ -162,6 +241,43 @@ mod tests {
         assert!(!p("localhost:5000/app").allows("localhost:5000/other"));
         for bad in ["", "a*b", "*", "/*", "a b"] {
             assert!(ImagePattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_harmless_capabilities_can_be_granted() {
+        assert_eq!(grantable("chown").unwrap(), "CAP_CHOWN");
+        assert_eq!(grantable("CAP_SETUID").unwrap(), "CAP_SETUID");
+        for bad in [
+            "SYS_ADMIN",
+            "CAP_SYS_ADMIN",
+            "NET_ADMIN",
+            "NET_RAW",
+            "SYS_PTRACE",
+            "SYS_MODULE",
+            "MKNOD",
+            "ALL",
+            "",
+        ] {
+            let e = grantable(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn users_are_names_or_ids_with_an_optional_group() {
+        for good in [
+            "65534:65534",
+            "0",
+            "nobody",
+            "app:app",
+            "www-data",
+            "1000:users",
+        ] {
+            assert!(valid_user(good), "{good}");
+        }
+        for bad in ["", ":", "a:", ":1", "a b", "a:b:c", "-1", "../x", "a\n"] {
+            assert!(!valid_user(bad), "{bad}");
         }
     }
 }

@@ -7,15 +7,19 @@
 //!
 //! Grants come from `[capability."spawn.docker"]` ([`grants`] module): `images`
 //! (`repo:tag`, `repo` for any tag, `repo/*`), `network`, default and maximum memory
-//! and CPUs, `max_containers`, `pids_limit`, `timeout_ms`, `max_output_bytes`.
-//! Containers are never privileged, get no mounts and no added capabilities,
-//! `no-new-privileges`, a pids limit, and no network unless granted and asked for.
-//! Each carries the labels `pulp.plugin` (the plugin's name) and `pulp.host` (a hash
-//! of this machine's name and the host's storage root); a plugin sees only
-//! containers with both of its labels (6 otherwise). They are removed when the
-//! instance goes away (close, trap, restart), and when a plugin starts, leftovers of
-//! an earlier run that crashed are removed first. Nothing is ever pulled: an image
-//! must be on the engine already (6 otherwise).
+//! and CPUs, `max_containers`, `pids_limit`, `timeout_ms`, `max_output_bytes`,
+//! `cap_add`, `user`. Containers are never privileged, drop every Linux capability
+//! but those `cap_add` grants, run as `user` (`nobody` unless granted otherwise),
+//! with `no-new-privileges`, a pids limit, no mounts (an image's `VOLUME`s become
+//! tmpfs sized like the memory limit), logs capped on the engine's disk, and no
+//! network unless granted and asked for. Each carries the labels `pulp.plugin` (the
+//! plugin's name), `pulp.host` (a hash of this machine's name and the host's
+//! storage root) and `pulp.instance` (the instance that made it); a plugin sees only
+//! containers with its plugin and host labels (6 otherwise). An instance's
+//! containers are removed when it goes away (close, trap, restart), and when an
+//! instance starts, those of instances that are gone (a crashed run) are removed;
+//! live siblings' are kept. Nothing is ever pulled: an image must be on the engine
+//! already (6 otherwise).
 //!
 //! The engine is `DOCKER_HOST` or the local socket (host settings section
 //! `"docker"`, key `host`, overrides it); an unreachable engine is 10, never a hang:
@@ -30,7 +34,7 @@ mod ops;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::Engine;
+use engine::{Engine, Pool, INSTANCE_LABEL};
 use grants::Grants;
 use pulp_ext::wasmtime::{Caller, Linker};
 use pulp_ext::{mem, Binding, Capability, Error, Import, Plugin, State};
@@ -68,6 +72,16 @@ pub(crate) struct Inner {
     pub(crate) plugin: String,
     /// The `pulp.host` label value.
     pub(crate) host: String,
+    /// The `pulp.instance` label value: this instance's own.
+    pub(crate) instance: String,
+    /// What this plugin's instances share (which are alive, the create lock).
+    pub(crate) pool: Arc<Pool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.pool.leave(&self.instance);
+    }
 }
 
 impl std::ops::Deref for Instance {
@@ -78,10 +92,27 @@ impl std::ops::Deref for Instance {
 }
 
 impl Inner {
-    /// Removes every container of this plugin on this host; how many went.
-    fn reap(&self, deadline: Duration) -> Result<usize, Error> {
+    /// Removes this instance's containers; how many went.
+    fn reap_own(&self, deadline: Duration) -> Result<usize, Error> {
         let docker = self.engine.client(deadline)?;
-        engine::reap(&docker, &self.plugin, &self.host, deadline)
+        let mut filters = engine::owner_filter(&self.plugin, &self.host);
+        filters
+            .entry("label".into())
+            .or_default()
+            .push(format!("{INSTANCE_LABEL}={}", self.instance));
+        engine::reap(&docker, filters, |_| false, deadline)
+    }
+
+    /// Removes the plugin's containers whose instance is gone (a crash, an earlier
+    /// run); live siblings' stay. How many went.
+    fn reap_orphans(&self, deadline: Duration) -> Result<usize, Error> {
+        let docker = self.engine.client(deadline)?;
+        let filters = engine::owner_filter(&self.plugin, &self.host);
+        // Judged one container at a time against the pool as it is then: an
+        // instance joins before it can create anything, so a label that is not
+        // live is one that never will be again.
+        let live = |i: Option<&str>| i.is_some_and(|i| self.pool.is_live(i));
+        engine::reap(&docker, filters, live, deadline)
     }
 
     /// The deadline of one engine call.
@@ -123,20 +154,26 @@ impl Capability for SpawnDocker {
         Grants::from_plugin(plugin).map(|_| ())
     }
 
-    /// Removes what an earlier instance or a crashed run left behind. An engine that
-    /// cannot be reached does not fail the load: calls get 10 until it answers.
+    /// Removes what instances that are gone (an earlier instance, a crashed run) left
+    /// behind; a live sibling's containers stay. An engine that cannot be reached does
+    /// not fail the load: calls get 10 until it answers.
     fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
         let grants = Grants::from_plugin(plugin).map_err(|p| p.join("; "))?;
         let shared = plugin.shared();
         let engine = shared.service(|| Engine::new(shared))?;
+        let pool = engine.pool(plugin.name());
+        let instance = engine.new_instance();
+        pool.join(&instance);
         let inst = Instance(Arc::new(Inner {
             engine,
             grants,
             plugin: plugin.name().to_string(),
             host: host_label(plugin),
+            instance,
+            pool,
         }));
         let quick = Duration::from_secs(5);
-        match inst.reap(quick) {
+        match inst.reap_orphans(quick) {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 plugin = inst.plugin,
@@ -151,13 +188,13 @@ impl Capability for SpawnDocker {
         Ok(())
     }
 
-    /// Removes every container of the plugin (bounded wait).
+    /// Removes every container of this instance (bounded wait); its siblings' stay.
     fn detach(&self, state: &mut State) {
         let Some(inst) = state.remove::<Instance>() else {
             return;
         };
         let deadline = Duration::from_secs(10);
-        match inst.reap(deadline) {
+        match inst.reap_own(deadline) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(plugin = inst.plugin, "removed {n} container(s)"),
             Err(e) => tracing::warn!(

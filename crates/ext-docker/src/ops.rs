@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, HostConfig, HostConfigLogConfig, Mount,
+    MountTmpfsOptions, MountTypeEnum,
+};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, DownloadFromContainerOptions, EventsOptions,
     KillContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
@@ -20,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
 
-use crate::engine::{block, fail, owner_filter, HOST_LABEL, PLUGIN_LABEL};
+use crate::engine::{block, fail, owner_filter, HOST_LABEL, INSTANCE_LABEL, PLUGIN_LABEL};
 use crate::Instance;
 
 /// What `docker_run` and `docker_create` ask for.
@@ -39,8 +42,42 @@ pub(crate) struct Spec {
     network: bool,
 }
 
+/// How a container's output is kept besides what the capability reads from it.
+#[derive(Clone, Copy)]
+enum EngineLog {
+    /// Not at all (`docker_run`: its output comes through the attach stream, into
+    /// the capability's own bounded buffer).
+    None,
+    /// In the engine's `json-file` log, capped (`docker_create`: `docker_logs` reads it).
+    Capped,
+}
+
+/// The engine-side log of a container: `json-file` keeps at most two files of
+/// `max_output_bytes` each (the newest whole, so `docker_logs` always has at least
+/// `max_output_bytes` of recent output), whatever the engine's default driver is.
+fn log_config(logs: EngineLog, max_output_bytes: usize) -> HostConfigLogConfig {
+    match logs {
+        EngineLog::None => HostConfigLogConfig {
+            typ: Some("none".into()),
+            config: None,
+        },
+        EngineLog::Capped => HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                ("max-size".to_string(), max_output_bytes.to_string()),
+                ("max-file".to_string(), "2".to_string()),
+            ])),
+        },
+    }
+}
+
 /// Checks a spec against the grants and builds the container's configuration.
-fn config(inst: &Instance, spec: &Spec, stdin: bool) -> Result<ContainerCreateBody, Error> {
+fn config(
+    inst: &Instance,
+    spec: &Spec,
+    stdin: bool,
+    logs: EngineLog,
+) -> Result<ContainerCreateBody, Error> {
     let g = &inst.grants;
     if !g.allows(&spec.image) {
         return Err(Status::Denied.err(format!(
@@ -75,6 +112,7 @@ fn config(inst: &Instance, spec: &Spec, stdin: bool) -> Result<ContainerCreateBo
     let labels = HashMap::from([
         (PLUGIN_LABEL.to_string(), inst.plugin.clone()),
         (HOST_LABEL.to_string(), inst.host.clone()),
+        (INSTANCE_LABEL.to_string(), inst.instance.clone()),
     ]);
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
@@ -87,6 +125,7 @@ fn config(inst: &Instance, spec: &Spec, stdin: bool) -> Result<ContainerCreateBo
         open_stdin: Some(stdin),
         stdin_once: Some(stdin),
         tty: Some(false),
+        user: g.user.clone(),
         host_config: Some(HostConfig {
             memory: Some((mem << 20) as i64),
             memory_swap: Some((mem << 20) as i64),
@@ -94,7 +133,15 @@ fn config(inst: &Instance, spec: &Spec, stdin: bool) -> Result<ContainerCreateBo
             pids_limit: Some(g.pids_limit),
             network_mode: Some(if spec.network { "bridge" } else { "none" }.to_string()),
             privileged: Some(false),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            cap_add: (!g.cap_add.is_empty()).then(|| g.cap_add.clone()),
             security_opt: Some(vec!["no-new-privileges".to_string()]),
+            log_config: Some(log_config(logs, g.max_output_bytes)),
+            // No binds, no volumes; `create_container` turns an image's VOLUMEs into
+            // tmpfs mounts so the engine makes no host volume for them.
+            binds: None,
+            mounts: None,
+            volumes_from: None,
             ..Default::default()
         }),
         ..Default::default()
@@ -105,9 +152,34 @@ fn config(inst: &Instance, spec: &Spec, stdin: bool) -> Result<ContainerCreateBo
 async fn create_container(
     docker: &Docker,
     inst: &Instance,
-    body: ContainerCreateBody,
+    mut body: ContainerCreateBody,
     name: Option<String>,
 ) -> Result<String, Error> {
+    let image = body.image.clone().unwrap_or_default();
+    let not_there = |message: String| {
+        Status::NotFound.err(format!(
+            "image {image:?} is not on the engine (nothing is pulled): {message}"
+        ))
+    };
+    let volumes = docker
+        .inspect_image(&image)
+        .await
+        .map_err(|e| match e {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => not_there(message),
+            e => fail(&format!("inspecting image {image:?}"), e),
+        })?
+        .config
+        .and_then(|c| c.volumes)
+        .unwrap_or_default();
+    if let Some(hc) = body.host_config.as_mut() {
+        hc.mounts = tmpfs_for(volumes.into_keys(), hc.memory.unwrap_or(0));
+    }
+    // Counting and creating are one step for all of the plugin's instances in this
+    // host: two replicas creating at once would both see room for one more.
+    let _one_at_a_time = inst.pool.creating.lock().await;
     let live = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -122,7 +194,6 @@ async fn create_container(
             live.len()
         )));
     }
-    let image = body.image.clone().unwrap_or_default();
     let created = docker
         .create_container(
             Some(CreateContainerOptions {
@@ -136,12 +207,32 @@ async fn create_container(
             bollard::errors::Error::DockerResponseServerError {
                 status_code: 404,
                 message,
-            } => Status::NotFound.err(format!(
-                "image {image:?} is not on the engine (nothing is pulled): {message}"
-            )),
+            } => not_there(message),
             e => fail("creating the container", e),
         })?;
     Ok(created.id)
+}
+
+/// A tmpfs of `bytes` (the container's memory limit, which it is charged to) at each
+/// of an image's VOLUME paths: the engine would otherwise make an anonymous volume
+/// on the host's disk for each, without a size limit.
+fn tmpfs_for(paths: impl Iterator<Item = String>, bytes: i64) -> Option<Vec<Mount>> {
+    let mut paths: Vec<String> = paths.collect();
+    paths.sort();
+    let mounts: Vec<Mount> = paths
+        .into_iter()
+        .map(|target| Mount {
+            target: Some(target),
+            typ: Some(MountTypeEnum::TMPFS),
+            tmpfs_options: Some(MountTmpfsOptions {
+                size_bytes: Some(bytes),
+                mode: Some(0o1777),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    (!mounts.is_empty()).then_some(mounts)
 }
 
 async fn remove(docker: &Docker, id: &str) {
@@ -161,6 +252,35 @@ async fn exit_code(docker: &Docker, id: &str) -> Result<i64, Error> {
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
         Some(Err(e)) => Err(fail("waiting for the container", e)),
         None => Err(Status::Failed.err("the engine ended the wait without an exit code")),
+    }
+}
+
+/// Container output the host holds until it goes to the guest: `docker_run`'s
+/// stdout and stderr, `docker_exec`'s output, `docker_logs`, a `docker_files_read`
+/// archive. Every byte is counted here before it is kept, so this is the one place
+/// that bounds (and would charge) the host memory that container output takes.
+struct Output {
+    max: usize,
+    held: usize,
+}
+
+/// Keeping more would pass the limit; nothing was kept.
+struct OverLimit;
+
+impl Output {
+    fn new(max: usize) -> Output {
+        Output { max, held: 0 }
+    }
+
+    /// Appends `bytes` to `to` if everything held stays within the limit.
+    fn keep(&mut self, to: &mut Vec<u8>, bytes: &[u8]) -> Result<(), OverLimit> {
+        let held = self.held.saturating_add(bytes.len());
+        if held > self.max {
+            return Err(OverLimit);
+        }
+        self.held = held;
+        to.extend_from_slice(bytes);
+        Ok(())
     }
 }
 
@@ -186,7 +306,7 @@ pub(crate) struct RunResult {
 /// and the result says `timed_out` (with the output so far).
 pub(crate) fn run(inst: &Instance, req: RunRequest) -> Result<RunResult, Error> {
     let stdin = req.stdin.map(|b| b.into_vec()).unwrap_or_default();
-    let body = config(inst, &req.spec, !stdin.is_empty())?;
+    let body = config(inst, &req.spec, !stdin.is_empty(), EngineLog::None)?;
     let limit = inst.grants.timeout_ms;
     let wait = Duration::from_millis(
         req.timeout_ms
@@ -238,13 +358,14 @@ async fn run_created(
     }
     let deadline = tokio::time::Instant::now() + wait;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut output = Output::new(max);
     let mut timed_out = false;
     loop {
-        tokio::select! {
+        let kept = tokio::select! {
             item = attached.output.next() => match item {
-                Some(Ok(LogOutput::StdOut { message })) => stdout.extend_from_slice(&message),
-                Some(Ok(LogOutput::StdErr { message })) => stderr.extend_from_slice(&message),
-                Some(Ok(_)) => {}
+                Some(Ok(LogOutput::StdOut { message })) => output.keep(&mut stdout, &message),
+                Some(Ok(LogOutput::StdErr { message })) => output.keep(&mut stderr, &message),
+                Some(Ok(_)) => Ok(()),
                 Some(Err(e)) => return Err(fail("reading the container's output", e)),
                 None => break,
             },
@@ -252,8 +373,8 @@ async fn run_created(
                 timed_out = true;
                 break;
             }
-        }
-        if stdout.len() + stderr.len() > max {
+        };
+        if kept.is_err() {
             let _ = docker
                 .kill_container(id, None::<KillContainerOptions>)
                 .await;
@@ -293,7 +414,7 @@ pub(crate) struct Created {
 /// Creates and starts a long-lived container. A `name` becomes `pulp-<plugin>-<name>`
 /// (names are engine-wide).
 pub(crate) fn create(inst: &Instance, req: CreateRequest) -> Result<Created, Error> {
-    let body = config(inst, &req.spec, false)?;
+    let body = config(inst, &req.spec, false, EngineLog::Capped)?;
     let name = match req.name.as_deref().filter(|n| !n.is_empty()) {
         None => None,
         Some(n)
@@ -512,6 +633,7 @@ pub(crate) fn exec(inst: &Instance, req: ExecRequest) -> Result<ExecResult, Erro
             .await
             .map_err(|e| fail("creating the exec", e))?;
         let mut output = Vec::new();
+        let mut held = Output::new(max);
         if let StartExecResults::Attached {
             output: mut out, ..
         } = docker
@@ -520,15 +642,12 @@ pub(crate) fn exec(inst: &Instance, req: ExecRequest) -> Result<ExecResult, Erro
             .map_err(|e| fail("starting the exec", e))?
         {
             while let Some(item) = out.next().await {
-                match item.map_err(|e| fail("reading the exec's output", e))? {
-                    LogOutput::StdOut { message } | LogOutput::StdErr { message } => {
-                        output.extend_from_slice(&message)
-                    }
-                    _ => {}
-                }
-                if output.len() > max {
-                    return Err(Status::TooLarge
-                        .err(format!("the output is over max_output_bytes ({max})")));
+                if let LogOutput::StdOut { message } | LogOutput::StdErr { message } =
+                    item.map_err(|e| fail("reading the exec's output", e))?
+                {
+                    held.keep(&mut output, &message).map_err(|OverLimit| {
+                        Status::TooLarge.err(format!("the output is over max_output_bytes ({max})"))
+                    })?;
                 }
             }
         }
@@ -570,13 +689,14 @@ pub(crate) fn logs(inst: &Instance, req: LogsRequest) -> Result<Logs, Error> {
             }),
         );
         let mut logs = Vec::new();
+        let mut held = Output::new(max);
         while let Some(item) = stream.next().await {
-            logs.extend_from_slice(&item.map_err(|e| fail("reading the logs", e))?.into_bytes());
-            if logs.len() > max {
-                return Err(Status::TooLarge.err(format!(
+            let chunk = item.map_err(|e| fail("reading the logs", e))?.into_bytes();
+            held.keep(&mut logs, &chunk).map_err(|OverLimit| {
+                Status::TooLarge.err(format!(
                     "the logs are over max_output_bytes ({max}); ask for a smaller tail"
-                )));
-            }
+                ))
+            })?;
         }
         Ok(Logs {
             logs: String::from_utf8_lossy(&logs).into_owned(),
@@ -663,6 +783,8 @@ pub(crate) fn files_read(inst: &Instance, req: PathRequest) -> Result<ByteBuf, E
                 }),
             );
             let mut tar_bytes = Vec::new();
+            // The file plus its archive headers.
+            let mut held = Output::new(max + 4096);
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| match e {
                     bollard::errors::Error::DockerResponseServerError {
@@ -670,11 +792,9 @@ pub(crate) fn files_read(inst: &Instance, req: PathRequest) -> Result<ByteBuf, E
                     } => Status::NotFound.err(format!("no file {} in the container", req.path)),
                     e => fail("reading the file", e),
                 })?;
-                tar_bytes.extend_from_slice(&chunk);
-                if tar_bytes.len() > max + 4096 {
-                    return Err(Status::TooLarge
-                        .err(format!("{} is over max_output_bytes ({max})", req.path)));
-                }
+                held.keep(&mut tar_bytes, &chunk).map_err(|OverLimit| {
+                    Status::TooLarge.err(format!("{} is over max_output_bytes ({max})", req.path))
+                })?;
             }
             let mut archive = tar::Archive::new(&tar_bytes[..]);
             let mut entries = archive
