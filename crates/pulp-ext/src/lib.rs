@@ -23,7 +23,6 @@ mod shared;
 mod state;
 mod status;
 mod text;
-mod text;
 
 pub use capability::{registered, status, Binding, Capability, Import, Registration, Ty};
 pub use budget::{Budget, Charge, OverBudget, DEFAULT_HOST_MEMORY};
@@ -32,7 +31,6 @@ pub use plugin::{create_private_dir, Plugin};
 pub use shared::Shared;
 pub use state::State;
 pub use status::{Error, Status};
-pub use text::log_text;
 pub use text::log_text;
 
 #[doc(hidden)]
