@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use pulp_host::{CallError, Envelope, Plugin};
+use pulp_host::{CallError, Envelope, LoadError, Plugin};
 use pulp_tests::{capture_logs, guest, statuses, Driver, Fixture};
 
 const REC: &str = "capabilities = [\"test.record\"]";
@@ -51,6 +51,21 @@ fn table_elements_count_against_memory_mb() {
         [elements, -1],
         "the table takes what the memory leaves, then memory.grow is refused"
     );
+}
+
+#[test]
+fn shared_memories_are_refused_at_load() {
+    // Store limiters never see a shared memory grow: the engine must not take one.
+    let f = Fixture::new();
+    let wat =
+        guest("hostile/four_memories.wat").replace("(memory $m1 0)", "(memory $m1 1 65536 shared)");
+    match f.load("shared-memory", &wat, REC) {
+        Err(LoadError::Compile { message, .. }) => {
+            assert!(message.contains("threads"), "{message}")
+        }
+        Err(e) => panic!("refused, but not as a compile error: {e}"),
+        Ok(_) => panic!("a shared memory was accepted"),
+    }
 }
 
 /// The sleeping guest with `call_timeout_ms`; each step's call number picks a sleep
