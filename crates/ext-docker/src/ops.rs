@@ -52,9 +52,9 @@ enum EngineLog {
     Capped,
 }
 
-/// The engine-side log of a container: `json-file` keeps at most two files of
-/// `max_output_bytes` each (the newest whole, so `docker_logs` always has at least
-/// `max_output_bytes` of recent output), whatever the engine's default driver is.
+/// The engine-side log of a container, whatever the engine's default driver is:
+/// `json-file`, at most two files of `max_output_bytes` on the engine's disk (after a
+/// rotation the older one is full, so `docker_logs` still has the recent output).
 fn log_config(logs: EngineLog, max_output_bytes: usize) -> HostConfigLogConfig {
     match logs {
         EngineLog::None => HostConfigLogConfig {
