@@ -456,3 +456,27 @@ fn rss_stays_bounded_under_every_memory_attack() {
     }
     assert!(d.plugin.view().budget().used() <= 64 << 20);
 }
+
+#[test]
+fn a_query_result_is_charged_while_it_is_built() {
+    let f = Fixture::new();
+    let extra =
+        "capabilities = [\"storage.sqlite\", \"test.record\"]\n[limits]\nhost_memory_mb = 1";
+    let Some(mut d) = Driver::start(&f, "rows", extra) else {
+        return;
+    };
+    let o = d.query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20) \
+         SELECT zeroblob(100000) FROM n",
+        &[],
+    );
+    assert_eq!(o.status, 11, "{}", o.error);
+    assert!(o.error.contains("host memory budget"), "{}", o.error);
+    assert_eq!(
+        d.plugin.view().budget().used(),
+        0,
+        "released with the buffer"
+    );
+    let o = d.query("SELECT zeroblob(100000)", &[]);
+    assert_eq!(o.status, 0, "{}", o.error);
+}

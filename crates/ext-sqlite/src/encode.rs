@@ -3,6 +3,7 @@
 //! limit before the buffer grows: a value that would pass it is refused before it is
 //! copied, so the host never holds more than the limit (plus one msgpack header).
 
+use pulp_ext::{Budget, Charge, OverBudget};
 use rusqlite::types::ValueRef;
 
 /// The result would pass the limit; nothing past the limit was copied.
@@ -10,11 +11,15 @@ use rusqlite::types::ValueRef;
 pub(crate) struct Full {
     /// Whole rows encoded before the one that did not fit.
     pub rows: u32,
+    /// Set when the plugin's host memory budget, not the result limit, was passed.
+    pub budget: Option<OverBudget>,
 }
 
 /// A `{columns, rows}` map being built.
 pub(crate) struct Encoder {
     out: Vec<u8>,
+    /// What `out` costs the plugin's host memory budget, grown with it.
+    charge: Charge,
     max: usize,
     rows: u32,
     /// Where the 4-byte row count of the `rows` array (msgpack array32) sits.
@@ -22,13 +27,16 @@ pub(crate) struct Encoder {
 }
 
 impl Encoder {
-    /// Starts the map with its column names; `max` bounds the whole result.
+    /// Starts the map with its column names; `max` bounds the whole result, and
+    /// every byte is charged to `budget` before it is written.
     pub(crate) fn new<'c>(
         columns: impl ExactSizeIterator<Item = &'c str>,
         max: usize,
+        budget: &Budget,
     ) -> Result<Encoder, Full> {
         let mut e = Encoder {
             out: Vec::new(),
+            charge: budget.charge_anyway(0),
             max,
             rows: 0,
             count_at: 0,
@@ -88,13 +96,18 @@ impl Encoder {
     }
 
     /// The one place the result grows: `head` then `body`, or nothing if both would
-    /// not fit under the limit. (A host-wide memory budget would be charged here.)
+    /// not fit under the limit or the plugin's host memory budget.
     fn append(&mut self, head: &[u8], body: &[u8]) -> Result<(), Full> {
         let n = head.len() + body.len();
+        // The row being built does not count.
+        let rows = self.rows.saturating_sub(1);
         if self.out.len() + n > self.max {
-            // The row being built does not count.
+            return Err(Full { rows, budget: None });
+        }
+        if let Err(e) = self.charge.grow(n) {
             return Err(Full {
-                rows: self.rows.saturating_sub(1),
+                rows,
+                budget: Some(e),
             });
         }
         self.out.extend_from_slice(head);
@@ -143,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_result_decodes_as_the_abi_map() {
-        let mut e = Encoder::new(["a", "b"].into_iter(), 1 << 20).unwrap();
+        let mut e = Encoder::new(["a", "b"].into_iter(), 1 << 20, &Budget::default()).unwrap();
         e.row(2).unwrap();
         e.value(ValueRef::Integer(-3)).unwrap();
         e.value(ValueRef::Text(b"hi")).unwrap();
@@ -167,7 +180,7 @@ mod tests {
 
     #[test]
     fn a_value_over_the_limit_is_refused_before_it_is_copied() {
-        let mut e = Encoder::new(["x"].into_iter(), 100).unwrap();
+        let mut e = Encoder::new(["x"].into_iter(), 100, &Budget::default()).unwrap();
         let before = e.out.len();
         e.row(1).unwrap();
         let big = vec![7u8; 200];
@@ -179,8 +192,22 @@ mod tests {
 
     #[test]
     fn an_empty_result_has_an_empty_rows_array() {
-        let out = Encoder::new([].into_iter(), 1024).unwrap().finish();
+        let out = Encoder::new([].into_iter(), 1024, &Budget::default())
+            .unwrap()
+            .finish();
         let v = rmpv::decode::read_value(&mut &out[..]).unwrap();
         assert_eq!(v["rows"], rmpv::Value::Array(vec![]));
+    }
+
+    #[test]
+    fn every_byte_is_charged_to_the_budget_before_it_is_written() {
+        let budget = Budget::new(64);
+        let mut e = Encoder::new(["x"].into_iter(), 1 << 20, &budget).unwrap();
+        e.row(1).unwrap();
+        let full = e.value(ValueRef::Blob(&[0; 100])).unwrap_err();
+        assert!(full.budget.is_some());
+        assert!(budget.used() < 64);
+        drop(e);
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -138,6 +138,8 @@ struct Db {
     limits: Limits,
     deadline: Arc<Deadline>,
     auth: Authorizer,
+    /// The plugin's host memory budget, charged while a query's result is built.
+    budget: pulp_ext::Budget,
 }
 
 #[derive(Serialize)]
@@ -186,7 +188,9 @@ impl Db {
         let dir = plugin
             .create_storage_dir("")
             .map_err(|e| format!("cannot create the plugin's folder: {e}"))?;
-        Db::open_in(&dir, limits)
+        let mut db = Db::open_in(&dir, limits)?;
+        db.budget = plugin.budget().clone();
+        Ok(db)
     }
 
     /// Opens (creating it if needed) `<dir>/data.db` for a guest.
@@ -220,6 +224,7 @@ impl Db {
             limits,
             deadline,
             auth,
+            budget: pulp_ext::Budget::default(),
         })
     }
 
@@ -313,7 +318,7 @@ impl Db {
             let mut stmt = self.conn.prepare_cached(sql)?;
             let _running = self.running(sql)?;
             let n = stmt.column_count();
-            let mut out = Encoder::new(stmt.column_names(), max)?;
+            let mut out = Encoder::new(stmt.column_names(), max, &self.budget)?;
             let mut rows = stmt.query(params_from_iter(params))?;
             while let Some(row) = rows.next()? {
                 out.row(n)?;
@@ -325,6 +330,9 @@ impl Db {
         })();
         result.map_err(|stop| match stop {
             Stop::Sql(e) => self.error(e, sql),
+            Stop::Full(encode::Full {
+                budget: Some(e), ..
+            }) => e.into(),
             Stop::Full(full) => Status::TooLarge.err(scrub(
                 &self.hide,
                 format!(
