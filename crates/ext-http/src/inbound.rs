@@ -171,19 +171,13 @@ impl Instance {
                 "SSE path {path:?} must be a plain path, without :parameters or *rest"
             )));
         }
-        // A read lock: the router serialises its writers itself, so requests are
-        // matched meanwhile.
-        self.hub
-            .router
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .add(
-                kind,
-                method,
-                pattern,
-                self.owner.clone(),
-                self.owner.http.max_routes,
-            )?;
+        self.hub.router.add(
+            kind,
+            method,
+            pattern,
+            self.owner.clone(),
+            self.owner.http.max_routes,
+        )?;
         tracing::debug!(plugin = self.owner.name, method, path, "route registered");
         Ok(())
     }
@@ -254,11 +248,7 @@ impl Capability for Inbound {
         let closing = i.owner.events.is_closed();
         ws::close_all(&i.hub, &i.owner.events, if closing { 1001 } else { 1012 });
         if closing {
-            i.hub
-                .router
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove_owner(&i.owner);
+            i.hub.router.remove_owner(&i.owner);
             sse::forget(&i.hub, &i.owner.events);
             i.hub.forget_requests(&i.owner.events);
         }

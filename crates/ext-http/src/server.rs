@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -102,7 +102,8 @@ pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body>
 /// connections and SSE streams. Shared by the accept loop and the host functions.
 pub(crate) struct Hub {
     pub(crate) settings: ServerSettings,
-    pub(crate) router: RwLock<Router<Owner>>,
+    /// Synchronises itself: requests match a snapshot, registrations never block them.
+    pub(crate) router: Router<Owner>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
     pub(crate) conns: Mutex<HashMap<u64, ws::Conn>>,
@@ -233,7 +234,7 @@ impl Listener {
         let (stop, shutdown) = watch::channel(());
         let hub = Arc::new(Hub {
             settings,
-            router: RwLock::new(Router::default()),
+            router: Router::default(),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             conns: Mutex::new(HashMap::new()),
@@ -376,13 +377,11 @@ pub(crate) fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
 
 async fn dispatch(hub: Arc<Hub>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
     let upgrade = ws::is_upgrade(&req);
-    let found = {
-        let router = hub.router.read().unwrap_or_else(|p| p.into_inner());
-        match router.find(req.method().as_str(), req.uri().path(), upgrade) {
-            Lookup::Route(r, params) => Ok((r.kind, r.owner.clone(), params)),
-            Lookup::MethodNotAllowed(methods) => Err(Some(methods)),
-            Lookup::NotFound => Err(None),
-        }
+    let (method, path) = (req.method().as_str(), req.uri().path());
+    let found = match hub.router.find(method, path, upgrade) {
+        Lookup::Route(r, params) => Ok((r.kind, r.owner.clone(), params)),
+        Lookup::MethodNotAllowed(methods) => Err(Some(methods)),
+        Lookup::NotFound => Err(None),
     };
     match found {
         Ok((Kind::Http, owner, params)) => request(&hub, &owner, req, params).await,
