@@ -480,3 +480,32 @@ fn a_query_result_is_charged_while_it_is_built() {
     let o = d.query("SELECT zeroblob(100000)", &[]);
     assert_eq!(o.status, 0, "{}", o.error);
 }
+
+#[test]
+fn container_output_is_charged_while_it_is_held() {
+    let f = Fixture::new();
+    if !pulp_tests::docker() {
+        return;
+    }
+    let extra =
+        "capabilities = [\"spawn.docker\", \"test.record\"]\n[limits]\nhost_memory_mb = 1\n\
+                 [capability.\"spawn.docker\"]\nimages = [\"pulp-test/*\"]";
+    let Some(mut d) = Driver::start(&f, "dk-budget", extra) else {
+        return;
+    };
+    // `cat` echoes its stdin: the output is as large as we like.
+    let run = |bytes: usize| {
+        map(vec![
+            ("image", V::from(pulp_tests::toolchain::TEST_IMAGE)),
+            ("cmd", V::Array(vec![V::from("cat")])),
+            ("stdin", V::Binary(vec![b'x'; bytes])),
+        ])
+    };
+    // Within max_output_bytes (8 MiB) but past the plugin's 1 MiB budget.
+    let o = d.call("docker_run", &run(2_000_000), b"");
+    assert_eq!(o.status, 11, "{}", o.error);
+    assert!(o.error.contains("host memory budget"), "{}", o.error);
+    assert_eq!(d.plugin.view().budget().used(), 0);
+    let o = d.call("docker_run", &run(1000), b"");
+    assert_eq!(o.status, 0, "{}", o.error);
+}

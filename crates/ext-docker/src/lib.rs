@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     pub(crate) instance: String,
     /// What this plugin's instances share (which are alive, the create lock).
     pub(crate) pool: Arc<Pool>,
+    /// The plugin's host memory budget, charged for container output while held.
+    pub(crate) budget: pulp_ext::Budget,
 }
 
 impl Drop for Inner {
@@ -171,6 +173,7 @@ impl Capability for SpawnDocker {
             host: host_label(plugin),
             instance,
             pool,
+            budget: plugin.budget().clone(),
         }));
         let quick = Duration::from_secs(5);
         match inst.reap_orphans(quick) {

@@ -18,7 +18,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::StreamExt;
-use pulp_ext::{Error, Status};
+use pulp_ext::{Budget, Charge, Error, OverBudget, Status};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use tokio::io::AsyncWriteExt;
@@ -257,28 +257,46 @@ async fn exit_code(docker: &Docker, id: &str) -> Result<i64, Error> {
 
 /// Container output the host holds until it goes to the guest: `docker_run`'s
 /// stdout and stderr, `docker_exec`'s output, `docker_logs`, a `docker_files_read`
-/// archive. Every byte is counted here before it is kept, so this is the one place
-/// that bounds (and would charge) the host memory that container output takes.
+/// archive. Every byte is counted here before it is kept, and charged to the
+/// plugin's host memory budget: the one place that bounds the host memory that
+/// container output takes.
 struct Output {
     max: usize,
-    held: usize,
+    charge: Charge,
 }
 
-/// Keeping more would pass the limit; nothing was kept.
-struct OverLimit;
+/// Keeping more would pass `max_output_bytes` or the plugin's host memory budget;
+/// nothing was kept.
+enum Over {
+    Limit,
+    Budget(OverBudget),
+}
+
+impl Over {
+    /// The status for the guest: 11, with `limit` as the message when the output
+    /// limit was passed, the budget's own message otherwise.
+    fn error(self, limit: impl FnOnce() -> String) -> Error {
+        match self {
+            Over::Limit => Status::TooLarge.err(limit()),
+            Over::Budget(e) => e.into(),
+        }
+    }
+}
 
 impl Output {
-    fn new(max: usize) -> Output {
-        Output { max, held: 0 }
+    fn new(max: usize, budget: &Budget) -> Output {
+        Output {
+            max,
+            charge: budget.charge_anyway(0),
+        }
     }
 
-    /// Appends `bytes` to `to` if everything held stays within the limit.
-    fn keep(&mut self, to: &mut Vec<u8>, bytes: &[u8]) -> Result<(), OverLimit> {
-        let held = self.held.saturating_add(bytes.len());
-        if held > self.max {
-            return Err(OverLimit);
+    /// Appends `bytes` to `to` if everything held stays within the limit and the budget.
+    fn keep(&mut self, to: &mut Vec<u8>, bytes: &[u8]) -> Result<(), Over> {
+        if self.charge.bytes().saturating_add(bytes.len()) > self.max {
+            return Err(Over::Limit);
         }
-        self.held = held;
+        self.charge.grow(bytes.len()).map_err(Over::Budget)?;
         to.extend_from_slice(bytes);
         Ok(())
     }
@@ -319,7 +337,7 @@ pub(crate) fn run(inst: &Instance, req: RunRequest) -> Result<RunResult, Error> 
     // The run's own limit, plus room for the engine calls around it.
     block(wait + inst.deadline(), "docker_run", async {
         let id = create_container(&docker, inst, body, None).await?;
-        let result = run_created(&docker, &id, stdin, wait, max).await;
+        let result = run_created(&docker, &id, stdin, wait, max, &inst.budget).await;
         remove(&docker, &id).await;
         result
     })?
@@ -331,6 +349,7 @@ async fn run_created(
     stdin: Vec<u8>,
     wait: Duration,
     max: usize,
+    budget: &Budget,
 ) -> Result<RunResult, Error> {
     let mut attached = docker
         .attach_container(
@@ -358,7 +377,7 @@ async fn run_created(
     }
     let deadline = tokio::time::Instant::now() + wait;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let mut output = Output::new(max);
+    let mut output = Output::new(max, budget);
     let mut timed_out = false;
     loop {
         let kept = tokio::select! {
@@ -374,13 +393,13 @@ async fn run_created(
                 break;
             }
         };
-        if kept.is_err() {
+        if let Err(over) = kept {
             let _ = docker
                 .kill_container(id, None::<KillContainerOptions>)
                 .await;
-            return Err(Status::TooLarge.err(format!(
-                "the container wrote more than max_output_bytes ({max}); it was killed"
-            )));
+            return Err(over.error(|| {
+                format!("the container wrote more than max_output_bytes ({max}); it was killed")
+            }));
         }
     }
     if timed_out {
@@ -633,7 +652,7 @@ pub(crate) fn exec(inst: &Instance, req: ExecRequest) -> Result<ExecResult, Erro
             .await
             .map_err(|e| fail("creating the exec", e))?;
         let mut output = Vec::new();
-        let mut held = Output::new(max);
+        let mut held = Output::new(max, &inst.budget);
         if let StartExecResults::Attached {
             output: mut out, ..
         } = docker
@@ -645,8 +664,8 @@ pub(crate) fn exec(inst: &Instance, req: ExecRequest) -> Result<ExecResult, Erro
                 if let LogOutput::StdOut { message } | LogOutput::StdErr { message } =
                     item.map_err(|e| fail("reading the exec's output", e))?
                 {
-                    held.keep(&mut output, &message).map_err(|OverLimit| {
-                        Status::TooLarge.err(format!("the output is over max_output_bytes ({max})"))
+                    held.keep(&mut output, &message).map_err(|over| {
+                        over.error(|| format!("the output is over max_output_bytes ({max})"))
                     })?;
                 }
             }
@@ -689,13 +708,13 @@ pub(crate) fn logs(inst: &Instance, req: LogsRequest) -> Result<Logs, Error> {
             }),
         );
         let mut logs = Vec::new();
-        let mut held = Output::new(max);
+        let mut held = Output::new(max, &inst.budget);
         while let Some(item) = stream.next().await {
             let chunk = item.map_err(|e| fail("reading the logs", e))?.into_bytes();
-            held.keep(&mut logs, &chunk).map_err(|OverLimit| {
-                Status::TooLarge.err(format!(
-                    "the logs are over max_output_bytes ({max}); ask for a smaller tail"
-                ))
+            held.keep(&mut logs, &chunk).map_err(|over| {
+                over.error(|| {
+                    format!("the logs are over max_output_bytes ({max}); ask for a smaller tail")
+                })
             })?;
         }
         Ok(Logs {
@@ -784,7 +803,7 @@ pub(crate) fn files_read(inst: &Instance, req: PathRequest) -> Result<ByteBuf, E
             );
             let mut tar_bytes = Vec::new();
             // The file plus its archive headers.
-            let mut held = Output::new(max + 4096);
+            let mut held = Output::new(max + 4096, &inst.budget);
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| match e {
                     bollard::errors::Error::DockerResponseServerError {
@@ -792,8 +811,8 @@ pub(crate) fn files_read(inst: &Instance, req: PathRequest) -> Result<ByteBuf, E
                     } => Status::NotFound.err(format!("no file {} in the container", req.path)),
                     e => fail("reading the file", e),
                 })?;
-                held.keep(&mut tar_bytes, &chunk).map_err(|OverLimit| {
-                    Status::TooLarge.err(format!("{} is over max_output_bytes ({max})", req.path))
+                held.keep(&mut tar_bytes, &chunk).map_err(|over| {
+                    over.error(|| format!("{} is over max_output_bytes ({max})", req.path))
                 })?;
             }
             let mut archive = tar::Archive::new(&tar_bytes[..]);
