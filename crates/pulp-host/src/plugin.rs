@@ -114,6 +114,22 @@ pub enum CallError {
         /// What went wrong.
         message: String,
     },
+    /// The guest's `pulp_alloc` could not take the call's input (it returned 0 or
+    /// an address outside memory, or trapped, or the input is larger than the
+    /// plugin's whole `memory_mb`). For a step this is the event's fault, not the
+    /// plugin's: the runtime refuses the event to its sender (413, close 1009) and
+    /// does not count it as a failure; when `trapped`, the instance is replaced.
+    #[error("plugin \"{plugin}\": {export}: the input does not fit the guest: {message}")]
+    Refused {
+        /// The plugin.
+        plugin: String,
+        /// The export that was to be called.
+        export: &'static str,
+        /// What went wrong.
+        message: String,
+        /// Whether `pulp_alloc` trapped (the instance must be replaced).
+        trapped: bool,
+    },
     /// The plugin has no live instance (its last instantiation failed).
     #[error("plugin \"{plugin}\" has no live instance")]
     Dead {
@@ -268,7 +284,10 @@ impl Plugin {
             name.clone(),
             host.config().storage_root.join(&name),
             manifest.settings.clone(),
-            Events::new(manifest.limits.queue as usize),
+            Events::with_budget(
+                manifest.limits.queue as usize,
+                pulp_ext::Budget::new((manifest.limits.host_memory_mb as usize) << 20),
+            ),
             host.shared().clone(),
         );
         let rejected = |problems| LoadError::Rejected {
@@ -508,6 +527,12 @@ impl Plugin {
                 export,
                 message,
             },
+            CallFail::Alloc { message, trapped } => CallError::Refused {
+                plugin: self.name().to_string(),
+                export,
+                message,
+                trapped,
+            },
         })
     }
 
@@ -549,6 +574,20 @@ impl Plugin {
     pub fn step_event(&mut self, event: Option<&Event>) -> Result<i32, CallError> {
         let call_number = self.call_number;
         self.call_number += 1;
+        let cap = (self.manifest.limits.memory_mb as usize) << 20;
+        if let Some(e) = event.filter(|e| e.size() + 64 > cap) {
+            // It could never fit, however empty the guest's heap: do not even ask.
+            return Err(CallError::Refused {
+                plugin: self.name().to_string(),
+                export: "pulp_step",
+                message: format!(
+                    "a {} event of {} bytes is larger than the plugin's whole memory_mb",
+                    e.kind(),
+                    e.size()
+                ),
+                trapped: false,
+            });
+        }
         self.call("pulp_step", self.call_limit(), |live, scratch| {
             // The event's small prefix goes through `scratch`; its payload is copied
             // once, straight into the guest.
@@ -658,6 +697,9 @@ pub enum RestartError {
 enum CallFail {
     Wasm(wasmtime::Error),
     Input(String),
+    /// `pulp_alloc` could not take the call's input (returned 0 or out of range,
+    /// or trapped: `trapped`).
+    Alloc { message: String, trapped: bool },
 }
 
 /// Copies `parts` into one fresh guest buffer from `pulp_alloc`; `(0, 0)` when empty.
@@ -672,18 +714,29 @@ fn write_input(
     }
     let n = i32::try_from(len)
         .map_err(|_| CallFail::Input(format!("{len} bytes do not fit a 32-bit guest")))?;
-    let ptr = exports.alloc.call(&mut *store, n).map_err(CallFail::Wasm)?;
+    let ptr = exports.alloc.call(&mut *store, n).map_err(|e| {
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return CallFail::Wasm(e);
+        }
+        CallFail::Alloc {
+            message: format!("pulp_alloc({n}) trapped: {e:#}"),
+            trapped: true,
+        }
+    })?;
     let mem = exports.memory.data_mut(store);
     let start = ptr as u32 as usize;
     let Some(dst) = (ptr != 0)
         .then(|| mem.get_mut(start..start + len))
         .flatten()
     else {
-        return Err(CallFail::Input(format!(
-            "pulp_alloc({n}) returned {:#x}, which is 0 or outside the {}-byte memory",
-            ptr as u32,
-            mem.len()
-        )));
+        return Err(CallFail::Alloc {
+            message: format!(
+                "pulp_alloc({n}) returned {:#x}, which is 0 or outside the {}-byte memory",
+                ptr as u32,
+                mem.len()
+            ),
+            trapped: false,
+        });
     };
     let mut at = 0;
     for p in parts {
