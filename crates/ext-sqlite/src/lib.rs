@@ -9,10 +9,15 @@
 //!
 //! Parameters are a msgpack array of nil, bool, int, float, str, bin (`(0, 0)` = none).
 //! Each plugin instance has one connection (WAL, foreign keys on, busy timeout), so
-//! a `BEGIN … COMMIT` spanning calls and steps stays on it. An authorizer denies
-//! `ATTACH` of files, `DETACH`, `VACUUM INTO` and `load_extension` (9); a statement
-//! over its time limit is interrupted (12); a result over its size limit is 11;
-//! SQLite's own message reaches `last_error` with 5.
+//! a `BEGIN … COMMIT` spanning calls and steps stays on it.
+//!
+//! Deny by default: an authorizer allowlist (`authorizer.rs`) judges every action,
+//! function, pragma and virtual table module; anything else is 9 with the reason,
+//! and nothing but the plugin's own `main` and `temp` databases is reachable.
+//! Per-connection limits (`confine.rs`) keep any one value or row under
+//! `max_result_bytes` inside SQLite (11), and the result is checked value by value
+//! as it is built (`encode.rs`). A statement over its time limit is interrupted
+//! (12); SQLite's own message reaches `last_error` with 5, with no host path in it.
 //!
 //! Settings, `[capability."storage.sqlite"]` (all optional):
 //! `statement_timeout_ms` (default 5000), `max_result_bytes` (default 8 MiB),
@@ -196,14 +201,16 @@ impl Db {
     /// Opens (creating it if needed) `<dir>/data.db` for a guest.
     fn open_in(dir: &Path, limits: Limits) -> Result<Db, String> {
         let path = dir.join("data.db");
-        let hide = hidden(dir, &path);
-        let fail = |e: rusqlite::Error| {
+        let fail = |hide: &[(String, &'static str)], e: rusqlite::Error| {
             format!(
                 "cannot open the plugin's database: {}",
-                scrub(&hide, e.to_string())
+                scrub(hide, e.to_string())
             )
         };
-        let mut conn = Connection::open(&path).map_err(fail)?;
+        let mut conn = Connection::open(&path).map_err(|e| fail(&hidden(dir, &path), e))?;
+        // Now that the file exists and resolves (SQLite may report it resolved).
+        let hide = hidden(dir, &path);
+        let fail = |e| fail(&hide, e);
         conn.busy_timeout(limits.busy).map_err(fail)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",

@@ -385,6 +385,32 @@ fn one_value_cannot_pass_the_result_limit_inside_sqlite() {
 }
 
 #[test]
+fn big_but_ordinary_statements_fit_the_limits() {
+    let mut t = T::new();
+    t.ok("CREATE TABLE m(a, b, c)");
+    // A 10 000-row insert with 30 000 parameters.
+    let rows = vec!["(?, ?, ?)"; 10_000].join(", ");
+    let params = (0..30_000).map(Value::Integer).collect();
+    assert_eq!(
+        t.exec_with(&format!("INSERT INTO m VALUES {rows}"), params),
+        Ok(10_000)
+    );
+    // The same as literals: about 400 KiB of text.
+    let rows: Vec<_> = (0..10_000)
+        .map(|i| format!("({i}, 'row {i}', x'00ff')"))
+        .collect();
+    assert_eq!(
+        t.exec(&format!("INSERT INTO m VALUES {}", rows.join(", "))),
+        Ok(10_000)
+    );
+    // A migration of 200 tables in one text.
+    let tables: String = (0..200)
+        .map(|i| format!("CREATE TABLE t{i}(id INTEGER PRIMARY KEY, v TEXT);"))
+        .collect();
+    t.ok(&tables);
+}
+
+#[test]
 fn a_result_is_checked_value_by_value() {
     let mut t = T::with(4096);
     t.ok("CREATE TABLE b(x)");
