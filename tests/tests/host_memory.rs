@@ -509,3 +509,94 @@ fn container_output_is_charged_while_it_is_held() {
     let o = d.call("docker_run", &run(1000), b"");
     assert_eq!(o.status, 0, "{}", o.error);
 }
+
+#[test]
+fn response_bodies_to_clients_that_do_not_read_are_charged_until_written() {
+    let f = Fixture::new();
+    let extra = format!("{ALL}\n[limits]\nhost_memory_mb = 16");
+    let Some(mut d) = Driver::start(&f, "big-answers", &extra) else {
+        return;
+    };
+    let req = map(vec![("method", V::from("GET")), ("path", V::from("/big"))]);
+    assert_eq!(d.call("http_register", &req, b"").status, 0);
+    let a = addr(&f);
+    let body = vec![b'x'; 4 << 20];
+    let mut clients = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        clients.push(stalled_get(a, "/big"));
+        let Next::Event(e) = d.plugin.view().events().next(Duration::from_secs(2)) else {
+            // The budget is full of answers: the request itself was refused (503).
+            statuses.push(503);
+            continue;
+        };
+        let p = payload(&e);
+        let answer = map(vec![
+            ("id", p["id"].clone()),
+            ("status", V::from(200)),
+            ("body", V::Binary(body.clone())),
+        ]);
+        statuses.push(d.call("http_respond", &answer, b"").status);
+    }
+    // 16 MiB of budget holds four 4 MiB answers (and what the kernel's socket
+    // buffers took off them): past it answers are 11, and new requests are refused
+    // (503) while it is full. Uncharged, all ten would be answered.
+    let answered = statuses.iter().filter(|s| **s == 0).count();
+    assert!((4..=6).contains(&answered), "{statuses:?}");
+    assert!(statuses.iter().all(|s| [0, 11, 503].contains(s)), "{statuses:?}");
+    assert!(budget_used(&d) <= 16 << 20);
+    drop(clients);
+    assert!(eventually(|| budget_used(&d) == 0), "{}", budget_used(&d));
+}
+
+const SQL: &str = "capabilities = [\"storage.sqlite\", \"test.record\"]";
+
+#[test]
+fn the_database_file_is_capped_by_max_db_bytes() {
+    let f = Fixture::new();
+    let extra = format!("{SQL}\n[capability.\"storage.sqlite\"]\nmax_db_bytes = 1048576");
+    let Some(mut d) = Driver::start(&f, "disk", &extra) else {
+        return;
+    };
+    assert_eq!(d.exec("CREATE TABLE t(x)", &[]).status, 0);
+    let o = d.exec(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 40) \
+         INSERT INTO t SELECT randomblob(100000) FROM c",
+        &[],
+    );
+    assert_eq!(o.status, 11, "{}", o.error);
+    assert!(o.error.contains("max_db_bytes"), "{}", o.error);
+    let db = f.dir.path().join("data/disk/data.db");
+    assert!(std::fs::metadata(db).unwrap().len() <= 1 << 20);
+    assert_eq!(
+        d.exec("INSERT INTO t VALUES (1)", &[]).status,
+        0,
+        "still usable"
+    );
+}
+
+#[test]
+fn temp_tables_never_land_in_the_hosts_temporary_folder() {
+    let f = Fixture::new();
+    let Some(mut d) = Driver::start(&f, "tmpdb", SQL) else {
+        return;
+    };
+    let o = d.exec(
+        "CREATE TEMP TABLE t(x); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c \
+         WHERE i < 20) INSERT INTO temp.t SELECT randomblob(1000000) FROM c",
+        &[],
+    );
+    assert_eq!(o.status, 0, "{}", o.error);
+    // No file of this process outside the test's folder: SQLite's temporary files
+    // ("etilqs_...", unlinked at once) would show here as "(deleted)".
+    let mine = f.dir.path().to_path_buf();
+    let outside: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.is_absolute() && !t.starts_with(&mine))
+        .map(|t| t.display().to_string())
+        .filter(|t| !t.starts_with("/memfd:"))
+        .filter(|t| t.contains("etilqs") || t.ends_with("(deleted)"))
+        .collect();
+    assert!(outside.is_empty(), "{outside:?}");
+}

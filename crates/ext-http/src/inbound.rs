@@ -11,7 +11,7 @@ use pulp_ext::{mem, Binding, Capability, Error, Events, Import, Plugin, State, S
 use serde::Deserialize;
 
 use crate::router::{self, Kind, Pattern};
-use crate::server::{full, Hub, Listener};
+use crate::server::{charged, full, Hub, Listener};
 use crate::{sse, ws};
 
 struct Inbound(Kind);
@@ -288,14 +288,21 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-fn response(req: RespondRequest) -> Result<Response<crate::server::Body>, Error> {
+/// The answer to send; its body is charged to `budget` until it is written (a client
+/// that reads slowly holds the plugin's budget, not the host's memory).
+fn response(
+    req: RespondRequest,
+    budget: &pulp_ext::Budget,
+) -> Result<Response<crate::server::Body>, Error> {
     // 0 is 200; anything outside 200–599 is 500 (a 1xx cannot end a request).
     let status = match req.status {
         0 => 200,
         s @ 200..=599 => s as u16,
         _ => 500,
     };
-    let mut r = Response::new(full(req.body.map(|b| b.into_vec()).unwrap_or_default()));
+    let body = req.body.map(|b| b.into_vec()).unwrap_or_default();
+    let charge = budget.charge(body.len())?;
+    let mut r = Response::new(full(charged(body, charge)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in &req.headers {
         let name = HeaderName::from_bytes(k.as_bytes())
@@ -336,8 +343,8 @@ fn link_http(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
             pulp_ext::status(&mut c, |c| {
                 let req: RespondRequest = mem::decode(c, ptr, len, "http_respond request")?;
                 let id = req.id;
-                let r = response(req)?;
                 let i = instance(c)?;
+                let r = response(req, &i.owner.budget)?;
                 i.hub
                     .answer(&i.owner.events, id, r)
                     .map_err(|e| Status::Invalid.err(format!("http_respond: {e}")))

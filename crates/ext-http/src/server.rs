@@ -87,6 +87,19 @@ pub(crate) fn full(body: impl Into<Bytes>) -> Body {
     Full::new(body.into()).boxed_unsync()
 }
 
+/// `bytes` holding `charge` until the last view of them is dropped: written to the
+/// socket, or given up with its connection. The listener's socket is vectored, so
+/// hyper queues body chunks as they are instead of copying them uncharged.
+pub(crate) fn charged(bytes: impl Into<Bytes>, charge: pulp_ext::Charge) -> Bytes {
+    struct Held(Bytes, #[allow(dead_code)] pulp_ext::Charge);
+    impl AsRef<[u8]> for Held {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    Bytes::from_owner(Held(bytes.into(), charge))
+}
+
 /// A plain-text answer from the host itself (404, 503 ...).
 pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     let mut r = Response::new(full(msg.into() + "\n"));
@@ -434,8 +447,10 @@ async fn request(
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large(limit);
     }
-    // The body is held while it arrives: charge what it may take before reading it.
-    let reserved = match owner.budget.charge(declared.map_or(limit, |n| n as usize)) {
+    // The body is held while it arrives: charge what it may take before reading it
+    // (its length when known: 0 for a GET without one; else the limit).
+    let expected = declared.or_else(|| hyper::body::Body::size_hint(req.body()).exact());
+    let reserved = match owner.budget.charge(expected.map_or(limit, |n| n as usize)) {
         Ok(c) => c,
         Err(e) => return busy(owner, &e),
     };

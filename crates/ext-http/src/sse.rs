@@ -10,27 +10,16 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Charge, Error, Events, State, Status};
+use pulp_ext::{mem, Error, Events, State, Status};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::inbound::{instance, Owner};
 use crate::router::Kind;
-use crate::server::{lock, text, Body, Hub};
+use crate::server::{charged, lock, text, Body, Hub};
 
 /// Events a subscriber may have unread before it is dropped as too slow.
 const BACKLOG: usize = 256;
-
-/// One formatted event with the budget charge it holds. Every subscriber's copy is
-/// a `Bytes` view of this one buffer, so the charge lasts until the last subscriber
-/// has written (or dropped) it, wherever it waits: a backlog or a socket's buffer.
-struct Emitted(Bytes, #[allow(dead_code)] Charge);
-
-impl AsRef<[u8]> for Emitted {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
 
 /// A registered SSE path and its subscribers (by subscriber id).
 pub(crate) struct Stream {
@@ -201,7 +190,9 @@ pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()>
                 let size = formatted_len(req.id.as_deref(), req.event.as_deref(), &req.data);
                 let charge = i.owner.budget.charge(size)?;
                 let bytes = format(req.id.as_deref(), req.event.as_deref(), &req.data)?;
-                let emitted = Bytes::from_owner(Emitted(bytes, charge));
+                // Every subscriber's copy is a view of this one charged buffer: the
+                // charge lasts until the last subscriber has written (or dropped) it.
+                let emitted = charged(bytes, charge);
                 let mut streams = lock(&i.hub.streams);
                 let stream = streams
                     .get_mut(&req.path)

@@ -21,7 +21,8 @@
 //!
 //! Settings, `[capability."storage.sqlite"]` (all optional):
 //! `statement_timeout_ms` (default 5000), `max_result_bytes` (default 8 MiB),
-//! `busy_timeout_ms` (default 5000).
+//! `busy_timeout_ms` (default 5000), `max_db_bytes` (default 1 GiB: the database
+//! file's cap, 11 past it; the temp database stays in memory, capped alike).
 
 #![warn(missing_docs)]
 
@@ -61,6 +62,7 @@ struct Settings {
     statement_timeout_ms: Option<u64>,
     max_result_bytes: Option<u64>,
     busy_timeout_ms: Option<u64>,
+    max_db_bytes: Option<u64>,
 }
 
 /// Settings with their defaults, checked.
@@ -68,6 +70,8 @@ struct Limits {
     statement: Duration,
     max_result: usize,
     busy: Duration,
+    /// The database file's size cap (`max_page_count`), and the temp database's.
+    max_db: u64,
 }
 
 impl Settings {
@@ -98,6 +102,12 @@ impl Settings {
             1024..=(256 << 20),
         );
         let busy = pick("busy_timeout_ms", self.busy_timeout_ms, 5_000, 0..=600_000);
+        let max_db = pick(
+            "max_db_bytes",
+            self.max_db_bytes,
+            1 << 30,
+            (1 << 16)..=(1 << 40),
+        );
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -105,6 +115,7 @@ impl Settings {
             statement: Duration::from_millis(statement),
             max_result: max_result as usize,
             busy: Duration::from_millis(busy),
+            max_db,
         })
     }
 }
@@ -216,6 +227,18 @@ impl Db {
             "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
         )
         .map_err(fail)?;
+        // Disk: the database file is capped at max_db_bytes; the temp database and
+        // SQLite's spill files stay in memory (capped alike), never in the host's
+        // temporary folder, outside the plugin's.
+        let page: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(fail)?;
+        let pages = (limits.max_db / (page.max(512) as u64)).max(1);
+        conn.execute_batch(&format!(
+            "PRAGMA temp_store = MEMORY; PRAGMA main.max_page_count = {pages}; \
+             PRAGMA temp.max_page_count = {pages};"
+        ))
+        .map_err(fail)?;
         confine::confine(&conn, limits.max_result).map_err(fail)?;
         let auth = Authorizer::install(&mut conn).map_err(fail)?;
         let deadline = Arc::new(Deadline {
@@ -256,6 +279,13 @@ impl Db {
                         "{sql:?}: {e}: a value or row may hold at most {} bytes (max_result_bytes) and a statement's text at most {} bytes",
                         self.limits.max_result,
                         confine::SQL_LENGTH
+                    ),
+                ),
+                Some(ErrorCode::DiskFull) => (
+                    Status::TooLarge,
+                    format!(
+                        "{sql:?}: {e}: the plugin's database may hold at most {} bytes (max_db_bytes)",
+                        self.limits.max_db
                     ),
                 ),
                 _ => (
