@@ -543,7 +543,10 @@ fn response_bodies_to_clients_that_do_not_read_are_charged_until_written() {
     // (503) while it is full. Uncharged, all ten would be answered.
     let answered = statuses.iter().filter(|s| **s == 0).count();
     assert!((4..=6).contains(&answered), "{statuses:?}");
-    assert!(statuses.iter().all(|s| [0, 11, 503].contains(s)), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [0, 11, 503].contains(s)),
+        "{statuses:?}"
+    );
     assert!(budget_used(&d) <= 16 << 20);
     drop(clients);
     assert!(eventually(|| budget_used(&d) == 0), "{}", budget_used(&d));

@@ -9,6 +9,7 @@ fn limits(max_result: usize) -> Limits {
         statement: Duration::from_secs(5),
         max_result,
         busy: Duration::from_secs(1),
+        max_db: 1 << 30,
     }
 }
 

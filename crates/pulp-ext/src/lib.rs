@@ -24,8 +24,8 @@ mod state;
 mod status;
 mod text;
 
-pub use capability::{registered, status, Binding, Capability, Import, Registration, Ty};
 pub use budget::{Budget, Charge, OverBudget, DEFAULT_HOST_MEMORY};
+pub use capability::{registered, status, Binding, Capability, Import, Registration, Ty};
 pub use events::{Event, Events, Next, PostError};
 pub use plugin::{create_private_dir, Plugin};
 pub use shared::Shared;

@@ -699,7 +699,10 @@ enum CallFail {
     Input(String),
     /// `pulp_alloc` could not take the call's input (returned 0 or out of range,
     /// or trapped: `trapped`).
-    Alloc { message: String, trapped: bool },
+    Alloc {
+        message: String,
+        trapped: bool,
+    },
 }
 
 /// Copies `parts` into one fresh guest buffer from `pulp_alloc`; `(0, 0)` when empty.
