@@ -486,3 +486,35 @@ impl Drop for TestServer {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// The address of the host's shared listener (a plugin with an inbound capability
+/// must have started it).
+pub fn listener(f: &Fixture) -> std::net::SocketAddr {
+    ext_http::listening(f.host.shared()).expect("the listener is running")
+}
+
+/// The msgpack map of `fields`, in order: a request argument.
+pub fn msgpack_map(fields: Vec<(&str, rmpv::Value)>) -> Vec<u8> {
+    let v = rmpv::Value::Map(
+        fields
+            .into_iter()
+            .map(|(k, v)| (rmpv::Value::from(k), v))
+            .collect(),
+    );
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &v).unwrap();
+    out
+}
+
+/// The next event in `p`'s queue (waits up to 5 s): its kind and decoded payload.
+pub fn next_event(p: &Plugin) -> (String, rmpv::Value) {
+    match p.view().events().next(std::time::Duration::from_secs(5)) {
+        pulp_ext::Next::Event(e) => (e.kind().to_string(), event_payload(&e)),
+        other => panic!("no event: {other:?}"),
+    }
+}
+
+/// An event's payload map, decoded.
+pub fn event_payload(e: &pulp_ext::Event) -> rmpv::Value {
+    rmpv::decode::read_value(&mut e.payload()).unwrap()
+}

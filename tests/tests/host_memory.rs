@@ -8,23 +8,15 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use pulp_ext::{Event, Next};
-use pulp_host::{Health, Plugin, Runtime, RuntimeConfig};
-use pulp_tests::{Driver, Fixture, Outcome};
+use pulp_ext::Next;
+use pulp_host::{Health, Runtime, RuntimeConfig};
+use pulp_tests::{
+    event_payload as payload, listener as addr, msgpack_map as map, next_event, Driver, Fixture,
+    Outcome,
+};
 use rmpv::Value as V;
 
 const ALL: &str = "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\", \"test.record\"]";
-
-fn addr(f: &Fixture) -> SocketAddr {
-    ext_http::listening(f.host.shared()).expect("the listener is running")
-}
-
-fn map(fields: Vec<(&str, V)>) -> Vec<u8> {
-    let v = V::Map(fields.into_iter().map(|(k, v)| (V::from(k), v)).collect());
-    let mut out = Vec::new();
-    rmpv::encode::write_value(&mut out, &v).unwrap();
-    out
-}
 
 /// Polls `done` every 10 ms for up to 10 s; false if it never held.
 fn eventually(mut done: impl FnMut() -> bool) -> bool {
@@ -36,17 +28,6 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     done()
-}
-
-fn next_event(p: &Plugin) -> (String, V) {
-    match p.view().events().next(Duration::from_secs(5)) {
-        Next::Event(e) => (e.kind().to_string(), payload(&e)),
-        other => panic!("no event: {other:?}"),
-    }
-}
-
-fn payload(e: &Event) -> V {
-    rmpv::decode::read_value(&mut e.payload()).unwrap()
 }
 
 /// Opens a connection and sends a GET for an SSE path (or anything), never reading.
@@ -395,7 +376,7 @@ fn a_silent_websocket_is_pinged_then_closed_with_1001() {
 fn rss_stays_bounded_under_every_memory_attack() {
     let f = Fixture::new();
     let extra = format!("{ALL}\n[limits]\nmax_message_bytes = 9000000\nqueue = 64");
-    let Some(mut d) = Driver::start(&f, "attacker", &extra) else {
+    let Some(mut d) = Driver::start(&f, "rss-attacker", &extra) else {
         return;
     };
     let rss = || pulp_tests::process_counts().2 / 1024;

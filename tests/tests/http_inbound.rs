@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use pulp_ext::{Event, Next};
-use pulp_host::{Plugin, Runtime, RuntimeConfig};
-use pulp_tests::{c_module, raw_http, Driver, Fixture, Outcome};
+use pulp_host::{Runtime, RuntimeConfig};
+use pulp_tests::{
+    c_module, listener as addr, msgpack_map as map, next_event, raw_http, Driver, Fixture, Outcome,
+};
 use rmpv::Value as V;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -22,17 +23,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn addr(f: &Fixture) -> SocketAddr {
-    ext_http::listening(f.host.shared()).expect("the listener is running")
-}
-
-fn map(fields: Vec<(&str, V)>) -> Vec<u8> {
-    let v = V::Map(fields.into_iter().map(|(k, v)| (V::from(k), v)).collect());
-    let mut out = Vec::new();
-    rmpv::encode::write_value(&mut out, &v).unwrap();
-    out
 }
 
 fn register(d: &mut Driver, method: &str, path: &str) -> Outcome {
@@ -51,18 +41,6 @@ fn respond(d: &mut Driver, id: u64, status: i64, body: &[u8]) -> Outcome {
         ("body", V::Binary(body.to_vec())),
     ]);
     d.call("http_respond", &req, b"")
-}
-
-/// The next event in the driver's queue (waits up to 5 s), decoded.
-fn next_event(p: &Plugin) -> (String, V) {
-    match p.view().events().next(Duration::from_secs(5)) {
-        Next::Event(e) => (e.kind().to_string(), payload(&e)),
-        other => panic!("no event: {other:?}"),
-    }
-}
-
-fn payload(e: &Event) -> V {
-    rmpv::decode::read_value(&mut e.payload()).unwrap()
 }
 
 fn client() -> reqwest::Client {

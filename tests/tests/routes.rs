@@ -8,14 +8,10 @@ use std::time::Duration;
 
 use pulp_ext::Next;
 use pulp_host::{Runtime, RuntimeConfig};
-use pulp_tests::{raw_http, Driver, Fixture, Outcome};
+use pulp_tests::{listener as addr, raw_http, Driver, Fixture, Outcome};
 use rmpv::Value as V;
 
 const ALL: &str = "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\", \"test.record\"]";
-
-fn addr(f: &Fixture) -> SocketAddr {
-    ext_http::listening(f.host.shared()).expect("the listener is running")
-}
 
 fn register(d: &mut Driver, method: &str, path: &str) -> Outcome {
     let v = V::Map(vec![

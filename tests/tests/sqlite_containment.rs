@@ -129,7 +129,7 @@ fn attach_with_a_computed_file_name_is_denied() {
     let Some(canary) = Canary::new(&f) else {
         return;
     };
-    let mut d = driver(&f, "attacker").unwrap();
+    let mut d = driver(&f, "attacker-computed").unwrap();
     let target = canary.db.display();
     let fresh = canary.folder.join("new.db");
     for sql in [
@@ -168,7 +168,7 @@ fn attach_with_a_bound_file_name_is_denied() {
     let Some(canary) = Canary::new(&f) else {
         return;
     };
-    let mut d = driver(&f, "attacker").unwrap();
+    let mut d = driver(&f, "attacker-bound").unwrap();
     let fresh = canary.folder.join("bound.db");
     for path in [&canary.db, &fresh] {
         let p = V::from(path.display().to_string());
@@ -581,8 +581,8 @@ fn dangerous_sql_from_a_grammar_reaches_nothing_outside_the_plugin() {
     let Some(canary) = Canary::new(&f) else {
         return;
     };
-    let mut d = driver(&f, "attacker").unwrap();
-    let own_folder = f.dir.path().join("data/attacker");
+    let mut d = driver(&f, "attacker-grammar").unwrap();
+    let own_folder = f.dir.path().join("data/attacker-grammar");
     // The guest writes paths under the fixture's folder itself; the host's storage
     // root is what it must never be told.
     let storage = f.dir.path().join("data").display().to_string();
