@@ -133,7 +133,7 @@ impl Pattern {
     }
 
     /// The path as registered.
-    #[cfg(any(test, fuzzing))]
+    #[cfg(test)]
     pub(crate) fn text(&self) -> &str {
         &self.text
     }
