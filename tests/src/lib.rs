@@ -334,8 +334,9 @@ impl Driver {
         Some(Driver { plugin })
     }
 
-    /// Calls `import` with arguments `a` and `b` (see driver.c) in one step.
-    pub fn call(&mut self, import: &str, a: &[u8], b: &[u8]) -> Outcome {
+    /// The `call` event that makes the driver guest call `import` with arguments
+    /// `a` and `b` (see driver.c) in one step.
+    pub fn call_event(import: &str, a: &[u8], b: &[u8]) -> pulp_ext::Event {
         #[derive(serde::Serialize)]
         struct Call<'a> {
             r#fn: &'a str,
@@ -344,7 +345,12 @@ impl Driver {
             #[serde(with = "serde_bytes")]
             b: &'a [u8],
         }
-        let event = pulp_ext::Event::new("call", &Call { r#fn: import, a, b }).unwrap();
+        pulp_ext::Event::new("call", &Call { r#fn: import, a, b }).unwrap()
+    }
+
+    /// Calls `import` with arguments `a` and `b` (see driver.c) in one step.
+    pub fn call(&mut self, import: &str, a: &[u8], b: &[u8]) -> Outcome {
+        let event = Driver::call_event(import, a, b);
         let name = self.plugin.name().to_string();
         records(&name);
         assert_eq!(

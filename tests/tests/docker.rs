@@ -727,26 +727,10 @@ fn an_image_volume_becomes_a_bounded_tmpfs_not_a_host_volume() {
 
 /// One `call` step on a plugin whose records are read later (pool replicas share a name).
 fn step(p: &mut pulp_host::Plugin, import: &str, fields: Vec<(&str, V)>) {
-    #[derive(serde::Serialize)]
-    struct Call<'a> {
-        r#fn: &'a str,
-        #[serde(with = "serde_bytes")]
-        a: &'a [u8],
-        #[serde(with = "serde_bytes")]
-        b: &'a [u8],
-    }
     let v = V::Map(fields.into_iter().map(|(k, v)| (V::from(k), v)).collect());
     let mut req = Vec::new();
     rmpv::encode::write_value(&mut req, &v).unwrap();
-    let event = pulp_ext::Event::new(
-        "call",
-        &Call {
-            r#fn: import,
-            a: &req,
-            b: b"",
-        },
-    )
-    .unwrap();
+    let event = Driver::call_event(import, &req, b"");
     assert_eq!(p.step_event(Some(&event)).unwrap(), 0);
 }
 

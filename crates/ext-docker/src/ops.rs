@@ -156,21 +156,20 @@ async fn create_container(
     name: Option<String>,
 ) -> Result<String, Error> {
     let image = body.image.clone().unwrap_or_default();
-    let not_there = |message: String| {
-        Status::NotFound.err(format!(
+    // A 404 from either engine call means the image is missing: 6, never a pull.
+    let engine_error = |what: &str, e| match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => Status::NotFound.err(format!(
             "image {image:?} is not on the engine (nothing is pulled): {message}"
-        ))
+        )),
+        e => fail(what, e),
     };
     let volumes = docker
         .inspect_image(&image)
         .await
-        .map_err(|e| match e {
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: 404,
-                message,
-            } => not_there(message),
-            e => fail(&format!("inspecting image {image:?}"), e),
-        })?
+        .map_err(|e| engine_error(&format!("inspecting image {image:?}"), e))?
         .config
         .and_then(|c| c.volumes)
         .unwrap_or_default();
@@ -203,13 +202,7 @@ async fn create_container(
             body,
         )
         .await
-        .map_err(|e| match e {
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: 404,
-                message,
-            } => not_there(message),
-            e => fail("creating the container", e),
-        })?;
+        .map_err(|e| engine_error("creating the container", e))?;
     Ok(created.id)
 }
 
