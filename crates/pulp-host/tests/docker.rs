@@ -75,8 +75,17 @@ fn an_unreachable_engine_fails_init_with_10_and_exits() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
+    // docker_create's status is the guest's init result: the line must end with it
+    // (a bare "10" would also match timestamps and temporary paths).
     assert!(
-        err.contains("10"),
+        err.lines()
+            .any(|l| l.ends_with("init failed: plugin \"dk-noengine\": pulp_init returned 10")),
         "init fails with docker_create's status 10: {err}"
     );
+    // ... because the engine at the configured socket cannot be reached, said by name.
+    let cause = format!(
+        "UNAVAILABLE (10): the Docker engine at unix://{}/closed.sock cannot be reached",
+        dir.path().display()
+    );
+    assert!(err.contains(&cause), "no {cause:?} in: {err}");
 }
