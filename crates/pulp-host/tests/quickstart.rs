@@ -42,18 +42,25 @@ fn readme_quickstart_runs_as_written() {
         commands[1],
         "cargo run -- run examples/notes/pulp.plugin.toml"
     );
-    let built = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(build)
+    // Run as written, word by word (it has no quoting or shell syntax), so that a
+    // missing compiler is a spawn error, and any other failure (a missing header,
+    // a compile error in the example) fails the test with the compiler's output.
+    assert!(
+        !build.contains(['\'', '"', '\\', '$', '`', '|', '&', ';', '<', '>']),
+        "the build command is plain words: {build}"
+    );
+    let mut words = build.split_whitespace();
+    let built = std::process::Command::new(words.next().unwrap())
+        .args(words)
         .current_dir(root())
         .output();
     match built {
         Ok(o) if o.status.success() => {}
-        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("not found") => return skip(
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return skip(
             "clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)",
         ),
         Ok(o) => panic!("{build}\n{}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => panic!("{e}"),
+        Err(e) => panic!("{build}: {e}"),
     }
     if std::process::Command::new("curl")
         .arg("--version")
