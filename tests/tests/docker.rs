@@ -398,48 +398,111 @@ fn jobs_example_runs_a_posted_command_in_a_container() {
     assert!(containers_of("jobs-example").is_empty());
 }
 
+/// Waits (at most `secs`) until `what` gives `Some`; panics with `why` otherwise.
+fn wait_for<T>(secs: u64, why: &str, mut what: impl FnMut() -> Option<T>) -> T {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(t) = what() {
+            return t;
+        }
+        assert!(std::time::Instant::now() < until, "{why} (waited {secs} s)");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_long_docker_call_does_not_hold_up_other_plugins_or_the_listener() {
     let f = Fixture::new();
-    let Some(mut d) = driver(&f, "dk-slow", "") else {
+    let Some(d) = driver(&f, "dk-slow", "") else {
         return;
     };
     let Some(wasm) = pulp_tests::c_module("examples/echo/echo.c") else {
         return;
     };
-    let runtime = f.run_module(
+    // Both plugins on one runtime: the driver's docker_run is a step like any other.
+    let mut runtime = f.run_module(
         "dk-echo",
         &wasm,
         "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]",
         1,
     );
     let addr = ext_http::listening(f.host.shared()).unwrap();
-    let slow = std::thread::spawn(move || {
-        let o = call(
-            &mut d,
-            "docker_run",
-            vec![
-                ("image", V::from(TEST_IMAGE)),
-                ("cmd", cmd(&["sleep", "3"])),
-            ],
-        );
-        (o.status, d)
+    pulp_tests::records("dk-slow");
+    let slow = runtime.spawn(d.plugin).unwrap();
+    // The container waits for a file only this test makes, after the echo plugin has
+    // answered: docker_run cannot return before then, whatever the clock says.
+    let mut req = Vec::new();
+    rmpv::encode::write_value(
+        &mut req,
+        &V::Map(vec![
+            (V::from("image"), V::from(TEST_IMAGE)),
+            (
+                V::from("cmd"),
+                cmd(&[
+                    "sh",
+                    "-c",
+                    "until [ -e /tmp/go ]; do sleep 0.05; done; echo released",
+                ]),
+            ),
+        ]),
+    )
+    .unwrap();
+    // (A crashed earlier run of this test may have left one, under another host label.)
+    let before = containers_of("dk-slow");
+    slow.events()
+        .post("test", Driver::call_event("docker_run", &req, b""))
+        .unwrap();
+    let id = wait_for(30, "docker_run's container never appeared", || {
+        containers_of("dk-slow")
+            .into_iter()
+            .find(|c| !before.contains(c))
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_for(30, "docker_run's container never ran", || {
+        (inspect(&id, "{{.State.Running}}") == "true").then_some(())
+    });
+
+    // The docker_run step is in flight (its container is waiting): the other plugin
+    // answers through the shared listener all the same.
     for i in 0..20 {
         let out = pulp_tests::raw_http(
             addr,
             &format!("GET /echo/n{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
         );
-        assert!(out.ends_with(&format!("\r\n\r\nn{i}")), "{out}");
+        assert!(
+            out.ends_with(&format!("\r\n\r\nn{i}")),
+            "request {i} while docker_run was in flight: {out:?}"
+        );
     }
     assert!(
-        !slow.is_finished(),
-        "the echo plugin answered 20 requests while docker_run was still waiting"
+        pulp_tests::records("dk-slow").is_empty(),
+        "docker_run returned before its container was released"
     );
-    let (status, _d) = slow.join().unwrap();
-    assert_eq!(status, 0);
-    runtime.stop();
+
+    let touched = std::process::Command::new("docker")
+        .args(["exec", "-u", "0", &id, "sh", "-c", ": > /tmp/go"])
+        .output()
+        .unwrap();
+    assert!(touched.status.success(), "releasing: {touched:?}");
+    let record = wait_for(30, "docker_run never returned after the release", || {
+        pulp_tests::records("dk-slow").pop()
+    });
+    let r = rmpv::decode::read_value(&mut &record[..]).unwrap();
+    assert_eq!(r["status"].as_i64(), Some(0), "{r}");
+    let result = rmpv::decode::read_value(&mut r["result"].as_slice().unwrap()).unwrap();
+    assert_eq!(
+        result["stdout"].as_slice(),
+        Some(&b"released\n"[..]),
+        "{result}"
+    );
+    assert_eq!(result["exit_code"].as_i64(), Some(0), "{result}");
+    for report in runtime.stop() {
+        assert_eq!(report.error, None, "{report:?}");
+        assert_eq!(report.restarts, 0, "{report:?}");
+    }
+    assert!(
+        !containers_of("dk-slow").contains(&id),
+        "docker_run removed its container"
+    );
 }
 
 #[test]
