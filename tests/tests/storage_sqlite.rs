@@ -317,3 +317,173 @@ fn undeclared_sqlite_gets_99() {
         "no database is made for an undeclared capability"
     );
 }
+
+/// Makes the driver's instance trap, then replaces it as supervision does.
+fn trap_and_restart(d: &mut Driver) {
+    let e = d
+        .plugin
+        .step_event(Some(&Driver::call_event("trap", b"", b"")))
+        .expect_err("the driver traps on `trap`");
+    assert!(e.to_string().contains("trapped"), "{e}");
+    d.plugin.restart().unwrap();
+}
+
+/// A connection of the test's own to plugin `name`'s database, which gives up at
+/// once on a lock (so a lock left behind shows as an error, not a wait).
+fn own_connection(f: &Fixture, name: &str) -> rusqlite::Connection {
+    let path = f.dir.path().join("data").join(name).join("data.db");
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.busy_timeout(std::time::Duration::ZERO).unwrap();
+    c
+}
+
+fn ints(o: &pulp_tests::Outcome) -> Vec<i64> {
+    assert_eq!(o.status, 0, "{o:?}");
+    rows(&o.result)
+        .1
+        .iter()
+        .map(|r| r[0].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn an_open_transaction_is_rolled_back_when_the_instance_is_replaced() {
+    let f = Fixture::new();
+    // A short busy timeout: a lock the old instance left behind fails fast (5).
+    let settings = "[capability.\"storage.sqlite\"]\nbusy_timeout_ms = 200";
+    let Some(mut d) = driver(&f, "txtrap", settings) else {
+        return;
+    };
+    assert_eq!(d.exec("CREATE TABLE t(x)", &[]).status, 0);
+    assert_eq!(d.exec("INSERT INTO t VALUES (1)", &[]).status, 0);
+    assert_eq!(d.exec("BEGIN", &[]).status, 0);
+    assert_eq!(d.exec("INSERT INTO t VALUES (2)", &[]).status, 0);
+    assert_eq!(ints(&d.query("SELECT x FROM t", &[])), [1, 2]);
+    trap_and_restart(&mut d);
+    assert_eq!(
+        ints(&d.query("SELECT x FROM t ORDER BY x", &[])),
+        [1],
+        "the new instance does not see the trapped instance's uncommitted row"
+    );
+    let o = d.exec("INSERT INTO t VALUES (3)", &[]);
+    assert_eq!(o.status, 0, "the database is not locked: {o:?}");
+    // Nor is anything left for a later commit to bring back.
+    let c = own_connection(&f, "txtrap");
+    c.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (4); COMMIT;")
+        .expect("no lock is left on the file");
+    assert_eq!(ints(&d.query("SELECT x FROM t ORDER BY x", &[])), [1, 3, 4]);
+}
+
+#[test]
+fn an_open_transaction_is_rolled_back_when_the_plugin_closes() {
+    let f = Fixture::new();
+    let settings = "[capability.\"storage.sqlite\"]\nbusy_timeout_ms = 200";
+    let Some(mut d) = driver(&f, "txclose", settings) else {
+        return;
+    };
+    assert_eq!(d.exec("CREATE TABLE t(x)", &[]).status, 0);
+    assert_eq!(d.exec("BEGIN; INSERT INTO t VALUES (1);", &[]).status, 0);
+    assert_eq!(ints(&d.query("SELECT x FROM t", &[])), [1]);
+    d.plugin.close();
+    // Another connection to the same file takes the write lock at once and sees nothing.
+    let c = own_connection(&f, "txclose");
+    c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+        .expect("the closed plugin left no lock on its database");
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0, "the uncommitted row was rolled back");
+    drop(c);
+    // The plugin, loaded again on the same storage, neither.
+    let Some(mut d) = driver(&f, "txclose", settings) else {
+        return;
+    };
+    assert_eq!(ints(&d.query("SELECT x FROM t", &[])), Vec::<i64>::new());
+    let o = d.exec("INSERT INTO t VALUES (2)", &[]);
+    assert_eq!(o.status, 0, "{o:?}");
+    assert_eq!(ints(&d.query("SELECT x FROM t", &[])), [2]);
+}
+
+#[test]
+fn foreign_keys_are_enforced_on_every_instance() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "fk", "") else {
+        return;
+    };
+    let o = d.exec(
+        "CREATE TABLE parent(id INTEGER PRIMARY KEY); \
+         CREATE TABLE child(p INTEGER REFERENCES parent(id)); \
+         INSERT INTO parent VALUES (1);",
+        &[],
+    );
+    assert_eq!(o.status, 0, "{o:?}");
+    assert_eq!(ints(&d.query("PRAGMA foreign_keys", &[])), [1]);
+    assert_eq!(
+        d.exec("INSERT INTO child VALUES (?)", &[V::from(1)]).status,
+        0
+    );
+    for life in ["first", "replaced"] {
+        let o = d.exec("INSERT INTO child VALUES (?)", &[V::from(2)]);
+        assert_eq!(o.status, 5, "{life} instance: {o:?}");
+        assert!(
+            o.error.contains("FOREIGN KEY constraint failed"),
+            "{life} instance: {}",
+            o.error
+        );
+        let o = d.exec("DELETE FROM parent WHERE id = 1", &[]);
+        assert_eq!(o.status, 5, "{life} instance, a referenced parent: {o:?}");
+        assert!(
+            o.error.contains("FOREIGN KEY constraint failed"),
+            "{}",
+            o.error
+        );
+        assert_eq!(ints(&d.query("SELECT p FROM child", &[])), [1]);
+        assert_eq!(ints(&d.query("SELECT id FROM parent", &[])), [1]);
+        trap_and_restart(&mut d);
+    }
+}
+
+#[test]
+fn a_locked_database_is_waited_for_up_to_busy_timeout_ms_then_5() {
+    use std::time::{Duration, Instant};
+    let f = Fixture::new();
+    // Waits: another connection holds the write lock and commits 300 ms later.
+    let settings = "[capability.\"storage.sqlite\"]\nbusy_timeout_ms = 10000";
+    let Some(mut d) = driver(&f, "busywait", settings) else {
+        return;
+    };
+    assert_eq!(d.exec("CREATE TABLE t(x)", &[]).status, 0);
+    let c = own_connection(&f, "busywait");
+    c.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+        .unwrap();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        c.execute_batch("COMMIT").unwrap();
+    });
+    let o = d.exec("INSERT INTO t VALUES (2)", &[]);
+    holder.join().unwrap();
+    assert_eq!(o.status, 0, "the write waited for the lock: {o:?}");
+    assert_eq!(ints(&d.query("SELECT x FROM t ORDER BY x", &[])), [1, 2]);
+
+    // Gives up: the lock is held past busy_timeout_ms.
+    let settings = "[capability.\"storage.sqlite\"]\nbusy_timeout_ms = 300";
+    let Some(mut d) = driver(&f, "busyfail", settings) else {
+        return;
+    };
+    assert_eq!(d.exec("CREATE TABLE t(x)", &[]).status, 0);
+    let c = own_connection(&f, "busyfail");
+    c.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+        .unwrap();
+    let at = Instant::now();
+    let o = d.exec("INSERT INTO t VALUES (2)", &[]);
+    let waited = at.elapsed();
+    assert_eq!(o.status, 5, "{o:?}");
+    assert!(o.error.contains("database is locked"), "{}", o.error);
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(2300),
+        "gave up after {waited:?}, not at about 300 ms"
+    );
+    c.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(d.exec("INSERT INTO t VALUES (3)", &[]).status, 0);
+    assert_eq!(ints(&d.query("SELECT x FROM t", &[])), [3]);
+}

@@ -9,6 +9,7 @@
  *   http_register, http_respond, ws_send, ws_close, sse_emit: a = the request map
  *   ws_register, sse_register: a = the path
  *   docker_*: a = the request map
+ *   trap: traps, so the instance must be replaced
  */
 
 #define PULP_IMPLEMENTATION
@@ -63,6 +64,7 @@ PULP_EXPORT(pulp_step) int32_t pulp_step(const uint8_t *in, uint32_t len) {
         else pulp_mpr_skip(&r);
     }
     if (r.failed || !fn) return 1;
+    if (pulp_mp_str_eq(fn, fn_len, "trap")) __builtin_trap();
     uint8_t *out = NULL;
     uint32_t out_len = 0;
     int32_t st;
