@@ -524,3 +524,54 @@ pub fn next_event(p: &Plugin) -> (String, rmpv::Value) {
 pub fn event_payload(e: &pulp_ext::Event) -> rmpv::Value {
     rmpv::decode::read_value(&mut e.payload()).unwrap()
 }
+
+/// Polls `done` every 5 ms until it holds; panics naming `what` after `within`, so a
+/// test that waits for something that never comes fails instead of hanging.
+pub fn wait_until(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < until,
+            "gave up after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// How a connection the client kept reading from ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The server closed it (end of stream or reset) this long after the start,
+    /// having sent these bytes first.
+    Closed(std::time::Duration, Vec<u8>),
+    /// It was still open when the client gave up; the bytes read until then.
+    StillOpen(Vec<u8>),
+}
+
+/// Reads `s` until the server closes it, or until `within` has passed since `since`
+/// (the client's own deadline, told apart from a close).
+pub fn wait_for_close(
+    s: &mut std::net::TcpStream,
+    since: std::time::Instant,
+    within: std::time::Duration,
+) -> Ended {
+    use std::io::{ErrorKind, Read};
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = (since + within).saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ended::StillOpen(got);
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return Ended::Closed(since.elapsed(), got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Ended::StillOpen(got)
+            }
+            Err(_) => return Ended::Closed(since.elapsed(), got), // reset by the server
+        }
+    }
+}

@@ -2,13 +2,15 @@
 //! 127.0.0.1, real clients (reqwest, tokio-tungstenite), the C echo example and the
 //! C driver guest (one import call per step, events taken from its queue by the test).
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use pulp_host::{Runtime, RuntimeConfig};
 use pulp_tests::{
-    c_module, listener as addr, msgpack_map as map, next_event, raw_http, Driver, Fixture, Outcome,
+    c_module, listener as addr, msgpack_map as map, next_event, raw_http, wait_for_close,
+    wait_until, Driver, Ended, Fixture, Outcome,
 };
 use rmpv::Value as V;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -214,7 +216,9 @@ fn a_full_queue_is_503_and_a_big_body_413() {
         assert!(chunked.starts_with("HTTP/1.1 413"), "over max_body_bytes, chunked: {chunked}");
         // Nobody steps the plugin: two requests fill its queue, the third is refused.
         let waiting: Vec<_> = (0..2).map(|_| tokio::spawn(c.post(&url).body("ok").send())).collect();
+        let until = Instant::now() + Duration::from_secs(10);
         while d.plugin.view().events().len() < 2 {
+            assert!(Instant::now() < until, "the two requests never reached the queue");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let r = c.post(&url).body("ok").send().await.unwrap();
@@ -268,7 +272,13 @@ fn routes_conflict_across_plugins_by_name_and_free_up_when_a_plugin_closes() {
     let get = rt.spawn(client().get(&url).send());
     let (_, ev) = next_event(&a.plugin);
     let id = ev["id"].as_u64().unwrap();
-    assert_eq!(respond(&mut b, id, 200, b"beta").status, 4);
+    let o = respond(&mut b, id, 200, b"beta");
+    assert_eq!(o.status, 4);
+    assert!(
+        o.error.contains("\"alpha\"") && o.error.contains("\"beta\""),
+        "last_error names both plugins: {}",
+        o.error
+    );
     assert_eq!(respond(&mut a, id, 200, b"alpha").status, 0);
     assert_eq!(
         rt.block_on(rt.block_on(get).unwrap().unwrap().text())
@@ -277,9 +287,9 @@ fn routes_conflict_across_plugins_by_name_and_free_up_when_a_plugin_closes() {
     );
     // A waiting request gets 503 when its plugin closes; its routes go with it.
     let get = rt.spawn(client().get(&url).send());
-    while a.plugin.view().events().is_empty() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("the request in alpha's queue", Duration::from_secs(10), || {
+        !a.plugin.view().events().is_empty()
+    });
     a.plugin.close();
     assert_eq!(rt.block_on(get).unwrap().unwrap().status(), 503);
     let r = rt.block_on(client().get(&url).send()).unwrap();
@@ -427,19 +437,34 @@ fn websocket_events_sends_close_codes_origins_and_restarts() {
         "closed connection"
     );
 
-    // The plugin closes (code 0 means 1000); a dropped TCP connection reports 65535.
+    // The plugin closes (code 0 means 1000): the client gets that code and the
+    // plugin's reason; the client's answering close (tungstenite echoes the frame)
+    // is what the plugin's ws.close reports. A dropped TCP connection reports 65535.
     let (mut ws, _) = rt
         .block_on(tokio_tungstenite::connect_async(format!("{base}/chat/red")))
         .unwrap();
     let conn = next_event(&d.plugin).1["conn_id"].as_u64().unwrap();
     assert_eq!(close(&mut d, conn, 0).status, 0);
-    match rt.block_on(ws.next()).unwrap().unwrap() {
-        Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 1000),
-        other => panic!("{other:?}"),
+    let got = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), ws.next()).await });
+    match got.expect("the plugin's close frame within 5 s") {
+        Some(Ok(Message::Close(Some(f)))) => {
+            assert_eq!(u16::from(f.code), 1000, "code 0 is sent as 1000");
+            assert_eq!(f.reason.as_str(), "done");
+        }
+        other => panic!("expected the plugin's close frame, got {other:?}"),
     }
-    drop(ws);
+    // Drive the client until the socket ends: that flushes its answering close.
+    rt.block_on(async {
+        while let Some(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("the connection ends within 5 s of the close")
+        {}
+    });
     let (kind, closed) = next_event(&d.plugin);
     assert_eq!(kind, "ws.close");
+    assert_eq!(closed["conn_id"].as_u64(), Some(conn));
+    assert_eq!(closed["code"].as_u64(), Some(1000), "{closed}");
+    assert_eq!(closed["reason"].as_str(), Some("done"), "{closed}");
     let (ws, _) = rt
         .block_on(tokio_tungstenite::connect_async(format!(
             "{base}/chat/green"
@@ -450,7 +475,6 @@ fn websocket_events_sends_close_codes_origins_and_restarts() {
     let (_, closed2) = next_event(&d.plugin);
     assert_eq!(closed2["conn_id"].as_u64(), Some(conn));
     assert_eq!(closed2["code"].as_u64(), Some(65535), "no close frame came");
-    let _ = closed;
 
     // Origins: a foreign browser origin is refused, a listed one accepted.
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -581,15 +605,13 @@ fn events_of_http_and_websocket_are_served_in_turn() {
         .map(|_| rt.spawn(c.post(format!("http://{a}/h")).send()))
         .collect();
     let events = d.plugin.view().events().clone();
-    while events.len() < 5 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("5 requests queued", Duration::from_secs(10), || events.len() >= 5);
     for i in 0..5 {
         rt.block_on(ws.send(Message::text(i.to_string()))).unwrap();
     }
-    while events.len() < 10 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("5 requests and 5 frames queued", Duration::from_secs(10), || {
+        events.len() >= 10
+    });
     let kinds: Vec<String> = (0..6).map(|_| next_event(&d.plugin).0).collect();
     assert_eq!(
         kinds,
@@ -751,12 +773,38 @@ fn slow_clients_time_out_on_headers_and_bodies() {
     };
     assert_eq!(register(&mut d, "POST", "/up").status, 0);
     let a = addr(&f);
-    // Headers that never finish: the server hangs up (a 408 or a plain close).
-    let headers = raw_http(a, "POST /up HTTP/1.1\r\nHost: x\r\n");
-    assert!(
-        headers.is_empty() || headers.starts_with("HTTP/1.1 408"),
-        "{headers}"
-    );
+    // Headers that never finish, or never start: the server closes the connection
+    // (after a 408 or without a word) within about a second of header_timeout_ms.
+    // The client would wait 10 s, and tells its own deadline apart from a close.
+    for (what, sent) in [
+        ("half a request head", "POST /up HTTP/1.1\r\nHost: x\r\n"),
+        ("nothing", ""),
+    ] {
+        let mut s = std::net::TcpStream::connect(a).unwrap();
+        let since = Instant::now();
+        s.write_all(sent.as_bytes()).unwrap();
+        match wait_for_close(&mut s, since, Duration::from_secs(10)) {
+            Ended::Closed(after, got) => {
+                let got = String::from_utf8_lossy(&got);
+                assert!(
+                    got.is_empty() || got.starts_with("HTTP/1.1 408"),
+                    "{what}: {got}"
+                );
+                assert!(
+                    after >= Duration::from_millis(300),
+                    "{what}: closed after {after:?}, before header_timeout_ms"
+                );
+                assert!(
+                    after < Duration::from_millis(300 + 1000),
+                    "{what}: closed only after {after:?}, header_timeout_ms is 300"
+                );
+            }
+            Ended::StillOpen(got) => panic!(
+                "{what}: still open 10 s later (header_timeout_ms is 300); read {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
     // A body shorter than its Content-Length: 408 after body_timeout_ms.
     let body = raw_http(
         a,

@@ -346,7 +346,7 @@ fn link_http(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
                 let i = instance(c)?;
                 let r = response(req, &i.owner.budget)?;
                 i.hub
-                    .answer(&i.owner.events, id, r)
+                    .answer(&i.owner, id, r)
                     .map_err(|e| Status::Invalid.err(format!("http_respond: {e}")))
             })
         },

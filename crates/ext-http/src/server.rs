@@ -152,6 +152,8 @@ impl Drop for Slot {
 /// A request delivered to a plugin and not answered yet.
 struct Pending {
     owner: Events,
+    /// The owner's name, for the error another plugin gets when it answers.
+    plugin: String,
     reply: oneshot::Sender<Response<Body>>,
 }
 
@@ -161,23 +163,27 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hub {
     /// Hands a plugin's answer to the waiting request. `Err` when `id` is unknown,
-    /// answered, expired, or another plugin's.
+    /// answered, expired, or another plugin's (naming both plugins).
     pub(crate) fn answer(
         &self,
-        owner: &Events,
+        owner: &Owner,
         id: u64,
         response: Response<Body>,
     ) -> Result<(), String> {
         let mut pending = lock(&self.pending);
         match pending.get(&id) {
-            Some(p) if p.owner.same_as(owner) => {
+            Some(p) if p.owner.same_as(&owner.events) => {
                 let p = pending.remove(&id).expect("just found");
                 drop(pending);
                 p.reply
                     .send(response)
                     .map_err(|_| format!("request {id}: the client went away"))
             }
-            _ => Err(format!(
+            Some(p) => Err(format!(
+                "request {id} belongs to plugin \"{}\", not to plugin \"{}\"",
+                p.plugin, owner.name
+            )),
+            None => Err(format!(
                 "request {id} is unknown, already answered or past its deadline"
             )),
         }
@@ -502,6 +508,7 @@ async fn request(
         id,
         Pending {
             owner: owner.events.clone(),
+            plugin: owner.name.clone(),
             reply: tx,
         },
     );
