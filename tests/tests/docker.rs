@@ -277,22 +277,75 @@ fn grants_are_enforced_and_plugins_see_only_their_own_containers() {
     );
     assert_eq!(more.status, 9, "max_containers: {more:?}");
 
+    // Every import that takes a container id: 6, as if the container did not exist,
+    // with last_error naming the id and the calling plugin; and nothing happens to it.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+        - 60_000_000_000;
+    let short = &id[..12];
     for (import, extra) in [
         ("docker_get", vec![]),
         ("docker_destroy", vec![]),
         ("docker_restart", vec![]),
         ("docker_logs", vec![]),
+        ("docker_stats", vec![]),
         ("docker_exec", vec![("cmd", cmd(&["true"]))]),
+        ("docker_files_read", vec![("path", V::from("/etc/passwd"))]),
+        (
+            "docker_files_write",
+            vec![
+                ("path", V::from("/tmp/planted")),
+                ("data", V::Binary(b"from b".to_vec())),
+            ],
+        ),
     ] {
-        let mut fields = vec![("id", V::from(id.as_str()))];
-        fields.extend(extra);
-        let o = call(&mut b, import, fields);
-        assert_eq!(o.status, 6, "{import} on another plugin's container: {o:?}");
+        for who in [id.as_str(), short] {
+            let mut fields = vec![("id", V::from(who))];
+            fields.extend(extra.clone());
+            let o = call(&mut b, import, fields);
+            assert_eq!(o.status, 6, "{import} on another plugin's container: {o:?}");
+            assert_eq!(
+                o.error,
+                format!("{import}: no container {who} of plugin \"dk-own-b\""),
+                "{import}"
+            );
+        }
     }
+    assert_eq!(
+        inspect(&id, "{{.State.Running}} {{.RestartCount}}"),
+        "true 0"
+    );
+    let planted = call(
+        &mut a,
+        "docker_files_read",
+        vec![
+            ("id", V::from(id.as_str())),
+            ("path", V::from("/tmp/planted")),
+        ],
+    );
+    assert_eq!(
+        planted.status, 6,
+        "b's docker_files_write wrote: {planted:?}"
+    );
     assert!(value(&call(&mut b, "docker_list", vec![]))
         .as_array()
         .unwrap()
         .is_empty());
+    let seen_by_b = value(&call(
+        &mut b,
+        "docker_events_poll",
+        vec![("since_nanos", V::from(since))],
+    ));
+    assert!(
+        !seen_by_b
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["container_id"].as_str() == Some(id.as_str())),
+        "b sees a's container's events: {seen_by_b}"
+    );
     assert_eq!(
         value(&call(
             &mut a,
@@ -587,9 +640,13 @@ fn containers_drop_every_capability_and_run_as_nobody_by_default() {
     assert_eq!(proc_status(&mut d, &id, "NoNewPrivs"), "1");
     assert!(proc_status(&mut d, &id, "Uid").starts_with("65534\t"));
     assert!(proc_status(&mut d, &id, "Gid").starts_with("65534\t"));
-    // No mounts, no binds, no volumes.
+    // No mounts, no binds, no volumes, nothing privileged.
     assert_eq!(inspect(&id, "{{json .Mounts}}"), "[]");
     assert_eq!(inspect(&id, "{{json .HostConfig.Binds}}"), "null");
+    assert_eq!(inspect(&id, "{{json .HostConfig.Mounts}}"), "null");
+    assert_eq!(inspect(&id, "{{json .HostConfig.VolumesFrom}}"), "null");
+    assert_eq!(inspect(&id, "{{.HostConfig.Privileged}}"), "false");
+    assert_eq!(inspect(&id, "{{json .HostConfig.Devices}}"), "null");
 }
 
 #[test]
@@ -934,4 +991,361 @@ fn a_replica_starting_restarting_or_closing_leaves_its_siblings_containers_runni
     assert_eq!(containers_of(name), only_x);
     drop(a);
     assert!(containers_of(name).is_empty());
+}
+
+/// The CPU quota the kernel gives the container's processes: `quota period` in µs,
+/// from cgroup v2 (`cpu.max`) or v1 (`cpu.cfs_quota_us`, `cpu.cfs_period_us`).
+fn cpu_quota(d: &mut Driver, id: &str) -> String {
+    let e = value(&call(
+        d,
+        "docker_exec",
+        vec![
+            ("id", V::from(id)),
+            (
+                "cmd",
+                cmd(&[
+                    "sh",
+                    "-c",
+                    "cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)",
+                ]),
+            ),
+        ],
+    ));
+    e["output"].as_str().unwrap().trim().to_string()
+}
+
+#[test]
+fn cpus_are_the_grant_and_more_than_max_cpus_is_refused() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "dk-cpu", "cpus = 0.25\nmax_cpus = 0.75") else {
+        return;
+    };
+    // The default is `cpus`, and what is asked for within `max_cpus` is applied as is.
+    let default = sleeper(&mut d);
+    assert_eq!(inspect(&default, "{{.HostConfig.NanoCpus}}"), "250000000");
+    assert_eq!(cpu_quota(&mut d, &default), "25000 100000");
+    let asked = value(&call(
+        &mut d,
+        "docker_create",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            ("cmd", cmd(&["sleep", "3600"])),
+            ("cpu_limit", V::from(0.5)),
+        ],
+    ));
+    let asked = asked["id"].as_str().unwrap();
+    assert_eq!(inspect(asked, "{{.HostConfig.NanoCpus}}"), "500000000");
+    assert_eq!(cpu_quota(&mut d, asked), "50000 100000");
+
+    // Over max_cpus: 9 for docker_create and docker_run alike, and no container.
+    let before = containers_of("dk-cpu");
+    for (import, over) in [
+        ("docker_create", 0.8),
+        ("docker_run", 0.76),
+        ("docker_run", f64::INFINITY),
+    ] {
+        let o = call(
+            &mut d,
+            import,
+            vec![
+                ("image", V::from(TEST_IMAGE)),
+                ("cmd", cmd(&["true"])),
+                ("cpu_limit", V::from(over)),
+            ],
+        );
+        assert_eq!(o.status, 9, "{import} with cpu_limit {over}: {o:?}");
+        assert!(
+            o.error.contains("cpu_limit") && o.error.contains("max_cpus (0.75)"),
+            "{}",
+            o.error
+        );
+    }
+    assert_eq!(containers_of("dk-cpu"), before);
+
+    // A grant whose default is over its own ceiling does not load.
+    let wasm = pulp_tests::c_guest("driver.c").unwrap();
+    for bad in ["cpus = 2.0\nmax_cpus = 1.0", "cpus = 0.0"] {
+        let e = f
+            .load_module("dk-cpu-bad", &wasm, &decl(bad))
+            .err()
+            .unwrap_or_else(|| panic!("{bad} was accepted"))
+            .to_string();
+        assert!(
+            e.contains("spawn.docker") && e.contains("cpus = ") && e.contains("max_cpus"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn two_hosts_on_one_engine_never_reap_each_others_containers() {
+    // Two hosts (two storage roots) with a plugin of the same name on the same engine.
+    let (one, two) = (Fixture::new(), Fixture::new());
+    let name = "dk-twohosts";
+    let Some(mut a) = driver(&one, name, "") else {
+        return;
+    };
+    let before = containers_of(name);
+    let x = sleeper(&mut a);
+    let running = |id: &str| inspect(id, "{{.State.Running}}") == "true";
+
+    // The other host's plugin starting (it reaps what its gone instances left) ...
+    let mut b = driver(&two, name, "").unwrap();
+    assert!(running(&x), "host two's start reaped host one's container");
+    let y = sleeper(&mut b);
+    let seen = |d: &mut Driver| -> Vec<String> {
+        value(&call(d, "docker_list", vec![]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(seen(&mut a), [x.clone()], "each host lists only its own");
+    assert_eq!(seen(&mut b), [y.clone()], "each host lists only its own");
+    let o = call(&mut b, "docker_destroy", vec![("id", V::from(x.as_str()))]);
+    assert_eq!(o.status, 6, "{o:?}");
+
+    // ... restarting (its old instance's containers go, not the other host's) ...
+    b.plugin.restart().unwrap();
+    assert!(
+        running(&x),
+        "host two's restart reaped host one's container"
+    );
+    assert!(!containers_of(name).contains(&y), "its own went");
+    sleeper(&mut b);
+    // ... and closing.
+    drop(b);
+    assert!(running(&x), "host two's close reaped host one's container");
+    let mut left = containers_of(name);
+    left.retain(|c| !before.contains(c));
+    assert_eq!(left, [x.clone()]);
+    drop(a);
+    assert!(!containers_of(name).contains(&x));
+}
+
+/// A guest that makes a container in `pulp_init` (like `docker_keeper.wat`) and traps
+/// on any step that carries an event (an idle tick's input is the 20-byte header).
+fn trap_on_event_guest() -> String {
+    let keeper = pulp_tests::guest("docker_keeper.wat");
+    let step =
+        r#"(func (export "pulp_step") (param $p i32) (param $n i32) (result i32) (i32.const 0))"#;
+    assert!(keeper.contains(step));
+    keeper.replace(
+        step,
+        r#"(func (export "pulp_step") (param $p i32) (param $n i32) (result i32)
+    (if (i32.gt_u (local.get $n) (i32.const 20)) (then unreachable))
+    (i32.const 0))"#,
+    )
+}
+
+#[test]
+fn an_instances_containers_go_when_it_traps_or_restarts() {
+    if !docker() {
+        return;
+    }
+    let f = Fixture::new();
+    let name = "dk-trap";
+    let before = containers_of(name);
+    let new = || -> Vec<String> {
+        let mut c = containers_of(name);
+        c.retain(|c| !before.contains(c));
+        c
+    };
+    let mut p = f
+        .load(
+            name,
+            &trap_on_event_guest(),
+            "capabilities = [\"spawn.docker\"]\n[capability.\"spawn.docker\"]\nimages = [\"pulp-test/busybox:1\"]",
+        )
+        .unwrap();
+    p.init().unwrap();
+    let first = new();
+    assert_eq!(first.len(), 1, "pulp_init made one container");
+
+    // Restart: the old instance's container goes, the new instance's init makes one.
+    p.restart().unwrap();
+    let second = new();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(
+        second, first,
+        "restart removed the old instance's container"
+    );
+
+    // Trap on the runtime: supervision replaces the instance; the trapped one's
+    // container goes with it.
+    let mut runtime = pulp_host::Runtime::new(pulp_host::RuntimeConfig::default());
+    let h = runtime.spawn(p).unwrap();
+    h.events()
+        .post("test", pulp_ext::Event::from_raw("boom", vec![0x80]))
+        .unwrap();
+    wait_for(30, "the trapped instance was never replaced", || {
+        (h.restarts() == 1).then_some(())
+    });
+    let third = new();
+    assert_eq!(third.len(), 1, "{third:?}");
+    assert_ne!(third, second, "the trapped instance's container is gone");
+    assert_eq!(h.health(), pulp_host::Health::Running);
+    runtime.stop();
+    assert!(new().is_empty(), "stopping removed the last one");
+}
+
+#[test]
+fn an_engine_that_accepts_and_never_answers_is_12_within_the_deadline() {
+    if !docker() {
+        return;
+    }
+    // An "engine" that takes connections and says nothing: each is kept open.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = silent.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().map_while(Result::ok) {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(c);
+        }
+    });
+    let f = Fixture::with_settings(
+        [(
+            "docker".to_string(),
+            toml::toml! { host = (format!("tcp://{at}")) },
+        )]
+        .into(),
+    );
+    // Everything runs on a thread the test waits for with a deadline: a missing
+    // deadline in the host fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Some(mut d) = Driver::start(&f, "dk-silent", &decl("timeout_ms = 1000")) else {
+            return;
+        };
+        for (import, fields) in [
+            ("docker_list", vec![]),
+            (
+                "docker_run",
+                vec![("image", V::from(TEST_IMAGE)), ("cmd", cmd(&["true"]))],
+            ),
+            ("docker_get", vec![("id", V::from("abc"))]),
+        ] {
+            let started = std::time::Instant::now();
+            let o = call(&mut d, import, fields);
+            tx.send((import, o, started.elapsed())).unwrap();
+        }
+    });
+    for _ in 0..3 {
+        let (import, o, took) = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("no answer within 30 s from a call whose deadline is 1 s");
+        assert_eq!(o.status, 12, "{import}: {o:?}");
+        assert!(
+            o.error
+                .contains("no answer from the Docker engine within 1000 ms"),
+            "{import}: {}",
+            o.error
+        );
+        assert!(
+            took < std::time::Duration::from_millis(2500),
+            "{import} returned {took:?} after its 1000 ms deadline"
+        );
+    }
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the silent engine was connected to"
+    );
+}
+
+#[test]
+fn output_over_max_output_bytes_is_11() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "dk-outcap", "max_output_bytes = 1000") else {
+        return;
+    };
+    let before = containers_of("dk-outcap");
+    let run = |d: &mut Driver, script: &str| {
+        call(
+            d,
+            "docker_run",
+            vec![
+                ("image", V::from(TEST_IMAGE)),
+                ("cmd", cmd(&["sh", "-c", script])),
+            ],
+        )
+    };
+    // Exactly the limit, stdout and stderr together: kept.
+    let r = value(&run(&mut d, "printf '%600s' o; printf '%400s' e >&2"));
+    assert_eq!(r["stdout"].as_slice().unwrap().len(), 600);
+    assert_eq!(r["stderr"].as_slice().unwrap().len(), 400);
+    // One byte more: 11, and the container is gone.
+    let o = run(&mut d, "printf '%600s' o; printf '%401s' e >&2");
+    assert_eq!(o.status, 11, "{o:?}");
+    assert!(o.error.contains("max_output_bytes (1000)"), "{}", o.error);
+    assert_eq!(containers_of("dk-outcap"), before, "docker_run removed it");
+
+    // docker_exec, docker_logs and docker_files_read are held to it too.
+    let c = value(&call(
+        &mut d,
+        "docker_create",
+        vec![
+            ("image", V::from(TEST_IMAGE)),
+            (
+                "cmd",
+                cmd(&["sh", "-c", "printf '%1001s\\n' x; exec sleep 3600"]),
+            ),
+        ],
+    ));
+    let id = c["id"].as_str().unwrap();
+    let exec = |d: &mut Driver, n: usize| {
+        call(
+            d,
+            "docker_exec",
+            vec![
+                ("id", V::from(id)),
+                ("cmd", cmd(&["printf", &format!("%{n}s"), "x"])),
+            ],
+        )
+    };
+    assert_eq!(
+        value(&exec(&mut d, 1000))["output"].as_str().unwrap().len(),
+        1000
+    );
+    let o = exec(&mut d, 1001);
+    assert_eq!(o.status, 11, "{o:?}");
+    assert!(o.error.contains("max_output_bytes (1000)"), "{}", o.error);
+
+    let logs = wait_for(30, "the container's output never reached its log", || {
+        let o = call(&mut d, "docker_logs", vec![("id", V::from(id))]);
+        (o.status != 0 || !o.result.is_empty() && value(&o)["logs"] != V::from("")).then_some(o)
+    });
+    assert_eq!(logs.status, 11, "{logs:?}");
+    assert!(
+        logs.error.contains("max_output_bytes (1000)"),
+        "{}",
+        logs.error
+    );
+
+    for (size, want) in [(1000, 0), (1001, 11), (6000, 11)] {
+        let w = call(
+            &mut d,
+            "docker_files_write",
+            vec![
+                ("id", V::from(id)),
+                ("path", V::from("/tmp/f")),
+                ("data", V::Binary(vec![b'z'; size])),
+            ],
+        );
+        assert_eq!(w.status, 0, "{w:?}");
+        let r = call(
+            &mut d,
+            "docker_files_read",
+            vec![("id", V::from(id)), ("path", V::from("/tmp/f"))],
+        );
+        assert_eq!(r.status, want, "a file of {size} bytes: {}", r.error);
+        if want == 0 {
+            assert_eq!(value(&r).as_slice().unwrap().len(), size);
+        } else {
+            assert!(r.error.contains("max_output_bytes (1000)"), "{}", r.error);
+        }
+    }
 }

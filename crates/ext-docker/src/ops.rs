@@ -821,6 +821,15 @@ pub(crate) fn files_read(inst: &Instance, req: PathRequest) -> Result<ByteBuf, E
             if !entry.header().entry_type().is_file() {
                 return Err(Status::Invalid.err(format!("{} is not a regular file", req.path)));
             }
+            // The archive's bound above leaves room for its headers and padding; the
+            // file itself is held to the limit like every other result.
+            let size = entry.header().size().unwrap_or(u64::MAX);
+            if size > max as u64 {
+                return Err(Status::TooLarge.err(format!(
+                    "{} ({size} bytes) is over max_output_bytes ({max})",
+                    req.path
+                )));
+            }
             let mut data = Vec::new();
             std::io::Read::read_to_end(&mut entry, &mut data)
                 .map_err(|e| Status::Failed.err(format!("reading the archive: {e}")))?;
