@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pulp_host::CallError;
+use pulp_host::{CallError, Envelope, Plugin};
 use pulp_tests::{capture_logs, guest, records, statuses, Fixture};
 
 const REC: &str = "capabilities = [\"test.record\"]";
@@ -106,7 +106,7 @@ fn infinite_loop_in_step_times_out_and_the_instance_can_be_replaced() {
     let f = Fixture::new();
     let extra = format!("{REC}\n[limits]\ncall_timeout_ms = 100");
     let mut p = f
-        .load("spin-step", &guest("hostile/loop_in_step.wat"), &extra)
+        .load("spin-step", &guest("hostile/stuck_step.wat"), &extra)
         .unwrap();
     p.init().unwrap();
     let e = p.step_event(None).unwrap_err();
@@ -125,22 +125,29 @@ fn infinite_loop_in_step_times_out_and_the_instance_can_be_replaced() {
             .contains("plugin \"spin-step\": pulp_step ran past its 100 ms deadline"),
         "{e}"
     );
+    assert_eq!(statuses("spin-step"), [1], "the step was in its loop");
     p.restart().unwrap();
     assert_eq!(
         pulp_tests::lifecycle("spin-step"),
         (2, 1),
         "old instance detached, new one attached"
     );
+    // Only that call failed: the next step (call 1 sleeps 1 ms) runs to its end.
+    assert_eq!(p.step_event(None).unwrap(), 0);
+    assert_eq!(statuses("spin-step"), [2]);
 }
 
-#[test]
-fn memory_bomb_is_capped_and_fails_the_call() {
+/// Loads the memory bomb under `memory_mb = mb`: its first step grows memory a page
+/// at a time until refused, records the pages it holds and what one more page gave,
+/// and traps; after a restart, a step records the fresh instance's pages and succeeds.
+fn memory_bomb(mb: i32) {
+    let name = format!("bomb-{mb}");
     let f = Fixture::new();
     let mut p = f
         .load(
-            "bomb",
+            &name,
             &guest("hostile/memory_bomb.wat"),
-            "[limits]\nmemory_mb = 16",
+            &format!("{REC}\n[limits]\nmemory_mb = {mb}"),
         )
         .unwrap();
     p.init().unwrap();
@@ -154,13 +161,36 @@ fn memory_bomb_is_capped_and_fails_the_call() {
         }
         other => panic!("{other:?}"),
     }
+    // 64 KiB pages: exactly memory_mb, and not one page more (no cap would be 65536).
+    assert_eq!(
+        statuses(&name),
+        [mb * 16, -1],
+        "pages reached under memory_mb = {mb}, then one more page"
+    );
+    p.restart().unwrap();
+    assert_eq!(p.step_event(None).unwrap(), 0, "only that call failed");
+    assert_eq!(
+        statuses(&name),
+        [2],
+        "a fresh instance with its own 2 pages"
+    );
 }
 
 #[test]
-fn deep_recursion_traps_with_stack_exhaustion() {
+fn memory_bomb_reaches_exactly_16_mib_and_fails_only_that_call() {
+    memory_bomb(16);
+}
+
+#[test]
+fn memory_bomb_reaches_exactly_32_mib_and_fails_only_that_call() {
+    memory_bomb(32);
+}
+
+#[test]
+fn deep_recursion_traps_with_stack_exhaustion_and_fails_only_that_call() {
     let f = Fixture::new();
     let mut p = f
-        .load("deep", &guest("hostile/deep_recursion.wat"), "")
+        .load("deep", &guest("hostile/deep_recursion.wat"), REC)
         .unwrap();
     p.init().unwrap();
     match p.step_event(None) {
@@ -168,24 +198,86 @@ fn deep_recursion_traps_with_stack_exhaustion() {
         other => panic!("{other:?}"),
     }
     p.restart().unwrap();
+    assert_eq!(p.step_event(None).unwrap(), 0, "the next step succeeds");
+    assert_eq!(statuses("deep"), [1], "and ran to its end");
+}
+
+/// Runs step `call_number` of `p` on another thread; its result, or a panic naming
+/// `what` when it has not returned within 20 s (the call's own deadline is an hour).
+fn step_within_20s(p: Plugin, call_number: u64, what: &str) -> (Plugin, Result<i32, CallError>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut p = p;
+        let r = p.step(&Envelope {
+            call_number,
+            wall_time: 0,
+            payload: Vec::new(),
+        });
+        let _ = tx.send((p, r));
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what}: the call was not interrupted within 20 s"))
+}
+
+fn stuck(f: &Fixture, name: &str) -> Plugin {
+    let extra = format!("{REC}\n[limits]\ncall_timeout_ms = 3600000");
+    let mut p = f
+        .load(name, &guest("hostile/stuck_step.wat"), &extra)
+        .unwrap();
+    p.init().unwrap();
+    p
 }
 
 #[test]
 fn a_call_can_be_interrupted_from_another_thread() {
     let f = Fixture::new();
-    let extra = format!("{REC}\n[limits]\ncall_timeout_ms = 3600000");
-    let mut p = f
-        .load("stuck", &guest("hostile/loop_in_step.wat"), &extra)
-        .unwrap();
-    p.init().unwrap();
+    let p = stuck(&f, "stuck");
     let stop = p.interrupter();
     let t = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
+        // Interrupt once the guest says it is in its loop.
+        let until = Instant::now() + Duration::from_secs(20);
+        while statuses("stuck") != [1] {
+            assert!(Instant::now() < until, "the step never entered its loop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         stop.interrupt();
     });
-    let e = p.step_event(None).unwrap_err();
-    assert!(matches!(e, CallError::Interrupted { .. }), "{e}");
+    let (_p, r) = step_within_20s(p, 0, "interrupt during the call");
     t.join().unwrap();
+    match r {
+        Err(CallError::Interrupted {
+            export: "pulp_step",
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_interrupt_that_lands_before_the_call_starts_is_kept_for_it() {
+    let f = Fixture::new();
+    let p = stuck(&f, "early");
+    p.interrupter().interrupt();
+    // Under a one-hour deadline: only the interrupt can end this call.
+    let (p, r) = step_within_20s(p, 0, "interrupt before the call");
+    match r {
+        Err(CallError::Interrupted {
+            export: "pulp_step",
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(statuses("early"), [1], "the step had entered its loop");
+    // The interrupt was taken by the call that saw it: a sleep on the next call
+    // (where a pending interrupt is seen at once) runs to its end.
+    let (p, r) = step_within_20s(p, 20, "a call after the interrupted one");
+    assert_eq!(r.unwrap(), 0, "the next call is not interrupted");
+    assert_eq!(statuses("early"), [2]);
+    // Between calls, too: kept until a call sees it.
+    p.interrupter().interrupt();
+    let (_p, r) = step_within_20s(p, 20, "interrupt between calls");
+    assert!(matches!(r, Err(CallError::Interrupted { .. })), "{r:?}");
+    assert_eq!(statuses("early"), [0; 0], "the sleep was cut");
 }
 
 #[test]

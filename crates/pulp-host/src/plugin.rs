@@ -177,10 +177,12 @@ fn unix_nanos() -> u64 {
 pub struct Interrupter(Arc<Watch>);
 
 impl Interrupter {
-    /// Makes the plugin's running call trap within one epoch tick (10 ms). A call
-    /// that starts afterwards is not affected.
+    /// Makes the plugin's running call trap within one epoch tick (10 ms). The
+    /// interrupt is kept until a call sees it: one that lands between calls (or just
+    /// before a call starts) interrupts the next call as soon as it runs, instead of
+    /// being lost and leaving that call its whole deadline.
     pub fn interrupt(&self) {
-        self.0.abort.store(true, Ordering::Relaxed);
+        self.0.abort.store(true, Ordering::SeqCst);
     }
 }
 
@@ -190,13 +192,16 @@ impl Interrupter {
 pub(crate) struct Watch {
     /// Ticks the running call may still take.
     ticks_left: AtomicU64,
+    /// An interrupt no call has seen yet. Arming a call leaves it set; it is taken
+    /// (cleared) only when a call ends because of it ([`Watch::take_abort`]).
     abort: AtomicBool,
 }
 
 impl Watch {
     fn arm(&self, limit_ms: u64) {
         const TICK_MS: u64 = EPOCH_TICK.as_millis() as u64;
-        self.abort.store(false, Ordering::Relaxed);
+        // `abort` is not cleared here: an interrupt that landed before this call
+        // started is for this call.
         // +1: the first tick may come at once after arming.
         let ticks = limit_ms.div_ceil(TICK_MS) + 1;
         self.ticks_left.store(ticks, Ordering::Relaxed);
@@ -204,12 +209,18 @@ impl Watch {
 
     /// Whether the host interrupted the call.
     pub(crate) fn aborted(&self) -> bool {
-        self.abort.load(Ordering::Relaxed)
+        self.abort.load(Ordering::SeqCst)
+    }
+
+    /// Takes the pending interrupt: true when there was one (the call that ended
+    /// on an interrupt trap saw it, so it is not kept for the next call).
+    fn take_abort(&self) -> bool {
+        self.abort.swap(false, Ordering::SeqCst)
     }
 
     /// One epoch tick passed while the guest ran: true when its time is up.
     pub(crate) fn tick(&self) -> bool {
-        self.abort.load(Ordering::Relaxed) || self.ticks_left.fetch_sub(1, Ordering::Relaxed) <= 1
+        self.aborted() || self.ticks_left.fetch_sub(1, Ordering::Relaxed) <= 1
     }
 }
 
@@ -490,7 +501,7 @@ impl Plugin {
     fn classify(&self, export: &'static str, limit_ms: u64, e: wasmtime::Error) -> CallError {
         let plugin = self.name().to_string();
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            if self.watch.abort.load(Ordering::Relaxed) {
+            if self.watch.take_abort() {
                 return CallError::Interrupted { plugin, export };
             }
             return CallError::Timeout {
