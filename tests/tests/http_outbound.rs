@@ -231,3 +231,117 @@ fn undeclared_outbound_gets_99() {
     };
     assert_eq!(get(&mut d, "http://127.0.0.1:1/").status, 99);
 }
+
+/// `redirects` servers, each redirecting to the next, then one answering 200: the
+/// first is where a request starts.
+fn redirect_chain(redirects: usize) -> Vec<TestServer> {
+    let end = TestServer::response("200 OK", &[], b"end of the chain");
+    let mut servers = vec![TestServer::start("127.0.0.1", end, Duration::ZERO)];
+    for _ in 0..redirects {
+        let location = format!("Location: http://{}/", servers.last().unwrap().addr);
+        let hop = TestServer::response("302 Found", &[&location], b"");
+        servers.push(TestServer::start("127.0.0.1", hop, Duration::ZERO));
+    }
+    servers.reverse();
+    servers
+}
+
+#[test]
+fn ten_redirects_are_followed_and_an_eleventh_is_5() {
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "hops", "allowed_hosts = [\"127.0.0.1\"]") else {
+        return;
+    };
+    let chain = redirect_chain(10);
+    let o = get(&mut d, &format!("http://{}/", chain[0].addr));
+    assert_eq!(o.status, 0, "ten redirects are followed: {o:?}");
+    let v: V = rmpv::decode::read_value(&mut &o.result[..]).unwrap();
+    assert_eq!(v["body"].as_slice(), Some(&b"end of the chain"[..]));
+    let hits: Vec<usize> = chain.iter().map(TestServer::connections).collect();
+    assert_eq!(hits, [1; 11], "each hop reached once");
+
+    let chain = redirect_chain(11);
+    let o = get(&mut d, &format!("http://{}/", chain[0].addr));
+    assert_eq!(o.status, 5, "an eleventh redirect is not followed: {o:?}");
+    assert!(o.error.contains("more than 10 redirects"), "{}", o.error);
+    let hits: Vec<usize> = chain.iter().map(TestServer::connections).collect();
+    let mut want = [1; 12];
+    want[11] = 0;
+    assert_eq!(
+        hits, want,
+        "the eleventh redirect's target is never reached"
+    );
+}
+
+#[test]
+fn a_request_timeout_above_the_ceiling_is_cut_at_the_ceiling() {
+    // The server answers after 3 s; the guest would wait 60 s; the host allows 300 ms.
+    let server = TestServer::start("127.0.0.1", ok(), Duration::from_secs(3));
+    let f = Fixture::new();
+    let Some(mut d) = allowing(&f, "ceiling", &server, "timeout_ms = 300") else {
+        return;
+    };
+    let at = std::time::Instant::now();
+    let o = fetch(
+        &mut d,
+        vec![
+            ("url", V::from(format!("http://{}/", server.addr))),
+            ("timeout_ms", V::from(60_000)),
+        ],
+    );
+    let waited = at.elapsed();
+    assert_eq!(o.status, 12, "{o:?}");
+    assert!(o.error.contains("within 300 ms"), "{}", o.error);
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(1300),
+        "cut after {waited:?}, not at about 300 ms"
+    );
+}
+
+/// This machine's own host name and its addresses, when the system resolver (the
+/// one `http_fetch` uses: `getaddrinfo`, so `/etc/hosts` first) maps it to internal
+/// addresses only, as Debian does (127.0.1.1) and containers do (127.0.0.1 or a
+/// private address).
+fn internal_host_name() -> Option<(String, std::net::IpAddr)> {
+    use std::net::{IpAddr, ToSocketAddrs};
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim().to_ascii_lowercase();
+    if name.is_empty() || name == "localhost" || name.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let addrs: Vec<IpAddr> = (name.as_str(), 0)
+        .to_socket_addrs()
+        .ok()?
+        .map(|a| a.ip())
+        .collect();
+    let internal = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback(),
+    };
+    let first = addrs.iter().find(|a| a.is_ipv4()).copied()?;
+    addrs.iter().all(internal).then_some((name, first))
+}
+
+#[test]
+fn a_name_that_resolves_to_an_internal_address_is_denied_without_connecting() {
+    let Some((name, ip)) = internal_host_name() else {
+        return pulp_tests::skip(
+            "a host name (this machine's own, not \"localhost\") that the resolver maps to internal addresses only",
+        );
+    };
+    // A server at the very address the name resolves to: a connection would reach it.
+    let server = TestServer::start(&ip.to_string(), ok(), Duration::ZERO);
+    let f = Fixture::new();
+    let Some(mut d) = driver(&f, "rebind", "") else {
+        return;
+    };
+    let o = get(&mut d, &format!("http://{name}:{}/", server.addr.port()));
+    assert_eq!(o.status, 9, "{name} -> {ip}: {o:?}");
+    assert!(
+        o.error
+            .contains(&format!("{name} resolves to {ip}, an internal address")),
+        "{}",
+        o.error
+    );
+    assert_eq!(server.connections(), 0, "no packet reached {ip}");
+}

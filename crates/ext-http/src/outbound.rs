@@ -8,10 +8,10 @@
 //! (`host`, `*.domain`, optional `:port`) only those hosts; without it any public
 //! address. Loopback, private, link-local (cloud metadata), CGNAT and their IPv6
 //! forms are denied (9) unless the host is listed. The check is on the resolved
-//! address of every connection (a guarding DNS resolver) and on every redirect; no
-//! proxy is used, so nothing bypasses it. Timeouts are 12, bodies over
-//! `max_response_bytes` 11, unreachable hosts 10. The wait runs on a shared tokio
-//! runtime and blocks only the calling plugin's thread.
+//! address of every connection (a guarding DNS resolver) and on every redirect (10
+//! are followed, an eleventh is 5); no proxy is used, so nothing bypasses it.
+//! Timeouts are 12, bodies over `max_response_bytes` 11, unreachable hosts 10. The
+//! wait runs on a shared tokio runtime and blocks only the calling plugin's thread.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -179,7 +179,8 @@ impl Fetcher {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let policy = self.config.policy.clone();
             let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= 10 {
+                // `previous` holds the first URL too: this is redirect number `len`.
+                if attempt.previous().len() > 10 {
                     return attempt.error("more than 10 redirects");
                 }
                 match check_url(&policy, attempt.url()) {
