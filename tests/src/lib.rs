@@ -181,6 +181,25 @@ pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
     (tracing::subscriber::set_default(sub), logs)
 }
 
+/// Captures `tracing` events at INFO and above from every thread without a
+/// [`capture_logs`] guard of its own (a runtime's plugin threads among them), for the
+/// rest of the test binary. Tests share the text: look for lines naming your plugin.
+pub fn capture_all_threads_logs() -> Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        tracing::subscriber::set_global_default(sub)
+            .expect("no other global tracing subscriber in this test binary");
+        logs
+    })
+    .clone()
+}
+
 /// Log text captured by [`capture_logs`].
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);

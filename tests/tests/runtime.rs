@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use pulp_ext::Event;
 use pulp_host::{Health, Runtime, RuntimeConfig};
-use pulp_tests::{guest, lifecycle, records, Fixture};
+use pulp_tests::{capture_all_threads_logs, guest, lifecycle, records, statuses, Fixture};
 
 const REC: &str = "capabilities = [\"test.record\"]";
 
@@ -82,16 +82,16 @@ fn supervision_restarts_a_failing_plugin_then_stops_it_while_others_keep_running
         unreachable!()
     };
     assert!(
-        why.contains("failed 4 times") && why.contains("rt-bad"),
+        why.contains("failed 3 times") && why.contains("rt-bad"),
         "{why}"
     );
-    assert_eq!(hb.restarts(), 3);
+    assert_eq!(hb.restarts(), 2, "restarted after failures 1 and 2, not 3");
     // Each replaced instance was detached, and the last one too once the plugin
     // failed for good: it is closed at once (its queues, routes and resources go).
     wait_for("the failed plugin to be closed", || {
-        lifecycle("rt-bad").1 == 4
+        lifecycle("rt-bad").1 == 3
     });
-    assert_eq!(lifecycle("rt-bad").0, 4, "four instances attached");
+    assert_eq!(lifecycle("rt-bad").0, 3, "three instances attached");
     assert!(hb.events().is_closed());
     records("rt-good");
     wait_for("the healthy plugin to keep stepping", || {
@@ -100,17 +100,66 @@ fn supervision_restarts_a_failing_plugin_then_stops_it_while_others_keep_running
     assert_eq!(hg.health(), Health::Running);
     let reports = rt.stop();
     let bad = reports.iter().find(|r| r.name == "rt-bad").unwrap();
-    assert!(bad.error.as_deref().unwrap().contains("failed 4 times"));
+    assert!(bad.error.as_deref().unwrap().contains("failed 3 times"));
+    assert_eq!(bad.restarts, 2);
     let good = reports.iter().find(|r| r.name == "rt-good").unwrap();
     assert_eq!(good.error, None);
     assert_eq!(
         lifecycle("rt-bad"),
-        (4, 4),
+        (3, 3),
         "closing released the last instance"
     );
 }
 
-fn stop_with_grace(name: &str, file: &str) -> pulp_host::Report {
+#[test]
+fn by_default_the_fifth_failure_within_30_s_stops_a_plugin_after_four_restarts() {
+    // README: "the 5th failure within 30 s stops the plugin (4 restarts ...)".
+    let d = RuntimeConfig::default();
+    assert_eq!(
+        (d.max_failures, d.failure_window),
+        (5, Duration::from_secs(30))
+    );
+    let f = Fixture::new();
+    let extra = format!("{REC}\n[limits]\ncall_timeout_ms = 50");
+    let mut p = f
+        .load("rt-default", &guest("hostile/loop_in_step.wat"), &extra)
+        .unwrap();
+    p.init().unwrap();
+    let mut rt = Runtime::new(RuntimeConfig::default());
+    let h = rt.spawn(p).unwrap();
+    // Back-off 100 + 200 + 400 + 800 ms between the five 50 ms failures.
+    wait_for("the plugin to be stopped for good", || {
+        matches!(h.health(), Health::Failed(_))
+    });
+    let Health::Failed(why) = h.health() else {
+        unreachable!()
+    };
+    assert!(
+        why.starts_with("failed 5 times within 30s; stopped (last: plugin \"rt-default\": pulp_step ran past its 50 ms deadline"),
+        "{why}"
+    );
+    assert_eq!(
+        h.restarts(),
+        4,
+        "a restart after each of failures 1-4, none after the 5th"
+    );
+    wait_for("the failed plugin to be closed", || {
+        lifecycle("rt-default").1 == 5
+    });
+    assert_eq!(
+        lifecycle("rt-default"),
+        (5, 5),
+        "five instances, all released"
+    );
+    let r = rt.stop().pop().unwrap();
+    assert_eq!(r.restarts, 4);
+    assert!(r.error.unwrap().starts_with("failed 5 times"));
+}
+
+/// Runs `file` as plugin `name` with a 100 ms stop grace and a one-hour call deadline;
+/// `ready` says (from what the guest recorded) when to stop it. Returns the report
+/// and what the guest recorded after it was ready.
+fn stop_with_grace(name: &str, file: &str, ready: &[i32]) -> (pulp_host::Report, Vec<i32>) {
     let f = Fixture::new();
     let extra = format!("{REC}\n[limits]\ncall_timeout_ms = 3600000");
     let mut p = f.load(name, &guest(file), &extra).unwrap();
@@ -119,28 +168,54 @@ fn stop_with_grace(name: &str, file: &str) -> pulp_host::Report {
         stop_grace: Duration::from_millis(100),
         ..RuntimeConfig::default()
     });
-    rt.spawn(p).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    rt.stop().pop().unwrap()
+    let h = rt.spawn(p).unwrap();
+    let mut seen = Vec::new();
+    wait_for(&format!("{name} to record {ready:?}"), || {
+        seen.extend(statuses(name));
+        seen.starts_with(ready)
+    });
+    assert_eq!(seen, ready, "{name}");
+    let t = Instant::now();
+    let mut reports = rt.stop();
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "stop returned within its grace and interrupt time"
+    );
+    assert_eq!(h.health(), Health::Stopped);
+    (reports.pop().unwrap(), statuses(name))
 }
 
 #[test]
 fn stop_interrupts_a_step_stuck_in_a_loop_then_shuts_down_cleanly() {
-    let r = stop_with_grace("rt-stuck-step", "hostile/loop_in_step.wat");
+    let logs = capture_all_threads_logs();
+    // The first step (call 0) records 1 and loops for ever under a one-hour deadline.
+    let (r, after) = stop_with_grace("rt-stuck-step", "hostile/stuck_step.wat", &[1]);
+    assert_eq!(r.error, None, "pulp_shutdown ran and returned 0");
+    assert_eq!(r.restarts, 0, "being cut at stop is not a failure");
     assert_eq!(
-        r.error, None,
-        "the stuck step was interrupted and pulp_shutdown ran"
+        after,
+        [3, 1],
+        "pulp_shutdown ran on the instance whose step was in its loop: the step was cut"
+    );
+    let text = logs.text();
+    assert!(
+        text.lines().any(|l| l.contains(
+            "plugin \"rt-stuck-step\": pulp_step was interrupted because the host is stopping"
+        )),
+        "{text}"
     );
 }
 
 #[test]
 fn stop_interrupts_a_stuck_shutdown_and_reports_it() {
-    let r = stop_with_grace("rt-stuck-shutdown", "hostile/loop_in_shutdown.wat");
+    // Steps return at once; pulp_shutdown loops for ever under a one-hour deadline.
+    let (r, after) = stop_with_grace("rt-stuck-shutdown", "hostile/loop_in_shutdown.wat", &[]);
     let e = r.error.unwrap();
     assert!(
-        e.contains("pulp_shutdown was interrupted because the host is stopping"),
+        e.contains("plugin \"rt-stuck-shutdown\": pulp_shutdown was interrupted because the host is stopping"),
         "{e}"
     );
+    assert_eq!(after, [0; 0]);
 }
 
 #[test]

@@ -18,7 +18,8 @@ pub struct RuntimeConfig {
     pub max_tick: Duration,
     /// First wait before a failed plugin is restarted; doubles on each failure.
     pub restart_backoff: Duration,
-    /// A plugin that fails more than this many times within `failure_window` is stopped.
+    /// A plugin that fails this many times within `failure_window` is stopped: that
+    /// failure is not followed by a restart (5: four restarts, stopped on the fifth).
     pub max_failures: usize,
     /// See `max_failures`.
     pub failure_window: Duration,
@@ -252,6 +253,12 @@ fn drive(mut plugin: Plugin, h: &Handle, config: &RuntimeConfig) -> Report {
                     continue;
                 }
             }
+            // The host is stopping and cut a step that outlived the grace period: not
+            // a failure of the plugin, and nothing to restart; it shuts down below.
+            Err(e @ CallError::Interrupted { .. }) if h.events.is_closed() => {
+                tracing::warn!(plugin = name, "{e}");
+                break;
+            }
             Err(e) => e.to_string(),
         };
         // Supervision: replace the instance with back-off until it fails too often.
@@ -260,7 +267,7 @@ fn drive(mut plugin: Plugin, h: &Handle, config: &RuntimeConfig) -> Report {
             let now = Instant::now();
             failures.retain(|t| now.duration_since(*t) < config.failure_window);
             failures.push(now);
-            if failures.len() > config.max_failures {
+            if failures.len() >= config.max_failures {
                 let why = format!(
                     "failed {} times within {:?}; stopped (last: {err})",
                     failures.len(),
