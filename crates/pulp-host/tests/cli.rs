@@ -322,3 +322,273 @@ fn new_writes_skeletons_that_pass_check_and_run() {
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+/// A guest that logs `text` on every step and whose `pulp_step` and
+/// `pulp_shutdown` are the given WAT bodies (each ends with an i32 on the stack).
+fn logging_guest(text: &str, step: &str, shutdown: &str) -> String {
+    format!(
+        r#"(module
+  (import "pulp" "log" (func $log (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{text}")
+  (func (export "pulp_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "pulp_init") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "pulp_step") (param i32 i32) (result i32)
+    (drop (call $log (i32.const 2) (i32.const 16) (i32.const {len})))
+    {step})
+  (func (export "pulp_shutdown") (result i32) {shutdown}))"#,
+        len = text.len()
+    )
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.map(Result::unwrap) {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_second_signal_exits_at_once_with_130() {
+    let dir = tempfile::tempdir().unwrap();
+    // pulp_shutdown never returns, and nothing would cut it for an hour.
+    let m = plugin(
+        dir.path(),
+        "stubborn",
+        &guest("hostile/loop_in_shutdown.wat"),
+        "[limits]\ncall_timeout_ms = 3600000",
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--stop-grace-ms", "3600000"]).arg(m);
+    let mut p = Running::start(cmd);
+    p.wait_for("plugin started");
+    p.signal("TERM");
+    p.wait_for("stopping");
+    p.drain(300);
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "the first signal waits for pulp_shutdown"
+    );
+    p.signal("INT");
+    let (status, out) = p.exit_within(10);
+    assert_eq!(status.code(), Some(130), "{status}\n{out}");
+}
+
+#[test]
+fn every_plugin_failing_for_good_exits_1_but_one_of_two_does_not() {
+    let trapper = logging_guest("about to trap", "(unreachable)", "(i32.const 0)");
+    let dir = tempfile::tempdir().unwrap();
+    let a = plugin(dir.path(), "trap-a", &trapper, "");
+    let b = plugin(dir.path(), "trap-b", &trapper, "");
+    let mut cmd = pulp(dir.path());
+    cmd.arg("run").arg(&a).arg(&b);
+    // No signal: the process ends by itself once both are stopped for good.
+    let (status, out) = Running::start(cmd).exit_within(60);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("every plugin has stopped after failing"),
+        "{out}"
+    );
+    for name in ["trap-a", "trap-b"] {
+        assert!(
+            out.contains(&format!(
+                "; stopped (last: plugin \"{name}\": pulp_step trapped"
+            )),
+            "{name} was stopped for good:\n{out}"
+        );
+    }
+
+    // One of two failing for good: the other keeps the process running.
+    let dir = tempfile::tempdir().unwrap();
+    let a = plugin(dir.path(), "trap-c", &trapper, "");
+    let mut cmd = pulp(dir.path());
+    cmd.arg("run")
+        .arg(&a)
+        .arg(root().join("examples/heartbeat/pulp.plugin.toml"));
+    let mut p = Running::start(cmd);
+    p.wait_for("; stopped (last:");
+    p.drain(500);
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "heartbeat still runs, so pulp does:\n{}",
+        p.seen.join("\n")
+    );
+    p.signal("TERM");
+    let (_, out) = p.exit_within(30);
+    assert!(out.contains("shut down plugin=\"heartbeat\""), "{out}");
+}
+
+#[test]
+fn a_failing_pulp_shutdown_exits_1_naming_the_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let refuses = plugin(
+        dir.path(),
+        "refuses",
+        &logging_guest("step", "(i32.const 0)", "(i32.const 3)"),
+        "",
+    );
+    let traps = plugin(
+        dir.path(),
+        "traps",
+        &logging_guest("step", "(i32.const 0)", "(unreachable)"),
+        "",
+    );
+    let fine = plugin(dir.path(), "fine", &guest("reactor.wat"), "");
+    for (failing, why) in [
+        (&refuses, "plugin \"refuses\": pulp_shutdown returned 3"),
+        (&traps, "plugin \"traps\": pulp_shutdown trapped: "),
+    ] {
+        let mut cmd = pulp(dir.path());
+        cmd.arg("run").arg(failing).arg(&fine);
+        let mut p = Running::start(cmd);
+        p.wait_for("plugin started plugin=\"fine\"");
+        p.signal("TERM");
+        let (status, out) = p.exit_within(30);
+        assert_eq!(status.code(), Some(1), "{why}:\n{out}");
+        assert!(
+            out.contains(&format!("did not shut down cleanly: {why}")),
+            "{why}:\n{out}"
+        );
+        assert!(out.contains("shut down plugin=\"fine\""), "{out}");
+    }
+}
+
+#[test]
+fn no_cache_neither_writes_nor_reads_the_module_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let heartbeat = root().join("examples/heartbeat/pulp.plugin.toml");
+    let run = |no_cache: bool| {
+        let mut cmd = pulp(dir.path());
+        if no_cache {
+            cmd.arg("--no-cache");
+        }
+        cmd.arg("run").arg(&heartbeat);
+        let mut p = Running::start(cmd);
+        let started = p.wait_for("plugin started");
+        p.signal("TERM");
+        let (status, out) = p.exit_within(30);
+        assert!(status.success(), "{out}");
+        started
+    };
+    let started = run(true);
+    assert!(started.contains("module=Compiled"), "{started}");
+    assert_eq!(
+        files_under(&cache),
+        Vec::<std::path::PathBuf>::new(),
+        "nothing written"
+    );
+    let started = run(false);
+    assert!(started.contains("module=Compiled"), "{started}");
+    assert!(!files_under(&cache).is_empty(), "the entry is written");
+    let started = run(true);
+    assert!(
+        started.contains("module=Compiled"),
+        "a good entry is there, but --no-cache does not read it: {started}"
+    );
+    let started = run(false);
+    assert!(started.contains("module=Cached"), "{started}");
+}
+
+#[test]
+fn pulp_environment_variables_set_storage_cache_and_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = plugin(
+        dir.path(),
+        "envy",
+        &guest("reactor.wat"),
+        "capabilities = [\"storage.sqlite\", \"transport.http.inbound\"]",
+    );
+    let (data, cache, home) = (
+        dir.path().join("env-data"),
+        dir.path().join("env-cache"),
+        dir.path().join("home"),
+    );
+    // No flags: only the variables say where things go. Without them, storage would be
+    // ./data, the cache under $HOME/.cache, the listener 127.0.0.1:8080.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pulp"));
+    cmd.current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("HOME", &home)
+        .env_remove("XDG_CACHE_HOME")
+        .env("PULP_STORAGE_ROOT", &data)
+        .env("PULP_CACHE_DIR", &cache)
+        .env("PULP_LISTEN", "127.0.0.2:0")
+        .stdin(std::process::Stdio::null())
+        .arg("run")
+        .arg(&m);
+    let mut p = Running::start(cmd);
+    let addr = p.listen_addr();
+    assert!(addr.starts_with("127.0.0.2:"), "{addr}");
+    p.wait_for("plugin started");
+    let answer = support::http(
+        &addr,
+        "GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    p.signal("TERM");
+    let (status, out) = p.exit_within(30);
+    assert!(status.success(), "{out}");
+    assert!(
+        data.join("envy/data.db").is_file(),
+        "storage under PULP_STORAGE_ROOT"
+    );
+    assert!(!dir.path().join("data").exists(), "not under ./data");
+    assert!(
+        !files_under(&cache).is_empty(),
+        "the module cached in PULP_CACHE_DIR"
+    );
+    assert_eq!(
+        files_under(&home),
+        Vec::<std::path::PathBuf>::new(),
+        "nothing under $HOME"
+    );
+}
+
+#[test]
+fn idle_ticks_start_fast_then_back_off_to_max_tick_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = plugin(
+        dir.path(),
+        "ticker",
+        &logging_guest("idle tick", "(i32.const 0)", "(i32.const 0)"),
+        "",
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--tick-ms", "1", "--max-tick-ms", "1000"])
+        .arg(m);
+    let mut p = Running::start(cmd);
+    p.wait_for("plugin started");
+    let ticks = |seen: &[String]| seen.iter().filter(|l| l.contains("idle tick")).count();
+    // Fast while fresh: at 1 ms, a few hundred ticks in the first half second.
+    let early = ticks(&p.drain(500));
+    // After a second without events the interval doubles to 1000 ms within about
+    // two more seconds; from then on, about one tick a second.
+    let before = ticks(&p.drain(3500));
+    let after = ticks(&p.drain(3000));
+    p.signal("TERM");
+    let (status, out) = p.exit_within(30);
+    assert!(status.success(), "{out}");
+    let late = after - before;
+    assert!(
+        early >= 50,
+        "{early} ticks in the first half second: not fast"
+    );
+    assert!(
+        (1..=10).contains(&late),
+        "{late} ticks in 3 s once backed off (1 ms would give thousands, 1000 ms about 3)"
+    );
+}
