@@ -98,8 +98,12 @@ images = ["{TEST_IMAGE}"]"#,
         p.init().unwrap();
         let a = listener(&f);
 
-        let mut sse = within(&rt, "SSE subscribe", client.get(format!("http://{a}/leak-sse")).send())
-            .unwrap();
+        let mut sse = within(
+            &rt,
+            "SSE subscribe",
+            client.get(format!("http://{a}/leak-sse")).send(),
+        )
+        .unwrap();
         assert_eq!(sse.status(), 200, "SSE subscription");
 
         let (mut ws, _) = within(
@@ -109,7 +113,12 @@ images = ["{TEST_IMAGE}"]"#,
         )
         .unwrap();
         step(&mut p, "ws.open");
-        within(&rt, "WebSocket send", ws.send(Message::text(format!("ping {k}")))).unwrap();
+        within(
+            &rt,
+            "WebSocket send",
+            ws.send(Message::text(format!("ping {k}"))),
+        )
+        .unwrap();
         step(&mut p, "ws.frame");
         assert_eq!(
             within(&rt, "WebSocket echo", ws.next()).unwrap().unwrap(),
@@ -131,13 +140,21 @@ images = ["{TEST_IMAGE}"]"#,
             (status.as_u16(), body.as_str()),
             (
                 200,
-                format!("life={k} rows={} file={k} fetch=200 pong docker={ran}", k + 1).as_str()
+                format!(
+                    "life={k} rows={} file={k} fetch=200 pong docker={ran}",
+                    k + 1
+                )
+                .as_str()
             ),
             "life {k}: the plugin's answer"
         );
         if with_docker {
             // docker_run removed its container; the `sleep 600` one is still there.
-            assert_eq!(containers_of(NAME).len(), 1, "life {k}: the long-lived container");
+            assert_eq!(
+                containers_of(NAME).len(),
+                1,
+                "life {k}: the long-lived container"
+            );
             containers_seen += 1;
         }
 
@@ -153,7 +170,10 @@ images = ["{TEST_IMAGE}"]"#,
         within(&rt, "WebSocket close", ws.close(None)).unwrap();
         step(&mut p, "ws.close");
         while let Some(Ok(m)) = within(&rt, "WebSocket closing", ws.next()) {
-            assert!(m.is_close(), "life {k}: after close only the close frame: {m:?}");
+            assert!(
+                m.is_close(),
+                "life {k}: after close only the close frame: {m:?}"
+            );
         }
         drop(sse);
 
@@ -207,7 +227,11 @@ images = ["{TEST_IMAGE}"]"#,
         "each Docker life had its container"
     );
     assert!(containers_of(NAME).is_empty(), "no container left");
-    assert_eq!(server.connections() as u64, lives, "every life fetched once");
+    assert_eq!(
+        server.connections() as u64,
+        lives,
+        "every life fetched once"
+    );
     let db = rusqlite::Connection::open(f.dir.path().join(format!("data/{NAME}/data.db"))).unwrap();
     let rows: i64 = db
         .query_row("SELECT count(*) FROM lives", [], |r| r.get(0))
