@@ -92,7 +92,7 @@ images = ["{TEST_IMAGE}"]"#,
     let mut in_docker_lives = Duration::ZERO;
 
     let mut life = |k: u64| {
-        let with_docker = k % DOCKER_EVERY == 0;
+        let with_docker = k.is_multiple_of(DOCKER_EVERY);
         let began = Instant::now();
         let mut p = Plugin::load(&f.host, &manifest, Some(&f.registry)).unwrap();
         p.init().unwrap();
@@ -196,7 +196,7 @@ images = ["{TEST_IMAGE}"]"#,
     let mut samples = Vec::new();
     for k in WARM_UP..WARM_UP + LIVES {
         life(k);
-        if (k + 1 - WARM_UP) % 100 == 0 {
+        if (k + 1 - WARM_UP).is_multiple_of(100) {
             samples.push(process_counts().2 as i64 - rss as i64);
         }
     }
