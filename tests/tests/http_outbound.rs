@@ -298,35 +298,42 @@ fn a_request_timeout_above_the_ceiling_is_cut_at_the_ceiling() {
     );
 }
 
-/// This machine's own host name and its addresses, when the system resolver (the
-/// one `http_fetch` uses: `getaddrinfo`, so `/etc/hosts` first) maps it to internal
-/// addresses only, as Debian does (127.0.1.1) and containers do (127.0.0.1 or a
-/// private address).
+/// A name other than "localhost" that the system resolver (the one `http_fetch`
+/// uses: `getaddrinfo`, so `/etc/hosts` first) maps to loopback addresses only, and
+/// its IPv4 address: this machine's own host name (Debian maps it to 127.0.1.1,
+/// containers to 127.0.0.1), else any other loopback name in `/etc/hosts`. Loopback,
+/// so the test can put a server at that very address.
 fn internal_host_name() -> Option<(String, std::net::IpAddr)> {
     use std::net::{IpAddr, ToSocketAddrs};
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = name.trim().to_ascii_lowercase();
-    if name.is_empty() || name == "localhost" || name.parse::<IpAddr>().is_ok() {
-        return None;
-    }
-    let addrs: Vec<IpAddr> = (name.as_str(), 0)
-        .to_socket_addrs()
-        .ok()?
-        .map(|a| a.ip())
-        .collect();
-    let internal = |ip: &IpAddr| match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-        IpAddr::V6(v6) => v6.is_loopback(),
+    let own = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let listed = hosts
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let ip: IpAddr = words.next()?.parse().ok()?;
+            ip.is_loopback()
+                .then(|| words.map(str::to_owned).collect::<Vec<_>>())
+        })
+        .flatten();
+    let resolves = |name: &str| -> Option<IpAddr> {
+        let addrs: Vec<IpAddr> = (name, 0).to_socket_addrs().ok()?.map(|a| a.ip()).collect();
+        let first = addrs.iter().find(|a| a.is_ipv4()).copied()?;
+        addrs.iter().all(IpAddr::is_loopback).then_some(first)
     };
-    let first = addrs.iter().find(|a| a.is_ipv4()).copied()?;
-    addrs.iter().all(internal).then_some((name, first))
+    std::iter::once(own.trim().to_owned())
+        .chain(listed)
+        .map(|n| n.to_ascii_lowercase())
+        .filter(|n| !n.is_empty() && n != "localhost" && n.parse::<IpAddr>().is_err())
+        .find_map(|n| resolves(&n).map(|ip| (n, ip)))
 }
 
 #[test]
 fn a_name_that_resolves_to_an_internal_address_is_denied_without_connecting() {
     let Some((name, ip)) = internal_host_name() else {
         return pulp_tests::skip(
-            "a host name (this machine's own, not \"localhost\") that the resolver maps to internal addresses only",
+            "a host name other than \"localhost\" that the resolver maps to loopback addresses only",
         );
     };
     // A server at the very address the name resolves to: a connection would reach it.
