@@ -287,9 +287,11 @@ fn routes_conflict_across_plugins_by_name_and_free_up_when_a_plugin_closes() {
     );
     // A waiting request gets 503 when its plugin closes; its routes go with it.
     let get = rt.spawn(client().get(&url).send());
-    wait_until("the request in alpha's queue", Duration::from_secs(10), || {
-        !a.plugin.view().events().is_empty()
-    });
+    wait_until(
+        "the request in alpha's queue",
+        Duration::from_secs(10),
+        || !a.plugin.view().events().is_empty(),
+    );
     a.plugin.close();
     assert_eq!(rt.block_on(get).unwrap().unwrap().status(), 503);
     let r = rt.block_on(client().get(&url).send()).unwrap();
@@ -605,13 +607,17 @@ fn events_of_http_and_websocket_are_served_in_turn() {
         .map(|_| rt.spawn(c.post(format!("http://{a}/h")).send()))
         .collect();
     let events = d.plugin.view().events().clone();
-    wait_until("5 requests queued", Duration::from_secs(10), || events.len() >= 5);
+    wait_until("5 requests queued", Duration::from_secs(10), || {
+        events.len() >= 5
+    });
     for i in 0..5 {
         rt.block_on(ws.send(Message::text(i.to_string()))).unwrap();
     }
-    wait_until("5 requests and 5 frames queued", Duration::from_secs(10), || {
-        events.len() >= 10
-    });
+    wait_until(
+        "5 requests and 5 frames queued",
+        Duration::from_secs(10),
+        || events.len() >= 10,
+    );
     let kinds: Vec<String> = (0..6).map(|_| next_event(&d.plugin).0).collect();
     assert_eq!(
         kinds,

@@ -265,7 +265,8 @@ async fn run<S>(
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                     let opcode = if m.is_text() { 1 } else { 2 };
                     if !post_frame(&hub, &owner, id, opcode, &m.into_data()).await {
-                        close_with(&mut socket, CloseCode::Again, "the plugin is not keeping up").await;
+                        (code, reason) = (1013, "the plugin is not keeping up".into());
+                        close_with(&mut socket, CloseCode::Again, &reason).await;
                         break;
                     }
                 }
