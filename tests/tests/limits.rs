@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use pulp_host::{CallError, Envelope, LoadError, Plugin};
-use pulp_tests::{capture_logs, guest, statuses, Driver, Fixture};
+use pulp_tests::{capture_logs, guest, records, statuses, Driver, Fixture};
 
 const REC: &str = "capabilities = [\"test.record\"]";
 const PAGE: i32 = 65536;
@@ -64,6 +64,46 @@ fn shared_memories_are_refused_at_load() {
         Err(e) => panic!("refused, but not as a compile error: {e}"),
         Ok(_) => panic!("a shared memory was accepted"),
     }
+}
+
+#[test]
+fn max_message_bytes_is_11_after_the_bounds_check_which_is_2() {
+    let f = Fixture::new();
+    let mut p = f
+        .load(
+            "message-limit",
+            &guest("hostile/message_limit.wat"),
+            &format!("{REC}\n[limits]\nmax_message_bytes = 1024"),
+        )
+        .unwrap();
+    p.init().unwrap();
+    let r = records("message-limit");
+    let got: Vec<(i32, String)> = r
+        .chunks(2)
+        .map(|c| {
+            let status = i32::from_le_bytes(c[0][..4].try_into().unwrap());
+            (status, String::from_utf8_lossy(&c[1]).into_owned())
+        })
+        .collect();
+    let statuses: Vec<i32> = got.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses,
+        [11, 3, 2, 2, 11],
+        "1025 bytes, 1024 bytes, outside memory, straddling its end, 1025 to test_record: {got:?}"
+    );
+    let over = "is 1025 bytes, over the plugin's message limit of 1024 bytes";
+    assert_eq!(got[0].1, format!("entropy_read request {over}"));
+    assert!(!got[1].1.contains("limit"), "{}", got[1].1);
+    assert_eq!(
+        got[2].1,
+        "entropy_read request (ptr 0xffff0000, len 2000) lies outside the plugin's 131072-byte memory"
+    );
+    assert_eq!(
+        got[3].1,
+        "entropy_read request (ptr 0x1f000, len 8192) lies outside the plugin's 131072-byte memory"
+    );
+    assert_eq!(got[4].1, format!("test_record input {over}"));
+    p.step_event(None).expect("the plugin keeps working");
 }
 
 /// The sleeping guest with `call_timeout_ms`; each step's call number picks a sleep

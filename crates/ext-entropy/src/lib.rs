@@ -1,6 +1,7 @@
 //! `entropy` (always bound; a manifest may also declare its alias `entropy.read`):
 //!
-//! - `entropy_fill(buf_ptr, buf_len) -> status` fills the buffer from the OS CSPRNG; 11 over 64 KiB.
+//! - `entropy_fill(buf_ptr, buf_len) -> status` fills the buffer from the OS CSPRNG; 2 outside
+//!   memory, then 11 over 64 KiB.
 //! - `entropy_read(req_ptr, req_len, resp_ptr_out, resp_len_out) -> status`: `{n: u32}` →
 //!   `{bytes: bin}`; 4 when `n` is 0, 11 over 65 536 (the Go `entropy.read` shape).
 
@@ -67,10 +68,12 @@ impl Capability for Entropy {
             "entropy_fill",
             |mut c: Caller<'_, State>, ptr: i32, len: i32| {
                 pulp_ext::status(&mut c, |c| {
-                    if len as u32 as usize > MAX {
-                        return Err(too_large(len as u32 as usize));
+                    // Outside memory is 2 before the size is looked at (ABI §4's order).
+                    let buf = mem::bytes_mut(c, ptr, len, "entropy_fill buffer")?;
+                    if buf.len() > MAX {
+                        return Err(too_large(buf.len()));
                     }
-                    fill(mem::bytes_mut(c, ptr, len, "entropy_fill buffer")?)
+                    fill(buf)
                 })
             },
         )?;
