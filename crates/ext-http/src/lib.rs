@@ -35,6 +35,10 @@ pub fn fuzz_router(data: &[u8]) {
     router::fuzz(data)
 }
 
+/// The router for a fuzz target's reference model (`cargo +nightly fuzz run router`).
+#[cfg(fuzzing)]
+pub use router::fuzzing::{FuzzLookup, FuzzRouter};
+
 /// First value of each header, names canonical.
 pub(crate) fn header_map(
     h: &hyper::header::HeaderMap,

@@ -629,6 +629,118 @@ pub(crate) fn fuzz(data: &[u8]) {
     }
 }
 
+/// The router as a fuzz target's reference model sees it: plugins known by name,
+/// patterns as text, lookups as plain values. Only under `cfg(fuzzing)` (and tests).
+#[cfg(any(fuzzing, test))]
+pub mod fuzzing {
+    use super::*;
+
+    /// A plugin; a closed one's routes no longer count.
+    struct Named {
+        name: String,
+        alive: std::sync::atomic::AtomicBool,
+    }
+
+    impl Owner for Named {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn same(&self, other: &Self) -> bool {
+            std::ptr::eq(self, other)
+        }
+        fn alive(&self) -> bool {
+            self.alive.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    /// What [`FuzzRouter::find`] found.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum FuzzLookup {
+        /// The route: its plugin, method, pattern as registered, and the captures.
+        Route {
+            /// The owning plugin's name.
+            owner: String,
+            /// The route's method.
+            method: String,
+            /// The pattern as registered.
+            pattern: String,
+            /// Captured `:name` and `*name` values.
+            params: BTreeMap<String, String>,
+        },
+        /// Routes have this path, none this method: the methods they have.
+        MethodNotAllowed(Vec<String>),
+        /// Nothing has this path.
+        NotFound,
+    }
+
+    /// A router whose plugins are named by strings. Closing a plugin and adding
+    /// routes under its name again makes a new plugin of that name (a restart).
+    #[derive(Default)]
+    pub struct FuzzRouter {
+        router: Router<Named>,
+        live: Mutex<HashMap<String, Arc<Named>>>,
+    }
+
+    impl FuzzRouter {
+        fn owner(&self, name: &str) -> Arc<Named> {
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.entry(name.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Named {
+                        name: name.to_string(),
+                        alive: true.into(),
+                    })
+                })
+                .clone()
+        }
+
+        /// Registers `pattern` for `method`; `kind` 0 is HTTP, 1 WebSocket, 2 SSE.
+        /// An error is the status code and the message (a pattern that does not
+        /// parse is 4, as `http_register` makes it).
+        pub fn add(
+            &self,
+            kind: u8,
+            method: &str,
+            pattern: &str,
+            owner: &str,
+            max_routes: usize,
+        ) -> Result<(), (i32, String)> {
+            let kind = [Kind::Http, Kind::Ws, Kind::Sse][kind as usize % 3];
+            let pattern = Pattern::parse(pattern).map_err(|e| (Status::Invalid.code(), e))?;
+            self.router
+                .add(kind, method, pattern, self.owner(owner), max_routes)
+                .map_err(|e| (e.status().map_or(-1, |s| s.code()), e.to_string()))
+        }
+
+        /// Removes every route of the plugin `owner`, which lives on.
+        pub fn remove_owner(&self, owner: &str) {
+            self.router.remove_owner(&self.owner(owner));
+        }
+
+        /// Closes the plugin `owner` without removing its routes (they stop counting).
+        pub fn close(&self, owner: &str) {
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(o) = live.remove(owner) {
+                o.alive.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+
+        /// Looks up a raw request path.
+        pub fn find(&self, method: &str, path: &str, upgrade: bool) -> FuzzLookup {
+            match self.router.find(method, path, upgrade) {
+                Lookup::Route(r, params) => FuzzLookup::Route {
+                    owner: r.owner.name.clone(),
+                    method: r.method.clone(),
+                    pattern: r.pattern.text.clone(),
+                    params,
+                },
+                Lookup::MethodNotAllowed(m) => FuzzLookup::MethodNotAllowed(m),
+                Lookup::NotFound => FuzzLookup::NotFound,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -979,6 +1091,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_fuzz_router_names_plugins_and_restarts_them() {
+        use fuzzing::{FuzzLookup, FuzzRouter};
+        let r = FuzzRouter::default();
+        r.add(0, "GET", "/a/:x", "one", 4).unwrap();
+        let (code, e) = r.add(0, "GET", "/a/b", "two", 4).unwrap_err();
+        assert!(
+            code == 4 && e.contains("\"one\"") && e.contains("\"two\""),
+            "{e}"
+        );
+        assert_eq!(r.add(0, "GET", "/a/:", "two", 4).unwrap_err().0, 4);
+        r.close("one");
+        assert_eq!(r.find("GET", "/a/b", false), FuzzLookup::NotFound);
+        r.add(1, "GET", "/a/b", "two", 4).unwrap();
+        // A new plugin under the old name: the closed one's route is gone.
+        assert_eq!(r.add(0, "GET", "/a/:y", "one", 4).unwrap_err().0, 4);
+        r.add(0, "POST", "/a/:y", "one", 4).unwrap();
+        assert_eq!(
+            r.find("GET", "/a/b", true),
+            FuzzLookup::Route {
+                owner: "two".into(),
+                method: "GET".into(),
+                pattern: "/a/b".into(),
+                params: BTreeMap::new(),
+            }
+        );
+        assert_eq!(
+            r.find("GET", "/a/c", false),
+            FuzzLookup::MethodNotAllowed(vec!["POST".into()])
+        );
+        r.remove_owner("one");
+        assert_eq!(r.find("POST", "/a/c", false), FuzzLookup::NotFound);
     }
 
     #[test]
