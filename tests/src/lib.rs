@@ -9,13 +9,7 @@ pub use ext_testcap::{lifecycle, take as records};
 pub mod toolchain;
 use pulp_host::{Host, HostConfig, LoadError, Manifest, Plugin, Registry, Runtime, RuntimeConfig};
 
-// Link every capability crate so `inventory` sees it.
-use ext_docker as _;
-use ext_entropy as _;
-use ext_fs as _;
-use ext_http as _;
-use ext_logging as _;
-use ext_sqlite as _;
+// Every capability crate is linked by `pulp-host` (its default features).
 
 /// The workspace root.
 pub fn root() -> PathBuf {

@@ -41,7 +41,8 @@ use pulp_ext::{mem, Binding, Capability, Error, Import, Plugin, State};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-struct SpawnDocker;
+/// The `spawn.docker` capability, for a registry built by hand.
+pub struct SpawnDocker;
 
 pulp_ext::register!(SpawnDocker);
 

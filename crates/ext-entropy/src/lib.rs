@@ -11,7 +11,8 @@ use pulp_ext::wasmtime::{Caller, Linker};
 use pulp_ext::{mem, Binding, Capability, Import, State, Status};
 use serde::{Deserialize, Serialize};
 
-struct Entropy;
+/// The `entropy` capability, for a registry built by hand.
+pub struct Entropy;
 
 pulp_ext::register!(Entropy);
 

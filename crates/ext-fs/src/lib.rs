@@ -33,7 +33,8 @@ use serde::Deserialize;
 /// The capability's name in manifests.
 const NAME: &str = "storage.fs";
 
-struct Fs;
+/// The `storage.fs` capability, for a registry built by hand.
+pub struct Fs;
 
 pulp_ext::register!(Fs);
 

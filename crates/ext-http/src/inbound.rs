@@ -14,7 +14,18 @@ use crate::router::{self, Kind, Pattern};
 use crate::server::{charged, full, Hub, Listener};
 use crate::{sse, ws};
 
-struct Inbound(Kind);
+/// The inbound transports, for a registry built by hand: [`Inbound::HTTP`],
+/// [`Inbound::WS`] and [`Inbound::SSE`] (they share the host's one listener).
+pub struct Inbound(Kind);
+
+impl Inbound {
+    /// `transport.http.inbound`.
+    pub const HTTP: Inbound = Inbound(Kind::Http);
+    /// `transport.ws.inbound`.
+    pub const WS: Inbound = Inbound(Kind::Ws);
+    /// `transport.sse`.
+    pub const SSE: Inbound = Inbound(Kind::Sse);
+}
 
 pulp_ext::register!(Inbound(Kind::Http));
 pulp_ext::register!(Inbound(Kind::Ws));

@@ -24,6 +24,8 @@ mod server;
 mod sse;
 mod ws;
 
+pub use inbound::Inbound;
+pub use outbound::Outbound;
 pub use server::{listening, ServerSettings};
 pub use sse::subscribers;
 

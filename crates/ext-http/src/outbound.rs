@@ -25,7 +25,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-struct Outbound;
+/// The `transport.http.outbound` capability, for a registry built by hand.
+pub struct Outbound;
 
 pulp_ext::register!(Outbound);
 

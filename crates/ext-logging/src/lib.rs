@@ -14,7 +14,9 @@ use pulp_ext::wasmtime::{Caller, Linker};
 use pulp_ext::{mem, Binding, Capability, Import, State};
 use tracing::Level;
 
-struct Logging;
+/// The `logging` capability, for a registry built by hand:
+/// `Registry::empty().always(Arc::new(ext_logging::Logging))`.
+pub struct Logging;
 
 pulp_ext::register!(Logging);
 

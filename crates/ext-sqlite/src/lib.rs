@@ -47,7 +47,8 @@ use encode::Encoder;
 /// The capability's name in manifests.
 const NAME: &str = "storage.sqlite";
 
-struct Sqlite;
+/// The `storage.sqlite` capability, for a registry built by hand.
+pub struct Sqlite;
 
 pulp_ext::register!(Sqlite);
 

@@ -17,6 +17,7 @@
 
 pub mod cache;
 mod check;
+pub mod cli;
 pub mod config;
 mod core;
 mod host;
@@ -37,6 +38,23 @@ pub use new::{new_plugin, Lang};
 pub use plugin::{CallError, Envelope, Interrupter, LoadError, Plugin, RestartError};
 pub use registry::{Entry, Registry, RegistryError};
 pub use runtime::{Handle, Health, Report, Runtime, RuntimeConfig};
+
+// `inventory` only sees crates that are linked: this library links each capability
+// crate its features name, so `Registry::new()` in any program that depends on it
+// (the `pulp` program, an embedder's) sees them. Each crate's capability type is
+// public too, for a registry built by hand (`Registry::empty().gated(...)`).
+#[cfg(feature = "docker")]
+pub use ext_docker;
+#[cfg(feature = "entropy")]
+pub use ext_entropy;
+#[cfg(feature = "fs")]
+pub use ext_fs;
+#[cfg(feature = "http")]
+pub use ext_http;
+#[cfg(feature = "logging")]
+pub use ext_logging;
+#[cfg(feature = "sqlite")]
+pub use ext_sqlite;
 
 /// The README's Rust examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -1,0 +1,318 @@
+//! The `pulp` program as a library function, so a deployment binary that links one
+//! more capability is three lines (the Go host's `run.Main()`):
+//!
+//! ```no_run
+//! // src/main.rs of a program that is `pulp` plus the `ext-greet` capability:
+//! // use ext_greet as _; // linked, so `inventory` sees it
+//! fn main() -> std::process::ExitCode {
+//!     pulp_host::cli::main()
+//! }
+//! ```
+//!
+//! The program's capabilities are every capability crate linked into it: those this
+//! library's features name (all by default) and any the binary links itself.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{
+    check, new_plugin, Host, HostConfig, Lang, Manifest, Plugin, Registry, Runtime, RuntimeConfig,
+};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "pulp",
+    version,
+    about = "A capability-gated WebAssembly plugin host"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Root of the plugins' storage folders (`<root>/<plugin name>`).
+    #[arg(long, global = true, default_value = "data", env = "PULP_STORAGE_ROOT")]
+    storage_root: PathBuf,
+    /// Where compiled modules are cached [default: the user's cache dir, `pulp/modules`].
+    #[arg(long, global = true, env = "PULP_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every time; use no module cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Log format. Filter with `RUST_LOG` (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run plugins until SIGINT or SIGTERM.
+    Run {
+        /// Manifests (`pulp.plugin.toml`) of the plugins to run.
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+        /// Idle tick interval while a plugin is busy, in ms.
+        #[arg(long, default_value_t = 1)]
+        tick_ms: u64,
+        /// Longest idle tick interval, reached after a second without events, in ms.
+        #[arg(long, default_value_t = 1000)]
+        max_tick_ms: u64,
+        /// On SIGINT/SIGTERM, how long a plugin may take to finish its step and shut
+        /// down before its call is interrupted, in ms.
+        #[arg(long, default_value_t = 5000)]
+        stop_grace_ms: u64,
+        /// Address of the shared HTTP/WebSocket/SSE listener, bound when a plugin
+        /// declares an inbound transport.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "PULP_LISTEN")]
+        listen: String,
+        /// PEM certificate chain: serve HTTPS (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Report every problem of a plugin without running it; non-zero exit on any.
+    Check {
+        /// Manifests to check.
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+    },
+    /// List the capabilities compiled into this program, with their imports.
+    Caps,
+    /// Write a new plugin skeleton (manifest + source) that passes `pulp check`.
+    New {
+        /// The plugin's name (also its folder's, unless --dir is given).
+        name: String,
+        /// The language of the skeleton.
+        #[arg(long, value_enum, default_value_t = NewLang::Wat)]
+        lang: NewLang,
+        /// Where to write it [default: ./<name>].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum NewLang {
+    Wat,
+    C,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Runs the `pulp` program on this process's arguments and returns its exit code:
+/// `run`, `check`, `caps` and `new`, with every capability linked into the program.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = cli.log_format;
+    init_logging(format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // Said once: a log record where logs are machine-read, else one line.
+            match format {
+                LogFormat::Json => tracing::error!("{e:#}"),
+                LogFormat::Human => eprintln!("pulp: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let registry = Registry::new()?;
+    let host_config = |fuel, settings| HostConfig {
+        storage_root: cli.storage_root.clone(),
+        cache_dir: if cli.no_cache {
+            None
+        } else {
+            cli.cache_dir.clone().or_else(HostConfig::default_cache_dir)
+        },
+        fuel,
+        settings,
+    };
+    match cli.command {
+        Command::Caps => {
+            for e in registry.entries() {
+                let c = &e.capability;
+                let aliases = c.aliases();
+                let alias = if aliases.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (alias {})", aliases.join(", "))
+                };
+                println!("{} [{:?}]{alias}", c.name(), e.binding);
+                for i in c.imports() {
+                    println!("  pulp.{}{}", i.name, i.signature());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New { name, lang, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let lang = match lang {
+                NewLang::Wat => Lang::Wat,
+                NewLang::C => Lang::C,
+            };
+            let files = new_plugin(&dir, &name, lang).map_err(anyhow::Error::msg)?;
+            for f in &files {
+                println!("wrote {}", f.display());
+            }
+            let manifest = dir.join("pulp.plugin.toml");
+            match lang {
+                Lang::Wat => println!("run it: pulp run {}", manifest.display()),
+                Lang::C => println!(
+                    "build it: clang --target=wasm32-wasi -mexec-model=reactor -O2 -I {d} -o {d}/plugin.wasm {d}/plugin.c\nthen: pulp check {m} && pulp run {m}",
+                    d = dir.display(),
+                    m = manifest.display()
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { manifests } => {
+            let host = Host::new(host_config(false, Default::default()))?;
+            let mut failed = false;
+            for path in manifests {
+                let problems = check(&host, &path, &registry);
+                if problems.is_empty() {
+                    println!("{}: ok", path.display());
+                } else {
+                    failed = true;
+                    println!("{}: {} problem(s)", path.display(), problems.len());
+                    for p in problems {
+                        println!("  - {p}");
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Run {
+            manifests,
+            tick_ms,
+            max_tick_ms,
+            stop_grace_ms,
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            // Before anything else, so a signal during start-up is not the default kill.
+            let stop = stop_flag()?;
+            let manifests = manifests
+                .iter()
+                .map(Manifest::load)
+                .collect::<Result<Vec<_>, _>>()?;
+            for (i, m) in manifests.iter().enumerate() {
+                if let Some(first) = manifests[..i].iter().find(|o| o.name == m.name) {
+                    anyhow::bail!(
+                        "manifests {} and {} both name a plugin \"{}\"; names must be unique (each names a storage folder)",
+                        first.path.display(),
+                        m.path.display(),
+                        m.name
+                    );
+                }
+            }
+            let fuel = manifests.iter().any(|m| m.limits.fuel.is_some());
+            let mut http = toml::Table::new();
+            http.insert("listen".into(), listen.into());
+            for (key, path) in [("tls_cert", tls_cert), ("tls_key", tls_key)] {
+                if let Some(p) = path {
+                    http.insert(key.into(), p.display().to_string().into());
+                }
+            }
+            let settings = [("http".to_string(), http)].into();
+            let host = Host::new(host_config(fuel, settings))?;
+            let mut plugins = Vec::new();
+            for m in &manifests {
+                let mut p = Plugin::load(&host, m, Some(&registry))?;
+                p.init().context("init failed")?;
+                let mut replicas = Vec::new();
+                for _ in 1..m.limits.instances {
+                    let mut r = p.replica()?;
+                    r.init().context("init failed")?;
+                    replicas.push(r);
+                }
+                tracing::info!(plugin = p.name(), version = m.version, module = ?p.module_source(), instances = m.limits.instances, "plugin started");
+                plugins.push(p);
+                plugins.extend(replicas);
+            }
+            let mut runtime = Runtime::new(RuntimeConfig {
+                tick: Duration::from_millis(tick_ms.max(1)),
+                max_tick: Duration::from_millis(max_tick_ms.max(tick_ms).max(1)),
+                stop_grace: Duration::from_millis(stop_grace_ms),
+                ..RuntimeConfig::default()
+            });
+            for p in plugins {
+                runtime.spawn(p)?;
+            }
+            wait_for_signal(&runtime, &stop)?;
+            tracing::info!("stopping");
+            let mut ok = true;
+            for r in runtime.stop() {
+                if let Some(v) = r.probe_last_call {
+                    tracing::info!(plugin = r.name, probe_last_call = v, "probe");
+                }
+                if let Some(v) = r.probe_config_marker {
+                    tracing::info!(plugin = r.name, probe_config_marker = v, "probe");
+                }
+                match r.error {
+                    None => tracing::info!(plugin = r.name, restarts = r.restarts, "shut down"),
+                    Some(e) => {
+                        ok = false;
+                        tracing::error!(plugin = r.name, "did not shut down cleanly: {e}");
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+/// A flag SIGINT and SIGTERM set; a second signal once it is set exits at once (130).
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag before this signal sets it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    Ok(flag)
+}
+
+/// Blocks until the stop flag is set, or until every plugin has failed for good.
+fn wait_for_signal(runtime: &Runtime, stop: &AtomicBool) -> anyhow::Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        if runtime.wait_all_ended(Duration::from_millis(100)) {
+            anyhow::bail!("every plugin has stopped after failing");
+        }
+    }
+    Ok(())
+}

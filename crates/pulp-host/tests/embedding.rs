@@ -1,0 +1,63 @@
+//! An embedder's program: it depends on `pulp-host` alone (default features) and
+//! names no capability crate, yet `Registry::new()` has every default capability.
+
+use std::sync::Arc;
+
+use pulp_host::Registry;
+
+const DEFAULTS: [&str; 10] = [
+    "core",
+    "logging",
+    "entropy",
+    "storage.sqlite",
+    "storage.fs",
+    "spawn.docker",
+    "transport.http.outbound",
+    "transport.http.inbound",
+    "transport.ws.inbound",
+    "transport.sse",
+];
+
+#[test]
+fn registry_new_holds_every_default_capability_without_naming_a_crate() {
+    let registry = Registry::new().unwrap();
+    let names: Vec<_> = registry
+        .entries()
+        .iter()
+        .map(|e| e.capability.name())
+        .collect();
+    for name in DEFAULTS {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    assert_eq!(names.len(), DEFAULTS.len(), "{names:?}");
+}
+
+#[test]
+fn a_registry_built_by_hand_from_the_public_capability_types() {
+    let mut r = Registry::empty();
+    r.always(Arc::new(pulp_host::ext_logging::Logging))
+        .unwrap()
+        .always(Arc::new(pulp_host::ext_entropy::Entropy))
+        .unwrap()
+        .gated(Arc::new(pulp_host::ext_fs::Fs))
+        .unwrap()
+        .gated(Arc::new(pulp_host::ext_sqlite::Sqlite))
+        .unwrap()
+        .gated(Arc::new(pulp_host::ext_docker::SpawnDocker))
+        .unwrap()
+        .gated(Arc::new(pulp_host::ext_http::Outbound))
+        .unwrap()
+        .gated(Arc::new(pulp_host::ext_http::Inbound::HTTP))
+        .unwrap()
+        .gated(Arc::new(pulp_host::ext_http::Inbound::WS))
+        .unwrap()
+        .gated(Arc::new(pulp_host::ext_http::Inbound::SSE))
+        .unwrap();
+    let names: Vec<_> = r.entries().iter().map(|e| e.capability.name()).collect();
+    assert_eq!(names.len(), 9, "{names:?}");
+    let again = r
+        .gated(Arc::new(pulp_host::ext_sqlite::Sqlite))
+        .err()
+        .unwrap();
+    assert!(again.to_string().contains("\"storage.sqlite\""), "{again}");
+}
