@@ -73,7 +73,7 @@ fn capabilities_without_settings_reject_a_table() {
         .unwrap()
         .to_string();
     assert!(
-        e.contains("capability \"logging\" takes no settings"),
+        e.contains("capability \"logging\": takes no settings"),
         "{e}"
     );
 }

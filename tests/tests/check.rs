@@ -36,3 +36,55 @@ fn check_reports_manifest_problems() {
         "{problems:?}"
     );
 }
+
+/// Every problem in one pass, each said once with one label: the manifest's unknown
+/// keys (top level and `[limits]`), a module that cannot be read, an unknown
+/// capability, and each capability's settings problems.
+#[test]
+fn check_reports_every_problem_at_once_each_labelled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pulp.plugin.toml");
+    std::fs::write(
+        &path,
+        r#"
+name = "lab"
+version = "0.1.0"
+wasm = "missing.wat"
+capabilities = ["logging", "storage.sqlite", "nope"]
+colour = "blue"
+
+[limits]
+memory_mb = 16
+speed = 3
+
+[capability.logging]
+x = 1
+
+[capability."storage.sqlite"]
+unknownfield = 3
+"#,
+    )
+    .unwrap();
+    let f = Fixture::new();
+    let problems = pulp_host::check(&f.host, &path, &f.registry);
+    let missing = dir.path().join("missing.wat");
+    let want = [
+        "unknown manifest fields: colour".to_string(),
+        "[limits]: unknown keys speed (known: memory_mb, call_timeout_ms, init_timeout_ms, fuel, max_message_bytes, queue, instances, host_memory_mb)".to_string(),
+        format!("cannot read module {}: No such file or directory (os error 2)", missing.display()),
+        "declares unknown capability \"nope\"".to_string(),
+        "capability \"logging\": takes no settings".to_string(),
+    ];
+    assert_eq!(problems[..5], want, "{problems:#?}");
+    assert_eq!(problems.len(), 6, "{problems:#?}");
+    assert!(
+        problems[5].starts_with("capability \"storage.sqlite\": unknown field `unknownfield`"),
+        "{problems:#?}"
+    );
+    // One label per layer: no name repeated inside a problem.
+    for p in &problems {
+        for word in ["\"logging\"", "\"storage.sqlite\"", "\"lab\"", "manifest"] {
+            assert!(p.matches(word).count() <= 1, "{word} twice in {p}");
+        }
+    }
+}

@@ -106,10 +106,7 @@ pub trait Capability: Send + Sync + 'static {
     /// returning every problem. The default accepts no settings table.
     fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
         match plugin.settings(self.name()) {
-            Some(_) => Err(vec![format!(
-                "capability \"{}\" takes no settings",
-                self.name()
-            )]),
+            Some(_) => Err(vec!["takes no settings".to_string()]),
             None => Ok(()),
         }
     }

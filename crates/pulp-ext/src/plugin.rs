@@ -82,20 +82,18 @@ impl Plugin {
     }
 
     /// The capability's settings as a typed value (its `Default` when the table is absent).
-    /// The error names the plugin and the capability.
+    /// The error is the bare problem (`unknown field ...`): the host's report adds the
+    /// plugin and the capability.
     pub fn settings_as<T: DeserializeOwned + Default>(
         &self,
         capability: &str,
     ) -> Result<T, String> {
         match self.settings(capability) {
             None => Ok(T::default()),
-            Some(t) => t.clone().try_into().map_err(|e| {
-                format!(
-                    "plugin \"{}\": [capability.\"{capability}\"]: {}",
-                    self.name(),
-                    e.to_string().trim()
-                )
-            }),
+            Some(t) => t
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| e.to_string().trim().to_string()),
         }
     }
 

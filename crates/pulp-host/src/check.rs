@@ -1,36 +1,48 @@
-//! `pulp check`: every problem of a plugin, found without running it.
+//! `pulp check`: every problem of a plugin, found without running it, in one list.
 
 use std::path::Path;
 
 use pulp_ext::{Events, Plugin as View};
 
-use crate::{cache, inspect, Host, Manifest, Registry};
+use crate::{cache, inspect, Host, Manifest, ManifestError, Registry};
 
 /// Validates the manifest at `path`, compiles its module, and compares the module's
 /// imports and exports with the contract and the declared capabilities. Returns
-/// every problem found (none means the plugin would load).
+/// every problem found (none means the plugin would load): the manifest's own, the
+/// module's, and its capabilities' settings, all in one pass where the manifest
+/// can be read at all.
 pub fn check(host: &Host, path: &Path, registry: &Registry) -> Vec<String> {
-    let manifest = match Manifest::load(path) {
-        Ok(m) => m,
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(cause) => {
+            let path = path.to_path_buf();
+            return vec![ManifestError::Read { path, cause }.to_string()];
+        }
+    };
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let (manifest, mut problems) = match Manifest::parse_all(&text, &path) {
+        Ok(found) => found,
+        Err(ManifestError::Invalid { problems, .. }) => return problems,
         Err(e) => return vec![e.to_string()],
     };
-    let wasm = match std::fs::read(&manifest.wasm) {
-        Ok(w) => w,
+    let module = match std::fs::read(&manifest.wasm) {
         Err(e) => {
-            return vec![format!(
+            problems.push(format!(
                 "cannot read module {}: {e}",
                 manifest.wasm.display()
-            )]
+            ));
+            None
         }
-    };
-    let module = match cache::load(host.engine(), &wasm, host.config().cache_dir.as_deref()) {
-        Ok((m, _)) => m,
-        Err(e) => {
-            return vec![format!(
-                "module {} does not compile: {e:#}",
-                manifest.wasm.display()
-            )]
-        }
+        Ok(wasm) => match cache::load(host.engine(), &wasm, host.config().cache_dir.as_deref()) {
+            Ok((m, _)) => Some(m),
+            Err(e) => {
+                problems.push(format!(
+                    "module {} does not compile: {e:#}",
+                    manifest.wasm.display()
+                ));
+                None
+            }
+        },
     };
     let view = View::new(
         manifest.name.clone(),
@@ -38,8 +50,10 @@ pub fn check(host: &Host, path: &Path, registry: &Registry) -> Vec<String> {
         manifest.settings.clone(),
         Events::new(1),
     );
-    let mut problems = inspect::export_problems(&module);
-    if let Err(p) = inspect::plan(&module, &manifest, &view, Some(registry), true) {
+    if let Some(m) = &module {
+        problems.extend(inspect::export_problems(m));
+    }
+    if let Err(p) = inspect::plan(module.as_ref(), &manifest, &view, Some(registry), true) {
         problems.extend(p);
     }
     problems

@@ -98,11 +98,11 @@ fn kind(e: &ExternType) -> &'static str {
     }
 }
 
-/// Decides what to link for `manifest` and checks every import of `module`
-/// against it. With `strict` (for `pulp check`), importing a gated capability the
+/// Decides what to link for `manifest` (checking each linked capability's settings)
+/// and checks every import of `module`, when there is one, against it. With `strict` (for `pulp check`), importing a gated capability the
 /// manifest does not declare is a problem too (at load it just gets stubs).
 pub(crate) fn plan(
-    module: &Module,
+    module: Option<&Module>,
     manifest: &Manifest,
     view: &View,
     registry: Option<&Registry>,
@@ -139,7 +139,7 @@ pub(crate) fn plan(
             plan.stubbed.push(cap.clone());
         }
     }
-    for import in module.imports() {
+    for import in module.into_iter().flat_map(Module::imports) {
         let (m, name) = (import.module(), import.name());
         match m {
             "wasi_snapshot_preview1" => continue,

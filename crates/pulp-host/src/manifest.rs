@@ -9,12 +9,12 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("manifest {path}: cannot read it: {source}")]
+    #[error("manifest {path}: cannot read it: {cause}")]
     Read {
         /// The manifest's path.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, so not also a `source()`).
+        cause: std::io::Error,
     },
     /// The TOML does not parse (the message gives the line).
     #[error("manifest {path}: {message}")]
@@ -156,6 +156,18 @@ pub struct Manifest {
     pub settings: BTreeMap<String, toml::Table>,
 }
 
+/// The keys of `[limits]` (the fields of [`Limits`]).
+const LIMIT_KEYS: &[&str] = &[
+    "memory_mb",
+    "call_timeout_ms",
+    "init_timeout_ms",
+    "fuel",
+    "max_message_bytes",
+    "queue",
+    "instances",
+    "host_memory_mb",
+];
+
 const KEYS: &[&str] = &[
     "name",
     "version",
@@ -209,9 +221,9 @@ impl Manifest {
     pub fn load(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
         let path = path.as_ref();
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
+        let text = std::fs::read_to_string(&path).map_err(|cause| ManifestError::Read {
             path: path.clone(),
-            source,
+            cause,
         })?;
         Manifest::parse(&text, &path)
     }
@@ -219,32 +231,57 @@ impl Manifest {
     /// Validates manifest text as if it were read from `path` (relative `wasm` paths
     /// are joined to its folder).
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        match Manifest::parse_all(text, path)? {
+            (m, problems) if problems.is_empty() => Ok(m),
+            (_, problems) => Err(ManifestError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            }),
+        }
+    }
+
+    /// Like [`Manifest::parse`], but a manifest that parses comes back with its
+    /// problems beside it, so that `pulp check` can also judge what it declares.
+    pub(crate) fn parse_all(
+        text: &str,
+        path: &Path,
+    ) -> Result<(Manifest, Vec<String>), ManifestError> {
         let syntax = |message: String| ManifestError::Syntax {
             path: path.to_path_buf(),
             message,
         };
-        let table: toml::Table = text
+        let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| syntax(e.to_string().trim().to_string()))?;
-        let unknown: Vec<&str> = table
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !KEYS.contains(k))
-            .collect();
-        if !unknown.is_empty() {
-            return Err(ManifestError::Invalid {
-                path: path.to_path_buf(),
-                problems: vec![format!("unknown manifest fields: {}", unknown.join(", "))],
-            });
-        }
-        let raw: Raw = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ManifestError::Invalid {
-                path: path.to_path_buf(),
-                problems: vec![e.to_string().trim().to_string()],
-            })?;
-
+        // Unknown keys are reported, then set aside, so that every other problem of
+        // the manifest is found in the same pass.
         let mut problems = Vec::new();
+        let unknown = take_unknown(&mut table, KEYS);
+        if !unknown.is_empty() {
+            problems.push(format!("unknown manifest fields: {}", unknown.join(", ")));
+        }
+        if let Some(toml::Value::Table(limits)) = table.get_mut("limits") {
+            let unknown = take_unknown(limits, LIMIT_KEYS);
+            if !unknown.is_empty() {
+                problems.push(format!(
+                    "[limits]: unknown keys {} (known: {})",
+                    unknown.join(", "),
+                    LIMIT_KEYS.join(", ")
+                ));
+            }
+        }
+        let raw: Raw = match toml::Value::Table(table).try_into() {
+            Ok(raw) => raw,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                problems.push(e.to_string().trim().to_string());
+                return Err(ManifestError::Invalid {
+                    path: path.to_path_buf(),
+                    problems,
+                });
+            }
+        };
+
         let name = raw.name.trim().to_string();
         if name.is_empty() {
             problems.push("name is required".to_string());
@@ -280,13 +317,7 @@ impl Manifest {
                 raw.limits.instances
             ));
         }
-        if !problems.is_empty() {
-            return Err(ManifestError::Invalid {
-                path: path.to_path_buf(),
-                problems,
-            });
-        }
-        Ok(Manifest {
+        let manifest = Manifest {
             path: path.to_path_buf(),
             name,
             version,
@@ -301,7 +332,8 @@ impl Manifest {
             config: raw.config.filter(|c| !c.is_empty()),
             limits: raw.limits,
             settings,
-        })
+        };
+        Ok((manifest, problems))
     }
 
     /// `[config]` as the bytes `pulp_init` receives: empty when there is no config.
@@ -322,6 +354,19 @@ pub(crate) fn safe_name(name: &str) -> bool {
         && b[0].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// Removes and returns, in the table's order, the keys of `table` not in `known`.
+fn take_unknown(table: &mut toml::Table, known: &[&str]) -> Vec<String> {
+    let unknown: Vec<String> = table
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for k in &unknown {
+        table.remove(k);
+    }
+    unknown
 }
 
 fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {

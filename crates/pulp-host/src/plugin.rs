@@ -24,14 +24,14 @@ use crate::{inspect, Host, Manifest, Registry};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The module file could not be read.
-    #[error("plugin \"{plugin}\": cannot read module {}: {source}", path.display())]
+    #[error("plugin \"{plugin}\": cannot read module {}: {cause}", path.display())]
     Read {
         /// The plugin.
         plugin: String,
         /// The module's path.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, so not also a `source()`).
+        cause: std::io::Error,
     },
     /// The module is not valid wasm (or WAT).
     #[error("plugin \"{plugin}\": module {} does not compile: {message}", path.display())]
@@ -279,10 +279,10 @@ impl Plugin {
         registry: Option<&Registry>,
     ) -> Result<Plugin, LoadError> {
         let name = manifest.name.clone();
-        let wasm = std::fs::read(&manifest.wasm).map_err(|source| LoadError::Read {
+        let wasm = std::fs::read(&manifest.wasm).map_err(|cause| LoadError::Read {
             plugin: name.clone(),
             path: manifest.wasm.clone(),
-            source,
+            cause,
         })?;
         let engine = host.engine();
         let (module, source) = cache::load(engine, &wasm, host.config().cache_dir.as_deref())
@@ -306,7 +306,7 @@ impl Plugin {
             problems,
         };
         let mut problems = inspect::export_problems(&module);
-        let plan = match inspect::plan(&module, manifest, &view, registry, false) {
+        let plan = match inspect::plan(Some(&module), manifest, &view, registry, false) {
             Ok(plan) => Some(plan),
             Err(p) => {
                 problems.extend(p);

@@ -74,6 +74,38 @@ fn init_failure_exits_non_zero_with_the_reason() {
     );
 }
 
+/// A load failure is said once: one `pulp:` line (human logs) or one error record
+/// (JSON logs), and an I/O cause once inside it.
+#[test]
+fn a_load_failure_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("pulp.plugin.toml");
+    std::fs::write(
+        &m,
+        "name = \"gone\"\nversion = \"1\"\nwasm = \"gone.wat\"\n",
+    )
+    .unwrap();
+    for json in [false, true] {
+        let mut cmd = pulp(dir.path());
+        if json {
+            cmd.args(["--log-format", "json"]);
+        }
+        cmd.arg("run").arg(&m);
+        let (status, out) = Running::start(cmd).exit_within(30);
+        assert_eq!(status.code(), Some(1), "{out}");
+        assert_eq!(
+            out.matches("cannot read module").count(),
+            1,
+            "json {json}: {out}"
+        );
+        assert_eq!(
+            out.matches("No such file or directory").count(),
+            1,
+            "json {json}: {out}"
+        );
+    }
+}
+
 #[test]
 fn check_passes_a_good_plugin_and_lists_every_problem_of_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
