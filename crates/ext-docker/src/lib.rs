@@ -48,6 +48,8 @@ pulp_ext::register!(SpawnDocker);
 
 const NAME: &str = "spawn.docker";
 
+static INSTANCE: pulp_ext::Slot<Instance> = pulp_ext::Slot::new(NAME);
+
 const IMPORTS: &[Import] = &[
     Import::status("docker_run", 4),
     Import::status("docker_create", 4),
@@ -188,13 +190,13 @@ impl Capability for SpawnDocker {
                 "cannot clean up containers at start: {e}"
             ),
         }
-        state.insert(inst);
+        state.put(&INSTANCE, inst);
         Ok(())
     }
 
     /// Removes every container of this instance (bounded wait); its siblings' stay.
     fn detach(&self, state: &mut State) {
-        let Some(inst) = state.remove::<Instance>() else {
+        let Some(inst) = state.take(&INSTANCE) else {
             return;
         };
         let deadline = Duration::from_secs(10);
@@ -226,7 +228,7 @@ impl Capability for SpawnDocker {
 }
 
 fn instance(c: &mut Caller<'_, State>) -> Result<Instance, Error> {
-    c.data_mut().attached::<Instance>(NAME).cloned()
+    c.data_mut().slot(&INSTANCE).cloned()
 }
 
 /// Links `name(req_ptr, req_len, res_ptr_out, res_len_out)`: decode, run `op`, write

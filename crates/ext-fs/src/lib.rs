@@ -33,6 +33,8 @@ use serde::Deserialize;
 /// The capability's name in manifests.
 const NAME: &str = "storage.fs";
 
+static FILES: pulp_ext::Slot<Files> = pulp_ext::Slot::new(NAME);
+
 /// The `storage.fs` capability, for a registry built by hand.
 pub struct Fs;
 
@@ -355,7 +357,7 @@ impl Files {
 }
 
 fn files<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a mut Files, pulp_ext::Error> {
-    c.data_mut().attached::<Files>(NAME)
+    c.data_mut().slot(&FILES)
 }
 
 fn path_arg(c: &Caller<'_, State>, ptr: i32, len: i32) -> Result<String, pulp_ext::Error> {
@@ -396,12 +398,15 @@ impl Capability for Fs {
         let usage = usages
             .of(dir.clone(), &root)
             .map_err(|e| format!("cannot measure {}: {e}", dir.display()))?;
-        state.insert(Files {
-            root,
-            max: limits.max_file,
-            quota: limits.max_total,
-            usage,
-        });
+        state.put(
+            &FILES,
+            Files {
+                root,
+                max: limits.max_file,
+                quota: limits.max_total,
+                usage,
+            },
+        );
         Ok(())
     }
 

@@ -165,11 +165,12 @@ pub(crate) struct Instance {
     pub(crate) owner: Arc<Owner>,
 }
 
+/// The listener state of an instance, shared by its three inbound capabilities.
+static INSTANCE: pulp_ext::Slot<Instance> = pulp_ext::Slot::new("the inbound HTTP capabilities");
+
 /// The calling instance's listener state.
 pub(crate) fn instance<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a Instance, Error> {
-    c.data_mut()
-        .attached::<Instance>("the inbound HTTP capabilities")
-        .map(|i| &*i)
+    c.data_mut().slot(&INSTANCE).map(|i| &*i)
 }
 
 impl Instance {
@@ -237,23 +238,26 @@ impl Capability for Inbound {
 
     /// Starts the host's listener if it is not running yet: a bind failure fails the load.
     fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
-        if state.get_mut::<Instance>().is_some() {
+        if state.peek(&INSTANCE).is_some() {
             return Ok(()); // another inbound capability of this plugin attached it
         }
         let shared = plugin.shared();
         let listener = shared.service(|| Listener::start(shared))?;
         let owner = owner(plugin).map_err(|p| p.join("; "))?;
-        state.insert(Instance {
-            hub: listener.hub.clone(),
-            owner: Arc::new(owner),
-        });
+        state.put(
+            &INSTANCE,
+            Instance {
+                hub: listener.hub.clone(),
+                owner: Arc::new(owner),
+            },
+        );
         Ok(())
     }
 
     /// An instance going away closes the plugin's WebSocket connections (its state
     /// is gone); a plugin closing also drops its routes, streams and waiting requests.
     fn detach(&self, state: &mut State) {
-        let Some(i) = state.remove::<Instance>() else {
+        let Some(i) = state.take(&INSTANCE) else {
             return;
         };
         let closing = i.owner.events.is_closed();

@@ -31,6 +31,8 @@ pub struct Outbound;
 pulp_ext::register!(Outbound);
 
 const NAME: &str = "transport.http.outbound";
+
+static FETCHER: pulp_ext::Slot<Fetcher> = pulp_ext::Slot::new(NAME);
 const IMPORTS: &[Import] = &[Import::status("http_fetch", 4)];
 
 #[derive(Deserialize, Default)]
@@ -314,10 +316,13 @@ impl Capability for Outbound {
 
     fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
         let config = config(plugin).map_err(|p| p.join("; "))?;
-        state.insert(Fetcher {
-            config,
-            client: None,
-        });
+        state.put(
+            &FETCHER,
+            Fetcher {
+                config,
+                client: None,
+            },
+        );
         Ok(())
     }
 
@@ -328,7 +333,7 @@ impl Capability for Outbound {
             |mut c: Caller<'_, State>, req: i32, req_len: i32, out: i32, out_len: i32| {
                 pulp_ext::status(&mut c, |c| {
                     let req: FetchRequest = mem::decode(c, req, req_len, "http_fetch request")?;
-                    let resp = c.data_mut().attached::<Fetcher>(NAME)?.fetch(req)?;
+                    let resp = c.data_mut().slot(&FETCHER)?.fetch(req)?;
                     mem::write_msgpack(c, &resp, out, out_len)
                 })
             },

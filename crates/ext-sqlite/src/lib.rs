@@ -47,6 +47,8 @@ use encode::Encoder;
 /// The capability's name in manifests.
 const NAME: &str = "storage.sqlite";
 
+static DB: pulp_ext::Slot<Db> = pulp_ext::Slot::new(NAME);
+
 /// The `storage.sqlite` capability, for a registry built by hand.
 pub struct Sqlite;
 
@@ -478,7 +480,7 @@ fn inputs(
 }
 
 fn db<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a mut Db, pulp_ext::Error> {
-    c.data_mut().attached::<Db>(NAME)
+    c.data_mut().slot(&DB)
 }
 
 impl Capability for Sqlite {
@@ -500,7 +502,7 @@ impl Capability for Sqlite {
 
     fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
         let limits = settings(plugin).map_err(|p| p.join("; "))?;
-        state.insert(Db::open(plugin, limits)?);
+        state.put(&DB, Db::open(plugin, limits)?);
         Ok(())
     }
 

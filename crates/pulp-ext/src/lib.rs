@@ -29,7 +29,7 @@ pub use capability::{registered, status, Binding, Capability, Import, Registrati
 pub use events::{Event, Events, Next, PostError};
 pub use plugin::{create_private_dir, Plugin};
 pub use shared::Shared;
-pub use state::State;
+pub use state::{Slot, State};
 pub use status::{Error, Status};
 pub use text::log_text;
 

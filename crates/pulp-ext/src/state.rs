@@ -1,6 +1,7 @@
 //! The store data of every plugin instance.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
+use std::marker::PhantomData;
 
 use wasmtime::{Memory, ResourceLimiter, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -10,8 +11,8 @@ use crate::Plugin;
 /// What a plugin instance's `Store` holds: WASI, limits, `last_error`, the guest's
 /// memory and `pulp_alloc`, and each capability's own per-instance state.
 ///
-/// Capabilities keep their state here by type ([`State::insert`], [`State::get_mut`]),
-/// never in globals.
+/// Capabilities keep their state here, each in its own [`Slot`] ([`State::put`],
+/// [`State::slot`]), never in globals.
 pub struct State {
     plugin: Plugin,
     wasi: WasiP1Ctx,
@@ -19,7 +20,7 @@ pub struct State {
     max_message: usize,
     guest: Option<(Memory, TypedFunc<i32, i32>)>,
     last_error: String,
-    exts: Vec<(TypeId, Box<dyn Any + Send>)>,
+    exts: Vec<(usize, Box<dyn Any + Send>)>,
 }
 
 impl State {
@@ -84,34 +85,111 @@ impl State {
         self.last_error = message.into();
     }
 
-    /// Keeps a capability's per-instance state, replacing any of the same type.
-    pub fn insert<T: Any + Send>(&mut self, value: T) {
-        let id = TypeId::of::<T>();
-        self.exts.retain(|(t, _)| *t != id);
-        self.exts.push((id, Box::new(value)));
+    /// Keeps a capability's per-instance state in its `slot`, replacing what the
+    /// slot held (other slots, even of the same type, are untouched).
+    pub fn put<T: Any + Send>(&mut self, slot: &'static Slot<T>, value: T) {
+        let key = slot.key();
+        self.exts.retain(|(k, _)| *k != key);
+        self.exts.push((key, Box::new(value)));
     }
 
-    /// The per-instance state of type `T`, if a capability inserted one.
-    pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
-        let id = TypeId::of::<T>();
+    /// What `slot` holds in this instance, if anything.
+    pub fn peek<T: Any + Send>(&mut self, slot: &'static Slot<T>) -> Option<&mut T> {
+        let key = slot.key();
         self.exts
             .iter_mut()
-            .find(|(t, _)| *t == id)
+            .find(|(k, _)| *k == key)
             .and_then(|(_, b)| b.downcast_mut())
     }
 
-    /// The per-instance state of type `T` that `capability` made in `attach`; a
-    /// host function's way to reach it (5 when it is missing, which is a host bug).
-    pub fn attached<T: Any + Send>(&mut self, capability: &str) -> Result<&mut T, crate::Error> {
-        self.get_mut::<T>().ok_or_else(|| {
-            crate::Status::Failed.err(format!("{capability} is not attached to this instance"))
+    /// What `slot` holds: a host function's way to reach the state its capability
+    /// made in `attach` (5, naming the capability, when it is missing: a host bug).
+    pub fn slot<T: Any + Send>(&mut self, slot: &'static Slot<T>) -> Result<&mut T, crate::Error> {
+        let owner = slot.owner;
+        self.peek(slot).ok_or_else(|| {
+            crate::Status::Failed.err(format!("{owner} is not attached to this instance"))
         })
     }
 
-    /// Removes and returns the per-instance state of type `T`.
-    pub fn remove<T: Any + Send>(&mut self) -> Option<T> {
-        let id = TypeId::of::<T>();
-        let i = self.exts.iter().position(|(t, _)| *t == id)?;
+    /// Empties `slot` and returns what it held.
+    pub fn take<T: Any + Send>(&mut self, slot: &'static Slot<T>) -> Option<T> {
+        let key = slot.key();
+        let i = self.exts.iter().position(|(k, _)| *k == key)?;
         self.exts.swap_remove(i).1.downcast().ok().map(|b| *b)
+    }
+}
+
+/// A capability's own place for one per-instance value in [`State`]. Declare it as
+/// a `static`: each static is a distinct slot, so two capabilities that both keep a
+/// `String` never see each other's.
+///
+/// ```
+/// use pulp_ext::Slot;
+/// static GREETING: Slot<String> = Slot::new("demo.greet");
+/// static OTHER: Slot<String> = Slot::new("demo.other");
+/// # let _ = (&GREETING, &OTHER);
+/// // in attach:        state.put(&GREETING, "hello".to_string());
+/// // in a host fn:     let g = c.data_mut().slot(&GREETING)?;
+/// ```
+pub struct Slot<T> {
+    owner: &'static str,
+    // Interior mutability: a static holding it is never merged with another.
+    _distinct: std::sync::atomic::AtomicBool,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> Slot<T> {
+    /// A slot of the capability named `owner` (used in the error when it is empty).
+    pub const fn new(owner: &'static str) -> Slot<T> {
+        Slot {
+            owner,
+            _distinct: std::sync::atomic::AtomicBool::new(false),
+            _value: PhantomData,
+        }
+    }
+
+    /// A static's address: unique for as long as the program runs.
+    fn key(&'static self) -> usize {
+        self as *const Slot<T> as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static MINE: Slot<String> = Slot::new("mine");
+    static THEIRS: Slot<String> = Slot::new("theirs");
+
+    fn state() -> State {
+        let plugin = Plugin::new(
+            "p",
+            "/nonexistent",
+            Default::default(),
+            crate::Events::new(1),
+        );
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
+        State::new(
+            plugin,
+            wasi,
+            Box::new(wasmtime::StoreLimits::default()),
+            1024,
+        )
+    }
+
+    #[test]
+    fn two_slots_of_one_type_keep_their_own_values() {
+        let mut s = state();
+        s.put(&MINE, "mine".into());
+        s.put(&THEIRS, "theirs".into());
+        assert_eq!(s.slot(&MINE).unwrap(), "mine");
+        assert_eq!(s.slot(&THEIRS).unwrap(), "theirs");
+        s.put(&MINE, "again".into());
+        assert_eq!(s.take(&MINE).as_deref(), Some("again"));
+        assert!(s.peek(&MINE).is_none());
+        assert_eq!(s.peek(&THEIRS).map(|t| t.as_str()), Some("theirs"));
+        let e = s.slot(&MINE).unwrap_err();
+        assert_eq!(e.status(), Some(crate::Status::Failed));
+        assert!(e.to_string().contains("mine is not attached"), "{e}");
     }
 }

@@ -17,7 +17,7 @@ use crate::cache::{self, Source};
 use crate::host::EPOCH_TICK;
 use crate::limiter::Limiter;
 use crate::stdio::LogStream;
-use crate::wasi::CallClock;
+use crate::wasi::{CallClock, CLOCK};
 use crate::{inspect, Host, Manifest, Registry};
 
 /// A plugin could not be loaded. Every message names the plugin.
@@ -415,7 +415,7 @@ impl Plugin {
             Box::new(limiter),
             limits.max_message_bytes as usize,
         );
-        state.insert(clock);
+        state.put(&CLOCK, clock);
         let mut store = Store::new(self.host.engine(), state);
         store.limiter(|s| s.limits());
         let watch = self.watch.clone();

@@ -34,6 +34,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
 }
 
 /// What `poll_oneoff` needs of its instance, kept in the instance's [`State`].
+/// The host's slot for an instance's [`CallClock`].
+pub(crate) static CLOCK: pulp_ext::Slot<CallClock> = pulp_ext::Slot::new("the host's call clock");
+
 pub(crate) struct CallClock {
     watch: Arc<Watch>,
     /// Time 0 of the guest's monotonic clock.
@@ -99,7 +102,7 @@ fn poll_oneoff(
         wasmtime::bail!("poll_oneoff: the plugin exports no memory");
     };
     let (mem, state) = memory.data_and_store_mut(&mut caller);
-    let Some(clock) = state.get_mut::<CallClock>() else {
+    let Some(clock) = state.peek(&CLOCK) else {
         wasmtime::bail!("poll_oneoff: the instance has no call clock (a host bug)");
     };
     let (watch, base) = (clock.watch.clone(), clock.base);

@@ -29,6 +29,8 @@ struct Settings {
 /// Per-instance state: proves `attach` ran for this instance.
 struct Attached;
 
+static ATTACHED: pulp_ext::Slot<Attached> = pulp_ext::Slot::new("test.record");
+
 /// Takes every record `plugin` made so far, oldest first.
 pub fn take(plugin: &str) -> Vec<Vec<u8>> {
     let mut all = RECORDS.lock().unwrap();
@@ -89,7 +91,7 @@ impl Capability for Record {
             |mut c: Caller<'_, State>, ptr: i32, len: i32| {
                 pulp_ext::status(&mut c, |c| {
                     let bytes = mem::bytes(c, ptr, len, "test_record input")?.to_vec();
-                    if c.data_mut().get_mut::<Attached>().is_none() {
+                    if c.data_mut().peek(&ATTACHED).is_none() {
                         return Err(pulp_ext::Status::Failed
                             .err("test_record called on an instance that was never attached"));
                     }
@@ -104,12 +106,12 @@ impl Capability for Record {
 
     fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
         count(plugin.name(), true);
-        state.insert(Attached);
+        state.put(&ATTACHED, Attached);
         Ok(())
     }
 
     fn detach(&self, state: &mut State) {
-        if state.remove::<Attached>().is_some() {
+        if state.take(&ATTACHED).is_some() {
             count(state.plugin().name(), false);
         }
     }
