@@ -1,10 +1,11 @@
 //! What a module needs and what the host offers it: the checks shared by
-//! `Plugin::load` and `pulp check` (ABI §2 exports, ABI §4 binding rules).
+//! `Plugin::load` and `pulp check` (ABI §2 exports, ABI §4 binding rules), and the
+//! linker built from their plan (real imports and the stubs that return 99).
 
 use std::sync::Arc;
 
-use pulp_ext::wasmtime::{ExternType, FuncType, Module, ValType};
-use pulp_ext::{Binding, Capability, Plugin as View};
+use pulp_ext::wasmtime::{self, Engine, ExternType, FuncType, Linker, Module, Val, ValType};
+use pulp_ext::{Binding, Capability, Plugin as View, State};
 
 use crate::{Manifest, Registry};
 
@@ -187,4 +188,40 @@ pub(crate) fn plan(
     } else {
         Err(problems)
     }
+}
+
+/// Links WASI, the planned capabilities' real imports, and derived stubs.
+pub(crate) fn link(engine: &Engine, plan: &Plan, plugin: &str) -> wasmtime::Result<Linker<State>> {
+    let mut linker = Linker::new(engine);
+    crate::wasi::add_to_linker(&mut linker)?;
+    for cap in &plan.linked {
+        cap.link(&mut linker).map_err(|e| {
+            wasmtime::format_err!("capability \"{}\" failed to link: {e:#}", cap.name())
+        })?;
+    }
+    for cap in &plan.stubbed {
+        for import in cap.imports() {
+            let ty = FuncType::new(
+                engine,
+                import.params.iter().map(|t| t.val_type()),
+                import.results.iter().map(|t| t.val_type()),
+            );
+            let message = format!(
+                "pulp.{}: capability \"{}\" is not declared in the manifest of plugin \"{plugin}\"",
+                import.name,
+                cap.name()
+            );
+            linker.func_new("pulp", import.name, ty, move |mut caller, _, results| {
+                for (r, t) in results.iter_mut().zip(import.results) {
+                    *r = Val::default_for_ty(&t.val_type()).unwrap_or(Val::I32(0));
+                }
+                if let Some(first) = results.first_mut() {
+                    *first = Val::I32(pulp_ext::Status::NotDeclared.code());
+                }
+                caller.data_mut().set_last_error(message.clone());
+                Ok(())
+            })?;
+        }
+    }
+    Ok(linker)
 }

@@ -20,6 +20,8 @@ mod check;
 pub mod cli;
 pub mod config;
 mod core;
+mod envelope;
+mod error;
 mod host;
 mod inspect;
 mod limiter;
@@ -30,6 +32,7 @@ mod registry;
 mod runtime;
 mod stdio;
 mod wasi;
+mod watch;
 
 pub use check::check;
 pub use host::{Host, HostConfig};

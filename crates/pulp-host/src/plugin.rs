@@ -1,237 +1,25 @@
 //! A loaded plugin: its module bound to the host's capabilities, one live instance,
 //! and the calls of ABI §2 (`pulp_init`, `pulp_step`, `pulp_shutdown`, probes).
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use pulp_ext::wasmtime::{
-    self, Engine, FuncType, InstancePre, Linker, Memory, Store, Trap, TypedFunc, UpdateDeadline,
-    Val,
+    self, Engine, InstancePre, Memory, Store, Trap, TypedFunc, UpdateDeadline,
 };
 use pulp_ext::wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 use pulp_ext::{Capability, Event, Events, State};
 
 use crate::cache::{self, Source};
-use crate::host::EPOCH_TICK;
+pub use crate::envelope::Envelope;
+use crate::envelope::{header, unix_nanos};
+pub use crate::error::{CallError, LoadError, RestartError};
 use crate::limiter::Limiter;
 use crate::stdio::LogStream;
 use crate::wasi::{CallClock, CLOCK};
+pub use crate::watch::Interrupter;
+use crate::watch::{arm, Watch};
 use crate::{inspect, Host, Manifest, Registry};
-
-/// A plugin could not be loaded. Every message names the plugin.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The module file could not be read.
-    #[error("plugin \"{plugin}\": cannot read module {}: {cause}", path.display())]
-    Read {
-        /// The plugin.
-        plugin: String,
-        /// The module's path.
-        path: PathBuf,
-        /// The I/O error (in the message, so not also a `source()`).
-        cause: std::io::Error,
-    },
-    /// The module is not valid wasm (or WAT).
-    #[error("plugin \"{plugin}\": module {} does not compile: {message}", path.display())]
-    Compile {
-        /// The plugin.
-        plugin: String,
-        /// The module's path.
-        path: PathBuf,
-        /// The compiler's message.
-        message: String,
-    },
-    /// The module does not fit the contract or the host; every problem is listed.
-    #[error("plugin \"{plugin}\" cannot load: {}", problems.join("; "))]
-    Rejected {
-        /// The plugin.
-        plugin: String,
-        /// Each problem found.
-        problems: Vec<String>,
-    },
-    /// Instantiating the module (or a capability's attach) failed.
-    #[error("plugin \"{plugin}\": instantiation failed: {message}")]
-    Instantiate {
-        /// The plugin.
-        plugin: String,
-        /// What failed.
-        message: String,
-    },
-}
-
-/// A call into the plugin failed. Every message names the plugin and the export.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The guest trapped (or ran out of memory or fuel).
-    #[error("plugin \"{plugin}\": {export} trapped: {message}")]
-    Trap {
-        /// The plugin.
-        plugin: String,
-        /// The export that was called.
-        export: &'static str,
-        /// The trap.
-        message: String,
-    },
-    /// The call ran past its deadline and was interrupted.
-    #[error(
-        "plugin \"{plugin}\": {export} ran past its {limit_ms} ms deadline and was interrupted"
-    )]
-    Timeout {
-        /// The plugin.
-        plugin: String,
-        /// The export that was called.
-        export: &'static str,
-        /// The deadline, in ms.
-        limit_ms: u64,
-    },
-    /// The host interrupted the call because it is stopping.
-    #[error("plugin \"{plugin}\": {export} was interrupted because the host is stopping")]
-    Interrupted {
-        /// The plugin.
-        plugin: String,
-        /// The export that was called.
-        export: &'static str,
-    },
-    /// The export returned a failure code.
-    #[error("plugin \"{plugin}\": {export} returned {code}")]
-    Returned {
-        /// The plugin.
-        plugin: String,
-        /// The export that was called.
-        export: &'static str,
-        /// The code it returned.
-        code: i32,
-    },
-    /// The host could not hand the guest its input.
-    #[error("plugin \"{plugin}\": {export}: {message}")]
-    Input {
-        /// The plugin.
-        plugin: String,
-        /// The export that was to be called.
-        export: &'static str,
-        /// What went wrong.
-        message: String,
-    },
-    /// The guest's `pulp_alloc` could not take the call's input (it returned 0 or
-    /// an address outside memory, or trapped, or the input is larger than the
-    /// plugin's whole `memory_mb`). For a step this is the event's fault, not the
-    /// plugin's: the runtime refuses the event to its sender (413, close 1009) and
-    /// does not count it as a failure; when `trapped`, the instance is replaced.
-    #[error("plugin \"{plugin}\": {export}: the input does not fit the guest: {message}")]
-    Refused {
-        /// The plugin.
-        plugin: String,
-        /// The export that was to be called.
-        export: &'static str,
-        /// What went wrong.
-        message: String,
-        /// Whether `pulp_alloc` trapped (the instance must be replaced).
-        trapped: bool,
-    },
-    /// The plugin has no live instance (its last instantiation failed).
-    #[error("plugin \"{plugin}\" has no live instance")]
-    Dead {
-        /// The plugin.
-        plugin: String,
-    },
-}
-
-/// A step's input (ABI §3): the 20-byte header and the payload.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Envelope {
-    /// Counts every step, idle or not, from 0.
-    pub call_number: u64,
-    /// Unix nanoseconds when the host made the call.
-    pub wall_time: u64,
-    /// Empty for an idle tick, else a msgpack `StepEvent`.
-    pub payload: Vec<u8>,
-}
-
-impl Envelope {
-    /// The envelope's bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = header(self.call_number, self.wall_time, self.payload.len()).to_vec();
-        out.extend_from_slice(&self.payload);
-        out
-    }
-}
-
-fn header(call_number: u64, wall_time: u64, payload_len: usize) -> [u8; 20] {
-    let mut h = [0u8; 20];
-    h[..8].copy_from_slice(&call_number.to_le_bytes());
-    h[8..16].copy_from_slice(&wall_time.to_le_bytes());
-    h[16..].copy_from_slice(&(payload_len as u32).to_le_bytes());
-    h
-}
-
-fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// Interrupts a plugin's running call from another thread.
-#[derive(Clone)]
-pub struct Interrupter(Arc<Watch>);
-
-impl Interrupter {
-    /// Makes the plugin's running call trap within one epoch tick (10 ms). The
-    /// interrupt is kept until a call sees it: one that lands between calls (or just
-    /// before a call starts) interrupts the next call as soon as it runs, instead of
-    /// being lost and leaving that call its whole deadline.
-    pub fn interrupt(&self) {
-        self.0.abort.store(true, Ordering::SeqCst);
-    }
-}
-
-/// The deadline of the current call, counted in epoch ticks so that arming it
-/// costs no clock read. The epoch callback runs once per tick while wasm runs; a
-/// WASI sleep (`crate::wasi`) ticks it while it sleeps.
-pub(crate) struct Watch {
-    /// Ticks the running call may still take.
-    ticks_left: AtomicU64,
-    /// An interrupt no call has seen yet. Arming a call leaves it set; it is taken
-    /// (cleared) only when a call ends because of it ([`Watch::take_abort`]).
-    abort: AtomicBool,
-}
-
-impl Watch {
-    fn arm(&self, limit_ms: u64) {
-        const TICK_MS: u64 = EPOCH_TICK.as_millis() as u64;
-        // `abort` is not cleared here: an interrupt that landed before this call
-        // started is for this call.
-        // +1: the first tick may come at once after arming.
-        let ticks = limit_ms.div_ceil(TICK_MS) + 1;
-        self.ticks_left.store(ticks, Ordering::Relaxed);
-    }
-
-    /// Whether the host interrupted the call.
-    pub(crate) fn aborted(&self) -> bool {
-        self.abort.load(Ordering::SeqCst)
-    }
-
-    /// Takes the pending interrupt: true when there was one (the call that ended
-    /// on an interrupt trap saw it, so it is not kept for the next call).
-    fn take_abort(&self) -> bool {
-        self.abort.swap(false, Ordering::SeqCst)
-    }
-
-    /// One epoch tick passed while the guest ran: true when its time is up.
-    pub(crate) fn tick(&self) -> bool {
-        self.aborted() || self.ticks_left.fetch_sub(1, Ordering::Relaxed) <= 1
-    }
-}
-
-/// Arms the deadline (and fuel) of one call on `store`.
-fn arm(store: &mut Store<State>, watch: &Watch, fuel: Option<u64>, limit_ms: u64) {
-    store.set_epoch_deadline(1);
-    if let Some(fuel) = fuel {
-        let _ = store.set_fuel(fuel);
-    }
-    watch.arm(limit_ms);
-}
 
 struct Exports {
     memory: Memory,
@@ -317,7 +105,8 @@ impl Plugin {
             return Err(rejected(problems));
         }
         let plan = plan.expect("no problems means a plan");
-        let linker = link(engine, &plan, &name).map_err(|e| rejected(vec![format!("{e:#}")]))?;
+        let linker =
+            inspect::link(engine, &plan, &name).map_err(|e| rejected(vec![format!("{e:#}")]))?;
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| rejected(vec![format!("{e:#}")]))?;
@@ -694,17 +483,6 @@ impl Drop for Plugin {
     }
 }
 
-/// A restart failed: the new instance did not instantiate, or its `pulp_init` failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RestartError {
-    /// Instantiation failed.
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    /// `pulp_init` failed.
-    #[error(transparent)]
-    Init(#[from] CallError),
-}
-
 enum CallFail {
     Wasm(wasmtime::Error),
     Input(String),
@@ -777,40 +555,4 @@ fn call_with_input(
         free.call(&mut *store, (ptr, len)).map_err(CallFail::Wasm)?;
     }
     Ok(out)
-}
-
-/// Links WASI, the planned capabilities' real imports, and derived stubs.
-fn link(engine: &Engine, plan: &inspect::Plan, plugin: &str) -> wasmtime::Result<Linker<State>> {
-    let mut linker = Linker::new(engine);
-    crate::wasi::add_to_linker(&mut linker)?;
-    for cap in &plan.linked {
-        cap.link(&mut linker).map_err(|e| {
-            wasmtime::format_err!("capability \"{}\" failed to link: {e:#}", cap.name())
-        })?;
-    }
-    for cap in &plan.stubbed {
-        for import in cap.imports() {
-            let ty = FuncType::new(
-                engine,
-                import.params.iter().map(|t| t.val_type()),
-                import.results.iter().map(|t| t.val_type()),
-            );
-            let message = format!(
-                "pulp.{}: capability \"{}\" is not declared in the manifest of plugin \"{plugin}\"",
-                import.name,
-                cap.name()
-            );
-            linker.func_new("pulp", import.name, ty, move |mut caller, _, results| {
-                for (r, t) in results.iter_mut().zip(import.results) {
-                    *r = Val::default_for_ty(&t.val_type()).unwrap_or(Val::I32(0));
-                }
-                if let Some(first) = results.first_mut() {
-                    *first = Val::I32(pulp_ext::Status::NotDeclared.code());
-                }
-                caller.data_mut().set_last_error(message.clone());
-                Ok(())
-            })?;
-        }
-    }
-    Ok(linker)
 }

@@ -20,7 +20,7 @@ use pulp_ext::wasmtime_wasi::{runtime::in_tokio, HostMonotonicClock};
 use pulp_ext::State;
 
 use crate::host::EPOCH_TICK;
-use crate::plugin::Watch;
+use crate::watch::Watch;
 
 const MODULE: &str = "wasi_snapshot_preview1";
 
