@@ -61,22 +61,31 @@ impl Pool {
     }
 }
 
+/// Problems with the host-level `"docker"` section: `host` (a string) is its one key.
+pub(crate) fn check_section(t: &toml::Table) -> Result<(), String> {
+    for (k, v) in t {
+        match (k.as_str(), v) {
+            ("host", toml::Value::String(_)) => {}
+            ("host", _) => return Err("host settings [docker]: host must be a string".into()),
+            _ => {
+                return Err(format!(
+                    "host settings [docker]: unknown key {k:?} (known: host)"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     pub(crate) fn new(shared: &Shared) -> Result<Engine, String> {
         let address = match shared.settings("docker") {
             None => None,
             Some(t) => {
-                for k in t.keys() {
-                    if k != "host" {
-                        return Err(format!(
-                            "host settings [docker]: unknown key {k:?} (known: host)"
-                        ));
-                    }
-                }
+                check_section(t)?;
                 match t.get("host") {
-                    None => None,
                     Some(toml::Value::String(s)) => Some(s.clone()),
-                    Some(_) => return Err("host settings [docker]: host must be a string".into()),
+                    _ => None,
                 }
             }
         };

@@ -155,6 +155,14 @@ impl Capability for SpawnDocker {
         IMPORTS
     }
 
+    fn host_section(&self) -> Option<&'static str> {
+        Some("docker")
+    }
+
+    fn check_host_section(&self, table: &toml::Table) -> Result<(), String> {
+        engine::check_section(table)
+    }
+
     fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
         Grants::from_plugin(plugin).map(|_| ())
     }

@@ -11,7 +11,7 @@ use pulp_ext::{mem, Binding, Capability, Error, Events, Import, Plugin, State, S
 use serde::Deserialize;
 
 use crate::router::{self, Kind, Pattern};
-use crate::server::{charged, full, Hub, Listener};
+use crate::server::{charged, full, Hub, Listener, ServerSettings};
 use crate::{sse, ws};
 
 /// The inbound transports, for a registry built by hand: [`Inbound::HTTP`],
@@ -206,6 +206,14 @@ impl Capability for Inbound {
 
     fn binding(&self) -> Binding {
         Binding::Gated
+    }
+
+    fn host_section(&self) -> Option<&'static str> {
+        Some("http")
+    }
+
+    fn check_host_section(&self, table: &toml::Table) -> Result<(), String> {
+        ServerSettings::parse(Some(table)).map(|_| ())
     }
 
     fn imports(&self) -> &'static [Import] {

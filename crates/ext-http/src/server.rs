@@ -58,6 +58,23 @@ pub struct ServerSettings {
     pub ws_idle_ms: u64,
 }
 
+impl ServerSettings {
+    /// The `"http"` section (defaults when absent); the error names the section.
+    pub(crate) fn parse(table: Option<&toml::Table>) -> Result<ServerSettings, String> {
+        let settings: ServerSettings = match table {
+            None => ServerSettings::default(),
+            Some(t) => t
+                .clone()
+                .try_into()
+                .map_err(|e| format!("host settings [http]: {}", e.to_string().trim()))?,
+        };
+        if settings.tls_cert.is_some() != settings.tls_key.is_some() {
+            return Err("host settings [http]: tls_cert and tls_key go together".into());
+        }
+        Ok(settings)
+    }
+}
+
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
@@ -224,17 +241,10 @@ pub(crate) struct Listener {
 impl Listener {
     /// Binds the listener described by the host's `"http"` settings section.
     pub(crate) fn start(shared: &Shared) -> Result<Listener, String> {
-        let settings: ServerSettings = match shared.settings("http") {
-            None => ServerSettings::default(),
-            Some(t) => t
-                .clone()
-                .try_into()
-                .map_err(|e| format!("host settings [http]: {}", e.to_string().trim()))?,
-        };
+        let settings = ServerSettings::parse(shared.settings("http"))?;
         let tls = match (&settings.tls_cert, &settings.tls_key) {
             (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
-            (None, None) => None,
-            _ => return Err("host settings [http]: tls_cert and tls_key go together".into()),
+            _ => None,
         };
         let std_listener = std::net::TcpListener::bind(&settings.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;

@@ -111,6 +111,18 @@ pub trait Capability: Send + Sync + 'static {
         }
     }
 
+    /// The host-level settings section this capability reads from [`Shared`](crate::Shared)
+    /// (`"http"` for the listener), if any. Several capabilities may share one.
+    fn host_section(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Every problem with this capability's host-level section (unknown keys, bad
+    /// values), found before any plugin loads ([`host_section`](Capability::host_section)).
+    fn check_host_section(&self, _table: &toml::Table) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Adds the real imports to a plugin's linker (module `pulp`).
     fn link(&self, linker: &mut Linker<State>) -> wasmtime::Result<()>;
 

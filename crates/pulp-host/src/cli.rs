@@ -243,7 +243,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     http.insert(key.into(), p.display().to_string().into());
                 }
             }
-            let settings = [("http".to_string(), http)].into();
+            // The listener flags go to whichever capability reads "http" (none in a
+            // program built without the `http` feature).
+            let mut settings = std::collections::BTreeMap::new();
+            if registry
+                .entries()
+                .iter()
+                .any(|e| e.capability.host_section() == Some("http"))
+            {
+                settings.insert("http".to_string(), http);
+            }
+            let problems = registry.check_host_settings(&settings);
+            if !problems.is_empty() {
+                anyhow::bail!("{}", problems.join("; "));
+            }
             let host = Host::new(host_config(fuel, settings))?;
             let mut plugins = Vec::new();
             for m in &manifests {

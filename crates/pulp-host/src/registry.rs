@@ -111,6 +111,42 @@ impl Registry {
             .find(|e| names(&*e.capability).any(|n| n == name))
     }
 
+    /// Every problem with host-level settings sections (`HostConfig::settings`): a
+    /// section no capability of this registry reads (a misspelling, or a capability
+    /// not linked) and each owner's own checks. Empty when all is well; `pulp run`
+    /// and an embedder call it before starting the host.
+    pub fn check_host_settings(
+        &self,
+        settings: &std::collections::BTreeMap<String, toml::Table>,
+    ) -> Vec<String> {
+        let mut owners: Vec<(&'static str, &Entry)> = Vec::new();
+        for e in &self.entries {
+            if let Some(s) = e.capability.host_section() {
+                if !owners.iter().any(|(o, _)| *o == s) {
+                    owners.push((s, e));
+                }
+            }
+        }
+        let mut problems = Vec::new();
+        for (section, table) in settings {
+            match owners.iter().find(|(o, _)| o == section) {
+                Some((_, e)) => {
+                    if let Err(p) = e.capability.check_host_section(table) {
+                        problems.push(p);
+                    }
+                }
+                None => {
+                    let known: Vec<_> = owners.iter().map(|(o, _)| *o).collect();
+                    problems.push(format!(
+                        "host settings [{section}]: no capability of this host reads it (known sections: {})",
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
     /// The capability that provides `pulp.<import>`, with the import's signature.
     pub fn provider(&self, import: &str) -> Option<(&Entry, &'static Import)> {
         self.entries.iter().find_map(|e| {

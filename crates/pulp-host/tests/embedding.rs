@@ -61,3 +61,61 @@ fn a_registry_built_by_hand_from_the_public_capability_types() {
         .unwrap();
     assert!(again.to_string().contains("\"storage.sqlite\""), "{again}");
 }
+
+#[test]
+fn host_settings_sections_are_checked_by_the_capability_that_reads_them() {
+    let registry = Registry::new().unwrap();
+    let table = |text: &str| -> toml::Table { text.parse().unwrap() };
+    let good = [
+        ("http".to_string(), table("listen = \"127.0.0.1:0\"")),
+        (
+            "docker".to_string(),
+            table("host = \"unix:///nowhere.sock\""),
+        ),
+    ]
+    .into();
+    assert_eq!(registry.check_host_settings(&good), Vec::<String>::new());
+
+    let bad = [
+        ("htp".to_string(), table("listen = \"127.0.0.1:0\"")),
+        ("http".to_string(), table("lisen = \"127.0.0.1:0\"")),
+        ("docker".to_string(), table("hots = \"x\"")),
+        ("http2".to_string(), table("")),
+    ]
+    .into();
+    let problems = registry.check_host_settings(&bad);
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert_eq!(
+        problems[0],
+        "host settings [docker]: unknown key \"hots\" (known: host)"
+    );
+    assert!(
+        problems[1].starts_with(
+            "host settings [htp]: no capability of this host reads it (known sections: "
+        ),
+        "{}",
+        problems[1]
+    );
+    assert!(
+        problems[1].contains("http") && problems[1].contains("docker"),
+        "{}",
+        problems[1]
+    );
+    assert!(
+        problems[2].starts_with("host settings [http]: unknown field `lisen`"),
+        "{}",
+        problems[2]
+    );
+    assert!(
+        problems[3].starts_with("host settings [http2]: no capability"),
+        "{}",
+        problems[3]
+    );
+
+    let unequipped = Registry::empty();
+    let only_http = [("http".to_string(), table(""))].into();
+    assert_eq!(
+        unequipped.check_host_settings(&only_http),
+        ["host settings [http]: no capability of this host reads it (known sections: none)"]
+    );
+}
