@@ -110,6 +110,7 @@ enum LogFormat {
 
 /// Runs the `pulp` program on this process's arguments and returns its exit code:
 /// `run`, `check`, `caps` and `new`, with every capability linked into the program.
+/// The program's own log lines have target `pulp`, whatever binary calls this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = cli.log_format;
@@ -119,7 +120,7 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // Said once: a log record where logs are machine-read, else one line.
             match format {
-                LogFormat::Json => tracing::error!("{e:#}"),
+                LogFormat::Json => tracing::error!(target: "pulp", "{e:#}"),
                 LogFormat::Human => eprintln!("pulp: {e:#}"),
             }
             ExitCode::FAILURE
@@ -268,7 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     r.init().context("init failed")?;
                     replicas.push(r);
                 }
-                tracing::info!(plugin = p.name(), version = m.version, module = ?p.module_source(), instances = m.limits.instances, "plugin started");
+                tracing::info!(target: "pulp", plugin = p.name(), version = m.version, module = ?p.module_source(), instances = m.limits.instances, "plugin started");
                 plugins.push(p);
                 plugins.extend(replicas);
             }
@@ -282,20 +283,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 runtime.spawn(p)?;
             }
             wait_for_signal(&runtime, &stop)?;
-            tracing::info!("stopping");
+            tracing::info!(target: "pulp", "stopping");
             let mut ok = true;
             for r in runtime.stop() {
                 if let Some(v) = r.probe_last_call {
-                    tracing::info!(plugin = r.name, probe_last_call = v, "probe");
+                    tracing::info!(target: "pulp", plugin = r.name, probe_last_call = v, "probe");
                 }
                 if let Some(v) = r.probe_config_marker {
-                    tracing::info!(plugin = r.name, probe_config_marker = v, "probe");
+                    tracing::info!(target: "pulp", plugin = r.name, probe_config_marker = v, "probe");
                 }
                 match r.error {
-                    None => tracing::info!(plugin = r.name, restarts = r.restarts, "shut down"),
+                    None => {
+                        tracing::info!(target: "pulp", plugin = r.name, restarts = r.restarts, "shut down")
+                    }
                     Some(e) => {
                         ok = false;
-                        tracing::error!(plugin = r.name, "did not shut down cleanly: {e}");
+                        tracing::error!(target: "pulp", plugin = r.name, "did not shut down cleanly: {e}");
                     }
                 }
             }
