@@ -786,8 +786,10 @@ fn slow_clients_time_out_on_headers_and_bodies() {
         ("half a request head", "POST /up HTTP/1.1\r\nHost: x\r\n"),
         ("nothing", ""),
     ] {
-        let mut s = std::net::TcpStream::connect(a).unwrap();
+        // Timed from before connecting: the server's clock starts at its accept,
+        // which may come before `connect` returns here.
         let since = Instant::now();
+        let mut s = std::net::TcpStream::connect(a).unwrap();
         s.write_all(sent.as_bytes()).unwrap();
         match wait_for_close(&mut s, since, Duration::from_secs(10)) {
             Ended::Closed(after, got) => {

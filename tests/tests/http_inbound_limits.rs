@@ -139,8 +139,10 @@ fn a_tls_handshake_that_does_not_finish_is_closed_at_header_timeout_ms() {
         ("nothing", &b""[..]),
         ("a truncated ClientHello", &b"\x16\x03\x01\x02\x00\x01"[..]),
     ] {
-        let mut s = TcpStream::connect(a).unwrap();
+        // Timed from before connecting: the server's clock starts at its accept,
+        // which may come before `connect` returns here.
         let since = Instant::now();
+        let mut s = TcpStream::connect(a).unwrap();
         s.write_all(sent).unwrap();
         match wait_for_close(&mut s, since, Duration::from_secs(10)) {
             Ended::Closed(after, got) => {
