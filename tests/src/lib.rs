@@ -588,3 +588,25 @@ pub fn wait_for_close(
         }
     }
 }
+
+/// Every inbound transport plus `test.record`: the manifest line of inbound tests.
+pub const INBOUND_ALL: &str = "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\", \"test.record\"]";
+
+/// A two-worker tokio runtime for a test's async clients.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A self-signed certificate for `localhost`, written to `dir` as `cert.pem` and
+/// `key.pem`: their paths and the certificate's PEM (for a client to trust).
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cp, kp) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cp, cert.cert.pem()).unwrap();
+    std::fs::write(&kp, cert.signing_key.serialize_pem()).unwrap();
+    (cp, kp, cert.cert.pem())
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use pulp_host::{Runtime, RuntimeConfig};
 use pulp_tests::{
-    c_module, listener as addr, msgpack_map as map, next_event, raw_http, wait_for_close,
+    c_module, listener as addr, msgpack_map as map, next_event, raw_http, rt, wait_for_close,
     wait_until, Driver, Ended, Fixture, Outcome,
 };
 use rmpv::Value as V;
@@ -17,15 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-const ALL: &str = "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\", \"test.record\"]";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+const ALL: &str = pulp_tests::INBOUND_ALL;
 
 fn register(d: &mut Driver, method: &str, path: &str) -> Outcome {
     let req = map(vec![("method", V::from(method)), ("path", V::from(path))]);
@@ -673,10 +665,7 @@ fn bounded_load_20000_requests_at_concurrency_64_none_lost() {
 #[test]
 fn https_with_a_certificate_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cp, kp) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cp, cert.cert.pem()).unwrap();
-    std::fs::write(&kp, cert.signing_key.serialize_pem()).unwrap();
+    let (cp, kp, cert_pem) = pulp_tests::self_signed(dir.path());
     let f = Fixture::with_http(toml::toml! {
         listen = "127.0.0.1:0"
         tls_cert = (cp.display().to_string())
@@ -687,7 +676,7 @@ fn https_with_a_certificate_and_key() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let c = reqwest::Client::builder()
         .no_proxy()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
         .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], port)))
         .build()
         .unwrap();

@@ -10,21 +10,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use pulp_tests::{
-    listener as addr, msgpack_map as map, next_event, wait_for_close, wait_until, Driver, Ended,
-    Fixture,
+    listener as addr, msgpack_map as map, next_event, rt, wait_for_close, wait_until, Driver,
+    Ended, Fixture,
 };
 use rmpv::Value as V;
 use tokio_tungstenite::tungstenite::Message;
 
-const ALL: &str = "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\", \"test.record\"]";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+const ALL: &str = pulp_tests::INBOUND_ALL;
 
 /// A WebSocket handshake by hand; the socket once the 101 is read. The client then
 /// reads nothing unless the test does.
@@ -120,10 +112,7 @@ fn close_frame(m: Message) -> (u16, String) {
 #[test]
 fn a_tls_handshake_that_does_not_finish_is_closed_at_header_timeout_ms() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cp, kp) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cp, cert.cert.pem()).unwrap();
-    std::fs::write(&kp, cert.signing_key.serialize_pem()).unwrap();
+    let (cp, kp, _) = pulp_tests::self_signed(dir.path());
     let f = Fixture::with_http(toml::toml! {
         listen = "127.0.0.1:0"
         tls_cert = (cp.display().to_string())

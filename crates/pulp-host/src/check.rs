@@ -12,15 +12,7 @@ use crate::{cache, inspect, Host, Manifest, ManifestError, Registry};
 /// module's, and its capabilities' settings, all in one pass where the manifest
 /// can be read at all.
 pub fn check(host: &Host, path: &Path, registry: &Registry) -> Vec<String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(cause) => {
-            let path = path.to_path_buf();
-            return vec![ManifestError::Read { path, cause }.to_string()];
-        }
-    };
-    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let (manifest, mut problems) = match Manifest::parse_all(&text, &path) {
+    let (manifest, mut problems) = match Manifest::load_all(path) {
         Ok(found) => found,
         Err(ManifestError::Invalid { problems, .. }) => return problems,
         Err(e) => return vec![e.to_string()],

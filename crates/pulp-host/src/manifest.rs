@@ -219,13 +219,24 @@ struct Raw {
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
-        let path = path.as_ref();
+        match Manifest::load_all(path.as_ref())? {
+            (m, problems) if problems.is_empty() => Ok(m),
+            (m, problems) => Err(ManifestError::Invalid {
+                path: m.path,
+                problems,
+            }),
+        }
+    }
+
+    /// Like [`Manifest::load`], but a manifest that parses comes back with its
+    /// problems beside it (see [`Manifest::parse_all`]).
+    pub(crate) fn load_all(path: &Path) -> Result<(Manifest, Vec<String>), ManifestError> {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let text = std::fs::read_to_string(&path).map_err(|cause| ManifestError::Read {
             path: path.clone(),
             cause,
         })?;
-        Manifest::parse(&text, &path)
+        Manifest::parse_all(&text, &path)
     }
 
     /// Validates manifest text as if it were read from `path` (relative `wasm` paths

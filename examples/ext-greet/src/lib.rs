@@ -30,6 +30,8 @@ impl Capability for Greet {
                     if name.is_empty() {
                         return Err(Status::Empty.err("demo_greet: the name is empty"));
                     }
+                    // Escaped: a name cannot forge lines of the output.
+                    let name = pulp_ext::log_text(name.as_bytes());
                     println!(
                         "[demo.greet] plugin={} hello, {name}!",
                         c.data().plugin().name()
