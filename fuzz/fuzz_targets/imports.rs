@@ -104,7 +104,7 @@ fn imports(registry: &Registry) -> Vec<pulp_ext::Import> {
     let mut list: Vec<_> = registry
         .entries()
         .iter()
-        .flat_map(|e| e.capability.imports().iter().copied())
+        .flat_map(|e| e.imports.iter().cloned())
         .filter(|i| i.results.len() == 1 && i.params.iter().all(|t| *t == pulp_ext::Ty::I32))
         .collect();
     list.sort_by_key(|i| i.name);

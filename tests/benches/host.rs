@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pulp_ext::host::{HostEvents, HostPlugin, HostState};
 use pulp_ext::wasmtime::{Caller, Engine, Instance, Linker, Module, Store, TypedFunc};
 use pulp_ext::{Event, Events, State};
 use pulp_host::{Host, HostConfig, Manifest, Plugin, Registry};
@@ -171,7 +172,7 @@ fn import(c: &mut Criterion) {
     const N: i32 = 1000;
     let engine = Engine::default();
     let registry = Registry::new().unwrap();
-    let logging = registry.find("logging").unwrap().capability.clone();
+    let logging = registry.find("logging").unwrap().clone();
     let mut g = c.benchmark_group("import");
     g.throughput(Throughput::Elements(N as u64));
 
@@ -185,7 +186,11 @@ fn import(c: &mut Criterion) {
     });
     g.bench_function("noop", |b| b.iter(|| spin.call(&mut s, N).unwrap()));
 
-    let (mut s, spin) = spinner(&engine, |l| logging.link(l).unwrap());
+    let (mut s, spin) = spinner(&engine, |l| {
+        for i in &logging.imports {
+            i.link(l).unwrap();
+        }
+    });
     let filtered = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .with_writer(std::io::sink)

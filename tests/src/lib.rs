@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub use ext_testcap::{lifecycle, take as records};
+pub use ext_testcap::{
+    lifecycle, parsed as settings_parsed, tags as settings_tags, take as records,
+};
 
 pub mod toolchain;
 use pulp_host::{Host, HostConfig, LoadError, Manifest, Plugin, Registry, Runtime, RuntimeConfig};
@@ -527,8 +529,9 @@ pub fn msgpack_map(fields: Vec<(&str, rmpv::Value)>) -> Vec<u8> {
 
 /// The next event in `p`'s queue (waits up to 5 s): its kind and decoded payload.
 pub fn next_event(p: &Plugin) -> (String, rmpv::Value) {
+    use pulp_ext::host::HostEvents;
     match p.view().events().next(std::time::Duration::from_secs(5)) {
-        pulp_ext::Next::Event(e) => (e.kind().to_string(), event_payload(&e)),
+        pulp_ext::host::Next::Event(e) => (e.kind().to_string(), event_payload(&e)),
         other => panic!("no event: {other:?}"),
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use pulp_ext::host::{HostEvents, HostPlugin, HostState};
 use pulp_ext::wasmtime::{Linker, Store};
 use pulp_ext::{Binding, Capability, Import, State};
 use pulp_host::{CallError, Registry, RegistryError};
@@ -44,6 +45,31 @@ fn declared_capability_gets_the_real_import() {
     assert_eq!(lifecycle("declared"), (1, 0));
     drop(p);
     assert_eq!(lifecycle("declared"), (1, 1), "closing detaches");
+}
+
+#[test]
+fn settings_are_parsed_once_per_plugin_and_handed_to_every_instance() {
+    let f = Fixture::new();
+    let toml = "capabilities = [\"test.record\"]\n[capability.\"test.record\"]\ntag = \"once\"";
+    let mut p = f
+        .load("parsed-once", &guest("undeclared.wat"), toml)
+        .unwrap();
+    p.init().unwrap();
+    p.restart().unwrap();
+    p.restart().unwrap();
+    let mut replica = p.replica().unwrap();
+    replica.init().unwrap();
+    let once = Some("once".to_string());
+    assert_eq!(
+        pulp_tests::settings_tags("parsed-once"),
+        vec![once.clone(), once.clone(), once.clone(), once],
+        "the first instance, two restarts and a replica all get the parsed settings"
+    );
+    assert_eq!(
+        pulp_tests::settings_parsed("parsed-once"),
+        1,
+        "parsed at load only, not per instance"
+    );
 }
 
 #[test]
@@ -124,20 +150,22 @@ fn registry_holds_every_linked_capability_in_name_order() {
     );
 }
 
-struct Fake(&'static str, &'static [Import]);
+struct Fake(&'static str, &'static [&'static str]);
+
+fn nothing(_: &mut pulp_ext::wasmtime::Caller<'_, State>) -> Result<(), pulp_ext::Error> {
+    Ok(())
+}
 
 impl Capability for Fake {
+    type Settings = ();
     fn name(&self) -> &'static str {
         self.0
     }
     fn binding(&self) -> Binding {
         Binding::Gated
     }
-    fn imports(&self) -> &'static [Import] {
-        self.1
-    }
-    fn link(&self, _: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        Ok(())
+    fn imports(&self) -> Vec<Import> {
+        self.1.iter().map(|&n| Import::new(n, nothing)).collect()
     }
 }
 
@@ -148,9 +176,8 @@ fn duplicate_names_and_imports_are_errors_naming_both() {
         Err(e @ RegistryError::DuplicateName(_)) => assert!(e.to_string().contains("\"logging\"")),
         other => panic!("{:?}", other.map(|_| ())),
     }
-    const LOG: &[Import] = &[Import::status("log", 3)];
     let e = r
-        .always(Arc::new(Fake("my.log", LOG)))
+        .always(Arc::new(Fake("my.log", &["log"])))
         .err()
         .unwrap()
         .to_string();
@@ -183,7 +210,9 @@ fn every_capability_links_exactly_its_import_table() {
     for e in f.registry.entries() {
         let cap = &e.capability;
         let mut linker = Linker::new(f.host.engine());
-        cap.link(&mut linker).unwrap();
+        for i in &e.imports {
+            i.link(&mut linker).unwrap();
+        }
         let engine = f.host.engine();
         let mut store = Store::new(
             engine,

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use pulp_ext::Next;
+use pulp_ext::host::{HostEvents, Next};
 use pulp_host::{Health, Runtime, RuntimeConfig};
 use pulp_tests::{
     event_payload as payload, listener as addr, msgpack_map as map, next_event, Driver, Fixture,

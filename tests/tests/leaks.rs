@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use pulp_ext::Next;
+use pulp_ext::host::{HostEvents, Next};
 use pulp_host::{Manifest, Plugin};
 use pulp_tests::toolchain::{containers_of, TEST_IMAGE};
 use pulp_tests::{c_guest, docker, listener, process_counts, Fixture, TestServer};

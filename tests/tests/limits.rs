@@ -102,7 +102,7 @@ fn max_message_bytes_is_11_after_the_bounds_check_which_is_2() {
         got[3].1,
         "entropy_read request (ptr 0x1f000, len 8192) lies outside the plugin's 131072-byte memory"
     );
-    assert_eq!(got[4].1, format!("test_record input {over}"));
+    assert_eq!(got[4].1, format!("test_record data {over}"));
     p.step_event(None).expect("the plugin keeps working");
 }
 

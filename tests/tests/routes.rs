@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pulp_ext::Next;
+use pulp_ext::host::{HostEvents, Next};
 use pulp_host::{Runtime, RuntimeConfig};
 use pulp_tests::{listener as addr, raw_http, Driver, Fixture, Outcome};
 use rmpv::Value as V;

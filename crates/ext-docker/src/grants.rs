@@ -43,7 +43,7 @@ pub(crate) const DEFAULT_USER: &str = "65534:65534";
 
 /// A plugin's checked grants.
 #[derive(Clone, Debug)]
-pub(crate) struct Grants {
+pub struct Grants {
     images: Vec<ImagePattern>,
     /// May a container ask for a network (`network: true`)?
     pub(crate) network: bool,
@@ -112,9 +112,12 @@ impl ImagePattern {
     }
 }
 
-impl Grants {
-    pub(crate) fn from_plugin(plugin: &pulp_ext::Plugin) -> Result<Grants, Vec<String>> {
-        let t: Toml = plugin.settings_as(crate::NAME).map_err(|e| vec![e])?;
+impl pulp_ext::Settings for Grants {
+    fn parse(
+        table: Option<&pulp_ext::toml::Table>,
+        _: &pulp_ext::Plugin,
+    ) -> Result<Grants, Vec<String>> {
+        let t: Toml = pulp_ext::from_table(table).map_err(|e| vec![e])?;
         let mut problems = Vec::new();
         let images = t
             .images
@@ -188,7 +191,9 @@ impl Grants {
             user,
         })
     }
+}
 
+impl Grants {
     /// True when `images` allows `image`.
     pub(crate) fn allows(&self, image: &str) -> bool {
         self.images.iter().any(|p| p.allows(image))

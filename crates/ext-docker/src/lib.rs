@@ -36,8 +36,8 @@ use std::time::Duration;
 
 use engine::{Engine, Pool, INSTANCE_LABEL};
 use grants::Grants;
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Binding, Capability, Error, Import, Plugin, State};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Binding, Capability, Error, Import, Msgpack, Out, Plugin, State};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -49,21 +49,6 @@ pulp_ext::register!(SpawnDocker);
 const NAME: &str = "spawn.docker";
 
 static INSTANCE: pulp_ext::Slot<Instance> = pulp_ext::Slot::new(NAME);
-
-const IMPORTS: &[Import] = &[
-    Import::status("docker_run", 4),
-    Import::status("docker_create", 4),
-    Import::status("docker_get", 4),
-    Import::status("docker_list", 4),
-    Import::status("docker_exec", 4),
-    Import::status("docker_logs", 4),
-    Import::status("docker_stats", 4),
-    Import::status("docker_files_read", 4),
-    Import::status("docker_files_write", 2),
-    Import::status("docker_restart", 2),
-    Import::status("docker_destroy", 2),
-    Import::status("docker_events_poll", 4),
-];
 
 /// One plugin instance's view of the engine. Cheap to clone.
 #[derive(Clone)]
@@ -143,6 +128,8 @@ fn host_label(plugin: &Plugin) -> String {
 }
 
 impl Capability for SpawnDocker {
+    type Settings = Grants;
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -151,8 +138,36 @@ impl Capability for SpawnDocker {
         Binding::Gated
     }
 
-    fn imports(&self) -> &'static [Import] {
-        IMPORTS
+    fn imports(&self) -> Vec<Import> {
+        vec![
+            Import::new("docker_run", with_result("docker_run", ops::run)),
+            Import::new("docker_create", with_result("docker_create", ops::create)),
+            Import::new("docker_get", with_result("docker_get", ops::get)),
+            Import::new("docker_list", with_result("docker_list", ops::list)),
+            Import::new("docker_exec", with_result("docker_exec", ops::exec)),
+            Import::new("docker_logs", with_result("docker_logs", ops::logs)),
+            Import::new("docker_stats", with_result("docker_stats", ops::stats)),
+            Import::new(
+                "docker_files_read",
+                with_result("docker_files_read", ops::files_read),
+            ),
+            Import::new(
+                "docker_files_write",
+                without_result("docker_files_write", ops::files_write),
+            ),
+            Import::new(
+                "docker_restart",
+                without_result("docker_restart", ops::restart),
+            ),
+            Import::new(
+                "docker_destroy",
+                without_result("docker_destroy", ops::destroy),
+            ),
+            Import::new(
+                "docker_events_poll",
+                with_result("docker_events_poll", ops::events_poll),
+            ),
+        ]
     }
 
     fn host_section(&self) -> Option<&'static str> {
@@ -163,15 +178,11 @@ impl Capability for SpawnDocker {
         engine::check_section(table)
     }
 
-    fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
-        Grants::from_plugin(plugin).map(|_| ())
-    }
-
     /// Removes what instances that are gone (an earlier instance, a crashed run) left
     /// behind; a live sibling's containers stay. An engine that cannot be reached does
     /// not fail the load: calls get 10 until it answers.
-    fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
-        let grants = Grants::from_plugin(plugin).map_err(|p| p.join("; "))?;
+    fn attach(&self, plugin: &Plugin, grants: &Grants, state: &mut State) -> Result<(), String> {
+        let grants = grants.clone();
         let shared = plugin.shared();
         let engine = shared.service(|| Engine::new(shared))?;
         let pool = engine.pool(plugin.name());
@@ -217,68 +228,36 @@ impl Capability for SpawnDocker {
             ),
         }
     }
-
-    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        with_result(linker, "docker_run", ops::run)?;
-        with_result(linker, "docker_create", ops::create)?;
-        with_result(linker, "docker_get", ops::get)?;
-        with_result(linker, "docker_list", ops::list)?;
-        with_result(linker, "docker_exec", ops::exec)?;
-        with_result(linker, "docker_logs", ops::logs)?;
-        with_result(linker, "docker_stats", ops::stats)?;
-        with_result(linker, "docker_files_read", ops::files_read)?;
-        without_result(linker, "docker_files_write", ops::files_write)?;
-        without_result(linker, "docker_restart", ops::restart)?;
-        without_result(linker, "docker_destroy", ops::destroy)?;
-        with_result(linker, "docker_events_poll", ops::events_poll)?;
-        Ok(())
-    }
 }
 
 fn instance(c: &mut Caller<'_, State>) -> Result<Instance, Error> {
     c.data_mut().slot(&INSTANCE).cloned()
 }
 
-/// Links `name(req_ptr, req_len, res_ptr_out, res_len_out)`: decode, run `op`, write
-/// its result as msgpack.
+/// The handler of `name(req_ptr, req_len, res_ptr_out, res_len_out)`: decode, run
+/// `op`, write its result as msgpack.
 fn with_result<Req: DeserializeOwned + 'static, Res: Serialize + 'static>(
-    linker: &mut Linker<State>,
     name: &'static str,
     op: fn(&Instance, Req) -> Result<Res, Error>,
-) -> pulp_ext::wasmtime::Result<()> {
-    linker.func_wrap(
-        "pulp",
-        name,
-        move |mut c: Caller<'_, State>, p: i32, l: i32, out: i32, out_len: i32| {
-            pulp_ext::status(&mut c, |c| {
-                let req: Req = mem::decode(c, p, l, name)?;
-                let inst = instance(c)?;
-                let res = op(&inst, req).map_err(|e| in_call(name, e))?;
-                mem::write_msgpack(c, &res, out, out_len)
-            })
-        },
-    )?;
-    Ok(())
+) -> impl Fn(&mut Caller<'_, State>, Msgpack<Req>, Out<Res>) -> Result<(), Error> + Send + Sync {
+    move |c: &mut Caller<'_, State>, req: Msgpack<Req>, out: Out<Res>| {
+        let req = req.read(c)?;
+        let inst = instance(c)?;
+        let res = op(&inst, req).map_err(|e| in_call(name, e))?;
+        out.write(c, &res)
+    }
 }
 
-/// Links `name(req_ptr, req_len)`.
+/// The handler of `name(req_ptr, req_len)`.
 fn without_result<Req: DeserializeOwned + 'static>(
-    linker: &mut Linker<State>,
     name: &'static str,
     op: fn(&Instance, Req) -> Result<(), Error>,
-) -> pulp_ext::wasmtime::Result<()> {
-    linker.func_wrap(
-        "pulp",
-        name,
-        move |mut c: Caller<'_, State>, p: i32, l: i32| {
-            pulp_ext::status(&mut c, |c| {
-                let req: Req = mem::decode(c, p, l, name)?;
-                let inst = instance(c)?;
-                op(&inst, req).map_err(|e| in_call(name, e))
-            })
-        },
-    )?;
-    Ok(())
+) -> impl Fn(&mut Caller<'_, State>, Msgpack<Req>) -> Result<(), Error> + Send + Sync {
+    move |c: &mut Caller<'_, State>, req: Msgpack<Req>| {
+        let req = req.read(c)?;
+        let inst = instance(c)?;
+        op(&inst, req).map_err(|e| in_call(name, e))
+    }
 }
 
 /// Prefixes a failure's message with the import's name.

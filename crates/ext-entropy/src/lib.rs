@@ -7,8 +7,8 @@
 
 #![warn(missing_docs)]
 
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Binding, Capability, Import, State, Status};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Binding, BytesMut, Capability, Import, Msgpack, Out, State, Status};
 use serde::{Deserialize, Serialize};
 
 /// The `entropy` capability, for a registry built by hand.
@@ -19,20 +19,15 @@ pulp_ext::register!(Entropy);
 /// The most bytes one call hands out.
 const MAX: usize = 64 * 1024;
 
-const IMPORTS: &[Import] = &[
-    Import::status("entropy_fill", 2),
-    Import::status("entropy_read", 4),
-];
-
 #[derive(Deserialize)]
 struct ReadRequest {
     n: u32,
 }
 
 #[derive(Serialize)]
-struct ReadResponse<'a> {
+struct ReadResponse {
     #[serde(with = "serde_bytes")]
-    bytes: &'a [u8],
+    bytes: Vec<u8>,
 }
 
 fn fill(buf: &mut [u8]) -> Result<(), pulp_ext::Error> {
@@ -47,6 +42,8 @@ fn too_large(n: usize) -> pulp_ext::Error {
 }
 
 impl Capability for Entropy {
+    type Settings = ();
+
     fn name(&self) -> &'static str {
         "entropy"
     }
@@ -59,44 +56,37 @@ impl Capability for Entropy {
         Binding::Always
     }
 
-    fn imports(&self) -> &'static [Import] {
-        IMPORTS
+    fn imports(&self) -> Vec<Import> {
+        vec![
+            Import::new("entropy_fill", entropy_fill),
+            Import::new("entropy_read", entropy_read),
+        ]
     }
+}
 
-    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        linker.func_wrap(
-            "pulp",
-            "entropy_fill",
-            |mut c: Caller<'_, State>, ptr: i32, len: i32| {
-                pulp_ext::status(&mut c, |c| {
-                    // Outside memory is 2 before the size is looked at (ABI §4's order).
-                    let buf = mem::bytes_mut(c, ptr, len, "entropy_fill buffer")?;
-                    if buf.len() > MAX {
-                        return Err(too_large(buf.len()));
-                    }
-                    fill(buf)
-                })
-            },
-        )?;
-        linker.func_wrap(
-            "pulp",
-            "entropy_read",
-            |mut c: Caller<'_, State>, req: i32, req_len: i32, out: i32, out_len: i32| {
-                pulp_ext::status(&mut c, |c| {
-                    let ReadRequest { n } = mem::decode(c, req, req_len, "entropy_read request")?;
-                    let n = n as usize;
-                    if n == 0 {
-                        return Err(Status::Invalid.err("entropy_read asked for 0 bytes"));
-                    }
-                    if n > MAX {
-                        return Err(too_large(n));
-                    }
-                    let mut bytes = vec![0u8; n];
-                    fill(&mut bytes)?;
-                    mem::write_msgpack(c, &ReadResponse { bytes: &bytes }, out, out_len)
-                })
-            },
-        )?;
-        Ok(())
+fn entropy_fill(c: &mut Caller<'_, State>, buf: BytesMut) -> Result<(), pulp_ext::Error> {
+    // Outside memory is 2 before the size is looked at (ABI §4's order).
+    let buf = buf.get(c)?;
+    if buf.len() > MAX {
+        return Err(too_large(buf.len()));
     }
+    fill(buf)
+}
+
+fn entropy_read(
+    c: &mut Caller<'_, State>,
+    req: Msgpack<ReadRequest>,
+    out: Out<ReadResponse>,
+) -> Result<(), pulp_ext::Error> {
+    let ReadRequest { n } = req.read(c)?;
+    let n = n as usize;
+    if n == 0 {
+        return Err(Status::Invalid.err("entropy_read asked for 0 bytes"));
+    }
+    if n > MAX {
+        return Err(too_large(n));
+    }
+    let mut bytes = vec![0u8; n];
+    fill(&mut bytes)?;
+    out.write(c, &ReadResponse { bytes })
 }

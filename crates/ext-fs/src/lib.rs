@@ -26,8 +26,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use cap_std::fs::{Dir, OpenOptions};
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Binding, Capability, Import, Plugin, State, Status};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Binding, Bytes, Capability, Import, OutBytes, Plugin, State, Status, Str};
 use serde::Deserialize;
 
 /// The capability's name in manifests.
@@ -40,50 +40,47 @@ pub struct Fs;
 
 pulp_ext::register!(Fs);
 
-const IMPORTS: &[Import] = &[
-    Import::status("fs_read", 4),
-    Import::status("fs_write", 4),
-    Import::status("fs_delete", 2),
-];
-
 /// What a file costs beside its bytes, and what a folder costs, against
 /// `max_total_bytes`: about what an entry takes on disk (a block).
 const ENTRY_BYTES: u64 = 4096;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Settings {
+struct Toml {
     max_file_bytes: Option<u64>,
     max_total_bytes: Option<u64>,
 }
 
-struct Limits {
+/// The plugin's limits from its `[capability."storage.fs"]` settings.
+pub struct Limits {
     max_file: usize,
     max_total: u64,
 }
 
-fn limits(plugin: &Plugin) -> Result<Limits, Vec<String>> {
-    let s: Settings = plugin.settings_as(NAME).map_err(|e| vec![e])?;
-    let mut problems = Vec::new();
-    let max_file = s.max_file_bytes.unwrap_or(8 << 20);
-    if !(1..=1 << 30).contains(&max_file) {
-        problems.push(format!(
-            "max_file_bytes = {max_file} is outside 1..=1073741824"
-        ));
+impl pulp_ext::Settings for Limits {
+    fn parse(table: Option<&pulp_ext::toml::Table>, _: &Plugin) -> Result<Limits, Vec<String>> {
+        let s: Toml = pulp_ext::from_table(table).map_err(|e| vec![e])?;
+        let mut problems = Vec::new();
+        let max_file = s.max_file_bytes.unwrap_or(8 << 20);
+        if !(1..=1 << 30).contains(&max_file) {
+            problems.push(format!(
+                "max_file_bytes = {max_file} is outside 1..=1073741824"
+            ));
+        }
+        let max_total = s.max_total_bytes.unwrap_or(256 << 20);
+        if !(1..=1 << 40).contains(&max_total) {
+            problems.push(format!(
+                "max_total_bytes = {max_total} is outside 1..=1099511627776"
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Limits {
+            max_file: max_file as usize,
+            max_total,
+        })
     }
-    let max_total = s.max_total_bytes.unwrap_or(256 << 20);
-    if !(1..=1 << 40).contains(&max_total) {
-        problems.push(format!(
-            "max_total_bytes = {max_total} is outside 1..=1099511627776"
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Limits {
-        max_file: max_file as usize,
-        max_total,
-    })
 }
 
 /// The bytes a plugin's folder holds (files and folders, as `max_total_bytes`
@@ -360,11 +357,13 @@ fn files<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a mut Files, pulp_ext::Er
     c.data_mut().slot(&FILES)
 }
 
-fn path_arg(c: &Caller<'_, State>, ptr: i32, len: i32) -> Result<String, pulp_ext::Error> {
-    Ok(check(mem::str(c, ptr, len, "path")?)?.to_string())
+fn path_arg(c: &Caller<'_, State>, path: &Str) -> Result<String, pulp_ext::Error> {
+    Ok(check(path.read(c)?)?.to_string())
 }
 
 impl Capability for Fs {
+    type Settings = Limits;
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -373,16 +372,15 @@ impl Capability for Fs {
         Binding::Gated
     }
 
-    fn imports(&self) -> &'static [Import] {
-        IMPORTS
+    fn imports(&self) -> Vec<Import> {
+        vec![
+            Import::new("fs_read", fs_read),
+            Import::new("fs_write", fs_write),
+            Import::new("fs_delete", fs_delete),
+        ]
     }
 
-    fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
-        limits(plugin).map(|_| ())
-    }
-
-    fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
-        let limits = limits(plugin).map_err(|p| p.join("; "))?;
+    fn attach(&self, plugin: &Plugin, limits: &Limits, state: &mut State) -> Result<(), String> {
         let dir = plugin.create_storage_dir("files").map_err(|e| {
             format!(
                 "cannot create {}/files: {e}",
@@ -409,42 +407,23 @@ impl Capability for Fs {
         );
         Ok(())
     }
+}
 
-    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        linker.func_wrap(
-            "pulp",
-            "fs_read",
-            |mut c: Caller<'_, State>, p: i32, pl: i32, out: i32, out_len: i32| {
-                pulp_ext::status(&mut c, |c| {
-                    let path = path_arg(c, p, pl)?;
-                    let data = files(c)?.read(&path)?;
-                    mem::write_result(c, &data, out, out_len)
-                })
-            },
-        )?;
-        linker.func_wrap(
-            "pulp",
-            "fs_write",
-            |mut c: Caller<'_, State>, p: i32, pl: i32, d: i32, dl: i32| {
-                pulp_ext::status(&mut c, |c| {
-                    let path = path_arg(c, p, pl)?;
-                    let data = mem::bytes(c, d, dl, "fs_write data")?.to_vec();
-                    files(c)?.write(&path, &data)
-                })
-            },
-        )?;
-        linker.func_wrap(
-            "pulp",
-            "fs_delete",
-            |mut c: Caller<'_, State>, p: i32, pl: i32| {
-                pulp_ext::status(&mut c, |c| {
-                    let path = path_arg(c, p, pl)?;
-                    files(c)?.delete(&path)
-                })
-            },
-        )?;
-        Ok(())
-    }
+fn fs_read(c: &mut Caller<'_, State>, path: Str, out: OutBytes) -> Result<(), pulp_ext::Error> {
+    let path = path_arg(c, &path)?;
+    let data = files(c)?.read(&path)?;
+    out.write(c, &data)
+}
+
+fn fs_write(c: &mut Caller<'_, State>, path: Str, data: Bytes) -> Result<(), pulp_ext::Error> {
+    let path = path_arg(c, &path)?;
+    let data = data.read(c)?.to_vec();
+    files(c)?.write(&path, &data)
+}
+
+fn fs_delete(c: &mut Caller<'_, State>, path: Str) -> Result<(), pulp_ext::Error> {
+    let path = path_arg(c, &path)?;
+    files(c)?.delete(&path)
 }
 
 #[cfg(test)]

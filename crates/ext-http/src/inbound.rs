@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Binding, Capability, Error, Events, Import, Plugin, State, Status};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Binding, Capability, Error, Events, Import, Msgpack, Plugin, State, Status};
 use serde::Deserialize;
 
 use crate::router::{self, Kind, Pattern};
@@ -77,8 +77,8 @@ pub(crate) struct Owner {
     pub(crate) events: Events,
     /// The plugin's host memory budget (bodies, queued frames, SSE backlogs).
     pub(crate) budget: pulp_ext::Budget,
-    pub(crate) http: HttpSettings,
-    pub(crate) ws: WsSettings,
+    pub(crate) http: Arc<HttpSettings>,
+    pub(crate) ws: Arc<WsSettings>,
 }
 
 impl router::Owner for Owner {
@@ -101,9 +101,16 @@ fn range(problems: &mut Vec<String>, key: &str, v: Option<u64>, default: u64, ma
     v
 }
 
-fn owner(plugin: &Plugin) -> Result<Owner, Vec<String>> {
-    let h: HttpToml = plugin.settings_as(HTTP).map_err(|e| vec![e])?;
-    let w: WsToml = plugin.settings_as(WS).map_err(|e| vec![e])?;
+/// A plugin's inbound settings (`[capability."transport.http.inbound"]` and
+/// `[capability."transport.ws.inbound"]`), shared by its three inbound capabilities.
+pub struct Settings {
+    http: Arc<HttpSettings>,
+    ws: Arc<WsSettings>,
+}
+
+fn settings(plugin: &Plugin) -> Result<Settings, Vec<String>> {
+    let h: HttpToml = pulp_ext::from_table(plugin.settings(HTTP)).map_err(|e| vec![e])?;
+    let w: WsToml = pulp_ext::from_table(plugin.settings(WS)).map_err(|e| vec![e])?;
     let mut p = Vec::new();
     let request_timeout = range(
         &mut p,
@@ -139,24 +146,27 @@ fn owner(plugin: &Plugin) -> Result<Owner, Vec<String>> {
     if !p.is_empty() {
         return Err(p);
     }
-    Ok(Owner {
-        name: plugin.name().to_string(),
-        events: plugin.events().clone(),
-        budget: plugin.budget().clone(),
-        http: HttpSettings {
+    Ok(Settings {
+        http: Arc::new(HttpSettings {
             request_timeout: Duration::from_millis(request_timeout),
             max_body_bytes: max_body as usize,
             max_routes: max_routes as usize,
-        },
-        ws: WsSettings {
+        }),
+        ws: Arc::new(WsSettings {
             allowed_origins: origins
                 .iter()
                 .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
                 .collect(),
             send_timeout: Duration::from_millis(send_timeout),
             max_frame_bytes: max_frame as usize,
-        },
+        }),
     })
+}
+
+impl pulp_ext::Settings for Settings {
+    fn parse(_: Option<&pulp_ext::toml::Table>, plugin: &Plugin) -> Result<Settings, Vec<String>> {
+        settings(plugin)
+    }
 }
 
 /// One instance's view of the listener.
@@ -196,6 +206,8 @@ impl Instance {
 }
 
 impl Capability for Inbound {
+    type Settings = Settings;
+
     fn name(&self) -> &'static str {
         match self.0 {
             Kind::Http => HTTP,
@@ -216,42 +228,43 @@ impl Capability for Inbound {
         ServerSettings::parse(Some(table)).map(|_| ())
     }
 
-    fn imports(&self) -> &'static [Import] {
-        const HTTP_IMPORTS: &[Import] = &[
-            Import::status("http_register", 2),
-            Import::status("http_respond", 2),
-        ];
-        const WS_IMPORTS: &[Import] = &[
-            Import::status("ws_register", 2),
-            Import::status("ws_send", 2),
-            Import::status("ws_close", 2),
-        ];
-        const SSE_IMPORTS: &[Import] = &[
-            Import::status("sse_register", 2),
-            Import::status("sse_emit", 2),
-        ];
+    fn imports(&self) -> Vec<Import> {
         match self.0 {
-            Kind::Http => HTTP_IMPORTS,
-            Kind::Ws => WS_IMPORTS,
-            Kind::Sse => SSE_IMPORTS,
+            Kind::Http => vec![
+                Import::new("http_register", http_register),
+                Import::new("http_respond", http_respond),
+            ],
+            Kind::Ws => ws::imports(),
+            Kind::Sse => sse::imports(),
         }
     }
 
-    fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
+    fn configure(&self, plugin: &Plugin) -> Result<Settings, Vec<String>> {
         if self.0 == Kind::Sse && plugin.settings(SSE).is_some() {
             return Err(vec!["takes no settings".to_string()]);
         }
-        owner(plugin).map(|_| ())
+        settings(plugin)
     }
 
     /// Starts the host's listener if it is not running yet: a bind failure fails the load.
-    fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
+    fn attach(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        state: &mut State,
+    ) -> Result<(), String> {
         if state.peek(&INSTANCE).is_some() {
             return Ok(()); // another inbound capability of this plugin attached it
         }
         let shared = plugin.shared();
         let listener = shared.service(|| Listener::start(shared))?;
-        let owner = owner(plugin).map_err(|p| p.join("; "))?;
+        let owner = Owner {
+            name: plugin.name().to_string(),
+            events: plugin.events().clone(),
+            budget: plugin.budget().clone(),
+            http: settings.http.clone(),
+            ws: settings.ws.clone(),
+        };
         state.put(
             &INSTANCE,
             Instance {
@@ -274,14 +287,6 @@ impl Capability for Inbound {
             i.hub.router.remove_owner(&i.owner);
             sse::forget(&i.hub, &i.owner.events);
             i.hub.forget_requests(&i.owner.events);
-        }
-    }
-
-    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        match self.0 {
-            Kind::Http => link_http(linker),
-            Kind::Ws => ws::link(linker),
-            Kind::Sse => sse::link(linker),
         }
     }
 }
@@ -341,38 +346,24 @@ fn response(
     Ok(r)
 }
 
-fn link_http(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-    linker.func_wrap(
-        "pulp",
-        "http_register",
-        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
-            pulp_ext::status(&mut c, |c| {
-                let req: RegisterRequest = mem::decode(c, ptr, len, "http_register request")?;
-                let method = req.method.trim().to_ascii_uppercase();
-                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-                    return Err(Status::Invalid.err(format!(
-                        "http_register: method {:?} is not an HTTP method",
-                        req.method
-                    )));
-                }
-                instance(c)?.register(Kind::Http, &method, &req.path)
-            })
-        },
-    )?;
-    linker.func_wrap(
-        "pulp",
-        "http_respond",
-        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
-            pulp_ext::status(&mut c, |c| {
-                let req: RespondRequest = mem::decode(c, ptr, len, "http_respond request")?;
-                let id = req.id;
-                let i = instance(c)?;
-                let r = response(req, &i.owner.budget)?;
-                i.hub
-                    .answer(&i.owner, id, r)
-                    .map_err(|e| Status::Invalid.err(format!("http_respond: {e}")))
-            })
-        },
-    )?;
-    Ok(())
+fn http_register(c: &mut Caller<'_, State>, req: Msgpack<RegisterRequest>) -> Result<(), Error> {
+    let req = req.read(c)?;
+    let method = req.method.trim().to_ascii_uppercase();
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(Status::Invalid.err(format!(
+            "http_register: method {:?} is not an HTTP method",
+            req.method
+        )));
+    }
+    instance(c)?.register(Kind::Http, &method, &req.path)
+}
+
+fn http_respond(c: &mut Caller<'_, State>, req: Msgpack<RespondRequest>) -> Result<(), Error> {
+    let req = req.read(c)?;
+    let id = req.id;
+    let i = instance(c)?;
+    let r = response(req, &i.owner.budget)?;
+    i.hub
+        .answer(&i.owner, id, r)
+        .map_err(|e| Status::Invalid.err(format!("http_respond: {e}")))
 }

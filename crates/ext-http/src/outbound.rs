@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use crate::header_map;
 use crate::policy::{internal, Policy, Verdict};
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Binding, Capability, Import, Plugin, State, Status};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Binding, Capability, Import, Msgpack, Out, Plugin, State, Status};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
@@ -33,26 +33,32 @@ pulp_ext::register!(Outbound);
 const NAME: &str = "transport.http.outbound";
 
 static FETCHER: pulp_ext::Slot<Fetcher> = pulp_ext::Slot::new(NAME);
-const IMPORTS: &[Import] = &[Import::status("http_fetch", 4)];
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Settings {
+struct Toml {
     allowed_hosts: Option<Vec<String>>,
     max_response_bytes: Option<u64>,
     timeout_ms: Option<u64>,
 }
 
-/// One plugin's checked settings.
-struct Config {
+#[derive(Clone)]
+/// One plugin's checked `[capability."transport.http.outbound"]` settings.
+pub struct Config {
     policy: Arc<Policy>,
     max_response: usize,
     /// Default and ceiling of a request's `timeout_ms`.
     timeout: Duration,
 }
 
-fn config(plugin: &Plugin) -> Result<Config, Vec<String>> {
-    let s: Settings = plugin.settings_as(NAME).map_err(|e| vec![e])?;
+impl pulp_ext::Settings for Config {
+    fn parse(table: Option<&pulp_ext::toml::Table>, _: &Plugin) -> Result<Config, Vec<String>> {
+        config(table)
+    }
+}
+
+fn config(table: Option<&pulp_ext::toml::Table>) -> Result<Config, Vec<String>> {
+    let s: Toml = pulp_ext::from_table(table).map_err(|e| vec![e])?;
     let mut problems = Vec::new();
     let policy = Policy::new(s.allowed_hosts.as_deref()).unwrap_or_else(|p| {
         problems.extend(p);
@@ -298,6 +304,8 @@ fn fetch_error(url: &Url, e: reqwest::Error) -> pulp_ext::Error {
 }
 
 impl Capability for Outbound {
+    type Settings = Config;
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -306,38 +314,28 @@ impl Capability for Outbound {
         Binding::Gated
     }
 
-    fn imports(&self) -> &'static [Import] {
-        IMPORTS
+    fn imports(&self) -> Vec<Import> {
+        vec![Import::new("http_fetch", http_fetch)]
     }
 
-    fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
-        config(plugin).map(|_| ())
-    }
-
-    fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
-        let config = config(plugin).map_err(|p| p.join("; "))?;
+    fn attach(&self, _: &Plugin, config: &Config, state: &mut State) -> Result<(), String> {
         state.put(
             &FETCHER,
             Fetcher {
-                config,
+                config: config.clone(),
                 client: None,
             },
         );
         Ok(())
     }
+}
 
-    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        linker.func_wrap(
-            "pulp",
-            "http_fetch",
-            |mut c: Caller<'_, State>, req: i32, req_len: i32, out: i32, out_len: i32| {
-                pulp_ext::status(&mut c, |c| {
-                    let req: FetchRequest = mem::decode(c, req, req_len, "http_fetch request")?;
-                    let resp = c.data_mut().slot(&FETCHER)?.fetch(req)?;
-                    mem::write_msgpack(c, &resp, out, out_len)
-                })
-            },
-        )?;
-        Ok(())
-    }
+fn http_fetch(
+    c: &mut Caller<'_, State>,
+    req: Msgpack<FetchRequest>,
+    out: Out<FetchResponse>,
+) -> Result<(), pulp_ext::Error> {
+    let req = req.read(c)?;
+    let resp = c.data_mut().slot(&FETCHER)?.fetch(req)?;
+    out.write(c, &resp)
 }

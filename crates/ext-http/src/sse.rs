@@ -9,8 +9,8 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Error, Events, State, Status};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Error, Events, Import, Msgpack, State, Status, Str};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -158,59 +158,53 @@ struct EmitRequest {
     data: String,
 }
 
-pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-    linker.func_wrap(
-        "pulp",
-        "sse_register",
-        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
-            pulp_ext::status(&mut c, |c| {
-                let path = mem::str(c, ptr, len, "sse_register path")?.to_string();
-                let i = instance(c)?;
-                i.register(Kind::Sse, "GET", &path)?;
-                lock(&i.hub.streams)
-                    .entry(path)
-                    .and_modify(|s| s.owner = i.owner.events.clone())
-                    .or_insert_with(|| Stream {
-                        owner: i.owner.events.clone(),
-                        subscribers: Vec::new(),
-                    });
-                Ok(())
-            })
-        },
-    )?;
-    linker.func_wrap(
-        "pulp",
-        "sse_emit",
-        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
-            pulp_ext::status(&mut c, |c| {
-                let req: EmitRequest = mem::decode(c, ptr, len, "sse_emit request")?;
-                let i = instance(c)?;
-                // Charged before it is built: one line per CR/LF makes the text
-                // up to seven times its size.
-                let size = formatted_len(req.id.as_deref(), req.event.as_deref(), &req.data);
-                let charge = i.owner.budget.charge(size)?;
-                let bytes = format(req.id.as_deref(), req.event.as_deref(), &req.data)?;
-                // Every subscriber's copy is a view of this one charged buffer: the
-                // charge lasts until the last subscriber has written (or dropped) it.
-                let emitted = charged(bytes, charge);
-                let mut streams = lock(&i.hub.streams);
-                let stream = streams
-                    .get_mut(&req.path)
-                    .filter(|s| s.owner.same_as(&i.owner.events))
-                    .ok_or_else(|| {
-                        Status::Invalid.err(format!(
-                            "sse_emit: {:?} is not an SSE path this plugin registered",
-                            req.path
-                        ))
-                    })?;
-                // A subscriber whose backlog is full is dropped: it never blocks the plugin.
-                stream
-                    .subscribers
-                    .retain(|(_, s)| s.try_send(emitted.clone()).is_ok());
-                Ok(())
-            })
-        },
-    )?;
+/// The `transport.sse` imports.
+pub(crate) fn imports() -> Vec<Import> {
+    vec![
+        Import::new("sse_register", sse_register),
+        Import::new("sse_emit", sse_emit),
+    ]
+}
+
+fn sse_register(c: &mut Caller<'_, State>, path: Str) -> Result<(), pulp_ext::Error> {
+    let path = path.read(c)?.to_string();
+    let i = instance(c)?;
+    i.register(Kind::Sse, "GET", &path)?;
+    lock(&i.hub.streams)
+        .entry(path)
+        .and_modify(|s| s.owner = i.owner.events.clone())
+        .or_insert_with(|| Stream {
+            owner: i.owner.events.clone(),
+            subscribers: Vec::new(),
+        });
+    Ok(())
+}
+
+fn sse_emit(c: &mut Caller<'_, State>, req: Msgpack<EmitRequest>) -> Result<(), pulp_ext::Error> {
+    let req = req.read(c)?;
+    let i = instance(c)?;
+    // Charged before it is built: one line per CR/LF makes the text
+    // up to seven times its size.
+    let size = formatted_len(req.id.as_deref(), req.event.as_deref(), &req.data);
+    let charge = i.owner.budget.charge(size)?;
+    let bytes = format(req.id.as_deref(), req.event.as_deref(), &req.data)?;
+    // Every subscriber's copy is a view of this one charged buffer: the
+    // charge lasts until the last subscriber has written (or dropped) it.
+    let emitted = charged(bytes, charge);
+    let mut streams = lock(&i.hub.streams);
+    let stream = streams
+        .get_mut(&req.path)
+        .filter(|s| s.owner.same_as(&i.owner.events))
+        .ok_or_else(|| {
+            Status::Invalid.err(format!(
+                "sse_emit: {:?} is not an SSE path this plugin registered",
+                req.path
+            ))
+        })?;
+    // A subscriber whose backlog is full is dropped: it never blocks the plugin.
+    stream
+        .subscribers
+        .retain(|(_, s)| s.try_send(emitted.clone()).is_ok());
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Charge, Event, Events, PostError, State, Status};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Charge, Event, Events, Import, Msgpack, PostError, State, Status, Str};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -433,85 +433,77 @@ fn sendable(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
-pub(crate) fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-    linker.func_wrap(
-        "pulp",
-        "ws_register",
-        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
-            pulp_ext::status(&mut c, |c| {
-                let path = mem::str(c, ptr, len, "ws_register path")?.to_string();
-                instance(c)?.register(Kind::Ws, "GET", &path)
-            })
-        },
-    )?;
-    linker.func_wrap(
-        "pulp",
-        "ws_send",
-        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
-            pulp_ext::status(&mut c, |c| {
-                let req: SendRequest = mem::decode(c, ptr, len, "ws_send request")?;
-                let payload = req.payload.map(|b| b.into_vec()).unwrap_or_default();
-                let msg = match req.opcode {
-                    1 => Message::text(String::from_utf8(payload).map_err(|_| {
-                        Status::BadEncoding.err("ws_send: a text frame (opcode 1) must be UTF-8")
-                    })?),
-                    2 => Message::binary(payload),
-                    op => {
-                        return Err(Status::Invalid.err(format!(
-                            "ws_send: opcode {op} is neither 1 (text) nor 2 (binary)"
-                        )))
-                    }
-                };
-                let i = instance(c)?;
-                let conns = lock(&i.hub.conns);
-                let conn = conns
-                    .get(&req.conn_id)
-                    .filter(|k| k.owner.same_as(&i.owner.events))
-                    .ok_or_else(|| unknown("ws_send", req.conn_id))?;
-                // Held until the frame is written: a client that does not read costs
-                // the plugin's budget, not the host's memory.
-                let charge = i.owner.budget.charge(msg.len())?;
-                conn.tx.try_send((msg, Some(charge))).map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => Status::Timeout.err(format!(
-                        "ws_send: connection {} has {QUEUE} frames waiting; the client is not reading",
-                        req.conn_id
-                    )),
-                    mpsc::error::TrySendError::Closed(_) => unknown("ws_send", req.conn_id),
-                })
-            })
-        },
-    )?;
-    linker.func_wrap(
-        "pulp",
-        "ws_close",
-        |mut c: Caller<'_, State>, ptr: i32, len: i32| {
-            pulp_ext::status(&mut c, |c| {
-                let req: CloseRequest = mem::decode(c, ptr, len, "ws_close request")?;
-                let code = if req.code == 0 { 1000 } else { req.code };
-                if !sendable(code) {
-                    return Err(Status::Invalid.err(format!(
-                        "ws_close: {code} is not a close code an endpoint may send"
-                    )));
-                }
-                if req.reason.len() > 123 {
-                    return Err(Status::Invalid.err("ws_close: the reason is over 123 bytes"));
-                }
-                let i = instance(c)?;
-                let mut conns = lock(&i.hub.conns);
-                if !conns
-                    .get(&req.conn_id)
-                    .is_some_and(|k| k.owner.same_as(&i.owner.events))
-                {
-                    return Err(unknown("ws_close", req.conn_id));
-                }
-                conns
-                    .remove(&req.conn_id)
-                    .expect("just found")
-                    .close(code, &req.reason);
-                Ok(())
-            })
-        },
-    )?;
+/// The `transport.ws.inbound` imports.
+pub(crate) fn imports() -> Vec<Import> {
+    vec![
+        Import::new("ws_register", ws_register),
+        Import::new("ws_send", ws_send),
+        Import::new("ws_close", ws_close),
+    ]
+}
+
+type Result = std::result::Result<(), pulp_ext::Error>;
+
+fn ws_register(c: &mut Caller<'_, State>, path: Str) -> Result {
+    let path = path.read(c)?.to_string();
+    instance(c)?.register(Kind::Ws, "GET", &path)
+}
+
+fn ws_send(c: &mut Caller<'_, State>, req: Msgpack<SendRequest>) -> Result {
+    let req = req.read(c)?;
+    let payload = req.payload.map(|b| b.into_vec()).unwrap_or_default();
+    let msg = match req.opcode {
+        1 => Message::text(String::from_utf8(payload).map_err(|_| {
+            Status::BadEncoding.err("ws_send: a text frame (opcode 1) must be UTF-8")
+        })?),
+        2 => Message::binary(payload),
+        op => {
+            return Err(Status::Invalid.err(format!(
+                "ws_send: opcode {op} is neither 1 (text) nor 2 (binary)"
+            )))
+        }
+    };
+    let i = instance(c)?;
+    let conns = lock(&i.hub.conns);
+    let conn = conns
+        .get(&req.conn_id)
+        .filter(|k| k.owner.same_as(&i.owner.events))
+        .ok_or_else(|| unknown("ws_send", req.conn_id))?;
+    // Held until the frame is written: a client that does not read costs
+    // the plugin's budget, not the host's memory.
+    let charge = i.owner.budget.charge(msg.len())?;
+    conn.tx.try_send((msg, Some(charge))).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => Status::Timeout.err(format!(
+            "ws_send: connection {} has {QUEUE} frames waiting; the client is not reading",
+            req.conn_id
+        )),
+        mpsc::error::TrySendError::Closed(_) => unknown("ws_send", req.conn_id),
+    })
+}
+
+fn ws_close(c: &mut Caller<'_, State>, req: Msgpack<CloseRequest>) -> Result {
+    let req = req.read(c)?;
+    let code = if req.code == 0 { 1000 } else { req.code };
+    if !sendable(code) {
+        return Err(Status::Invalid.err(format!(
+            "ws_close: {code} is not a close code an endpoint may send"
+        )));
+    }
+    if req.reason.len() > 123 {
+        return Err(Status::Invalid.err("ws_close: the reason is over 123 bytes"));
+    }
+    let i = instance(c)?;
+    let mut conns = lock(&i.hub.conns);
+    if !conns
+        .get(&req.conn_id)
+        .is_some_and(|k| k.owner.same_as(&i.owner.events))
+    {
+        return Err(unknown("ws_close", req.conn_id));
+    }
+    conns
+        .remove(&req.conn_id)
+        .expect("just found")
+        .close(code, &req.reason);
     Ok(())
 }
 

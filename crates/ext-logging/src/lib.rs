@@ -10,8 +10,8 @@
 
 #![warn(missing_docs)]
 
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Binding, Capability, Import, State};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Binding, Bytes, Capability, Import, State};
 use tracing::Level;
 
 /// The `logging` capability, for a registry built by hand:
@@ -20,9 +20,9 @@ pub struct Logging;
 
 pulp_ext::register!(Logging);
 
-const IMPORTS: &[Import] = &[Import::status("log", 3)];
-
 impl Capability for Logging {
+    type Settings = ();
+
     fn name(&self) -> &'static str {
         "logging"
     }
@@ -31,40 +31,30 @@ impl Capability for Logging {
         Binding::Always
     }
 
-    fn imports(&self) -> &'static [Import] {
-        IMPORTS
+    fn imports(&self) -> Vec<Import> {
+        vec![Import::new("log", log)]
     }
+}
 
-    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        linker.func_wrap(
-            "pulp",
-            "log",
-            |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
-                // `tracing` macros need a constant level, hence one arm per level. A message
-                // below the subscriber's level is not read at all, so a filtered log costs
-                // little more than a no-op import.
-                macro_rules! emit {
-                    ($lvl:expr) => {
-                        if tracing::enabled!(target: "pulp::plugin", $lvl) {
-                            return pulp_ext::status(&mut c, |c| {
-                                let msg = pulp_ext::log_text(mem::bytes(c, ptr, len, "log message")?);
-                                let plugin = c.data().plugin().name();
-                                tracing::event!(target: "pulp::plugin", $lvl, plugin, "{msg}");
-                                Ok(())
-                            });
-                        }
-                    };
-                }
-                match level {
-                    i32::MIN..=0 => emit!(Level::TRACE),
-                    1 => emit!(Level::DEBUG),
-                    2 => emit!(Level::INFO),
-                    3 => emit!(Level::WARN),
-                    _ => emit!(Level::ERROR),
-                }
-                Ok(pulp_ext::Status::Ok.code())
-            },
-        )?;
-        Ok(())
+fn log(c: &mut Caller<'_, State>, level: i32, msg: Bytes) -> Result<(), pulp_ext::Error> {
+    // `tracing` macros need a constant level, hence one arm per level. A message
+    // below the subscriber's level is not read at all, so a filtered log costs
+    // little more than a no-op import.
+    macro_rules! emit {
+        ($lvl:expr) => {
+            if tracing::enabled!(target: "pulp::plugin", $lvl) {
+                let text = pulp_ext::log_text(msg.read(c)?);
+                let plugin = c.data().plugin().name();
+                tracing::event!(target: "pulp::plugin", $lvl, plugin, "{text}");
+            }
+        };
     }
+    match level {
+        i32::MIN..=0 => emit!(Level::TRACE),
+        1 => emit!(Level::DEBUG),
+        2 => emit!(Level::INFO),
+        3 => emit!(Level::WARN),
+        _ => emit!(Level::ERROR),
+    }
+    Ok(())
 }

@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Binding, Capability, Import, Plugin, State, Status};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Binding, Bytes, Capability, Import, OutBytes, Plugin, State, Status, Str};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -54,22 +54,18 @@ pub struct Sqlite;
 
 pulp_ext::register!(Sqlite);
 
-const IMPORTS: &[Import] = &[
-    Import::status("sqlite_exec", 6),
-    Import::status("sqlite_query", 6),
-];
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Settings {
+struct Toml {
     statement_timeout_ms: Option<u64>,
     max_result_bytes: Option<u64>,
     busy_timeout_ms: Option<u64>,
     max_db_bytes: Option<u64>,
 }
 
-/// Settings with their defaults, checked.
-struct Limits {
+/// A plugin's `[capability."storage.sqlite"]` settings with their defaults, checked.
+#[derive(Clone)]
+pub struct Limits {
     statement: Duration,
     max_result: usize,
     busy: Duration,
@@ -77,7 +73,15 @@ struct Limits {
     max_db: u64,
 }
 
-impl Settings {
+impl pulp_ext::Settings for Limits {
+    fn parse(table: Option<&pulp_ext::toml::Table>, _: &Plugin) -> Result<Limits, Vec<String>> {
+        pulp_ext::from_table::<Toml>(table)
+            .map_err(|e| vec![e])?
+            .limits()
+    }
+}
+
+impl Toml {
     fn limits(&self) -> Result<Limits, Vec<String>> {
         let mut problems = Vec::new();
         let mut pick =
@@ -121,13 +125,6 @@ impl Settings {
             max_db,
         })
     }
-}
-
-fn settings(plugin: &Plugin) -> Result<Limits, Vec<String>> {
-    plugin
-        .settings_as::<Settings>(NAME)
-        .map_err(|e| vec![e])?
-        .limits()
 }
 
 /// When the running statement must stop; read by SQLite's progress handler.
@@ -464,19 +461,15 @@ fn params(raw: &[u8]) -> Result<Vec<Value>, pulp_ext::Error> {
 /// borrowed from the same store as the connection).
 fn inputs(
     c: &Caller<'_, State>,
-    q: i32,
-    ql: i32,
-    p: i32,
-    pl: i32,
-    what: &str,
+    sql: &Str,
+    params: &Bytes,
+    import: &str,
 ) -> Result<(String, Vec<Value>), pulp_ext::Error> {
-    let sql = mem::str(c, q, ql, what)?;
+    let sql = sql.read(c)?;
     if sql.trim().is_empty() {
-        return Err(Status::Empty.err(format!("{what} is empty")));
+        return Err(Status::Empty.err(format!("{import} query is empty")));
     }
-    let sql = sql.to_string();
-    let params = params(mem::bytes(c, p, pl, "parameters")?)?;
-    Ok((sql, params))
+    Ok((sql.to_string(), self::params(params.read(c)?)?))
 }
 
 fn db<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a mut Db, pulp_ext::Error> {
@@ -484,6 +477,8 @@ fn db<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a mut Db, pulp_ext::Error> {
 }
 
 impl Capability for Sqlite {
+    type Settings = Limits;
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -492,60 +487,39 @@ impl Capability for Sqlite {
         Binding::Gated
     }
 
-    fn imports(&self) -> &'static [Import] {
-        IMPORTS
+    fn imports(&self) -> Vec<Import> {
+        vec![
+            Import::new("sqlite_exec", sqlite_exec),
+            Import::new("sqlite_query", sqlite_query),
+        ]
     }
 
-    fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
-        settings(plugin).map(|_| ())
-    }
-
-    fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
-        let limits = settings(plugin).map_err(|p| p.join("; "))?;
-        state.put(&DB, Db::open(plugin, limits)?);
+    fn attach(&self, plugin: &Plugin, limits: &Limits, state: &mut State) -> Result<(), String> {
+        state.put(&DB, Db::open(plugin, limits.clone())?);
         Ok(())
-    }
-
-    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        link_sql(
-            linker,
-            "sqlite_exec",
-            "sqlite_exec query",
-            |db, sql, params| pulp_ext::msgpack::encode(&db.exec(sql, params)?),
-        )?;
-        link_sql(linker, "sqlite_query", "sqlite_query query", Db::query)
     }
 }
 
-/// What an SQL import does with its statement and parameters: msgpack result bytes.
-type Run = fn(&mut Db, &str, Vec<Value>) -> Result<Vec<u8>, pulp_ext::Error>;
+fn sqlite_exec(
+    c: &mut Caller<'_, State>,
+    sql: Str,
+    params: Bytes,
+    out: OutBytes,
+) -> Result<(), pulp_ext::Error> {
+    let (sql, params) = inputs(c, &sql, &params, "sqlite_exec")?;
+    let result = pulp_ext::msgpack::encode(&db(c)?.exec(&sql, params)?)?;
+    out.write(c, &result)
+}
 
-/// Links one `(q, q_len, p, p_len, res_out, res_len_out)` import that runs `run`
-/// on the instance's connection and hands its msgpack result back.
-fn link_sql(
-    linker: &mut Linker<State>,
-    name: &'static str,
-    what: &'static str,
-    run: Run,
-) -> pulp_ext::wasmtime::Result<()> {
-    linker.func_wrap(
-        "pulp",
-        name,
-        move |mut c: Caller<'_, State>,
-              q: i32,
-              ql: i32,
-              p: i32,
-              pl: i32,
-              out: i32,
-              out_len: i32| {
-            pulp_ext::status(&mut c, |c| {
-                let (sql, params) = inputs(c, q, ql, p, pl, what)?;
-                let result = run(db(c)?, &sql, params)?;
-                mem::write_result(c, &result, out, out_len)
-            })
-        },
-    )?;
-    Ok(())
+fn sqlite_query(
+    c: &mut Caller<'_, State>,
+    sql: Str,
+    params: Bytes,
+    out: OutBytes,
+) -> Result<(), pulp_ext::Error> {
+    let (sql, params) = inputs(c, &sql, &params, "sqlite_query")?;
+    let result = db(c)?.query(&sql, params)?;
+    out.write(c, &result)
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The `Capability` trait, its import table, and registration through `inventory`.
 
+use std::any::Any;
 use std::sync::Arc;
 
-use wasmtime::{Caller, Linker, ValType};
+use wasmtime::{Caller, ValType};
 
-use crate::{Error, Plugin, State, Status};
+use crate::{Error, Import, Plugin, State, Status};
 
 /// Whether a capability is bound for every plugin or only for those that declare it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,35 +51,36 @@ impl Ty {
     }
 }
 
-/// One import of module `pulp`: its name and wasm signature. A capability states
-/// each import once, here; stubs, `pulp caps` and `pulp check` are derived from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Import {
-    /// The import's name in module `pulp`.
-    pub name: &'static str,
-    /// Parameter types.
-    pub params: &'static [Ty],
-    /// Result types (a single `i32` status for every import of ABI §4).
-    pub results: &'static [Ty],
+/// A capability's settings for one plugin: parsed once, when the plugin loads, from
+/// its `[capability."<name>"]` table, and handed to every instance's
+/// [`attach`](Capability::attach) (instances, restarts and pool replicas share them).
+pub trait Settings: Sized + Send + Sync + 'static {
+    /// Parses `table` (absent when the manifest has none), returning every problem;
+    /// the host adds the plugin and capability names to each.
+    fn parse(table: Option<&toml::Table>, plugin: &Plugin) -> Result<Self, Vec<String>>;
 }
 
-impl Import {
-    /// An import taking `params` `i32`s and returning an `i32` status, the shape of
-    /// every ABI §4 import.
-    pub const fn status(name: &'static str, params: usize) -> Import {
-        const I32S: [Ty; 8] = [Ty::I32; 8];
-        let (params, _) = I32S.split_at(params);
-        Import {
-            name,
-            params,
-            results: &[Ty::I32],
-        }
+/// A settings table decoded into a serde type (its `Default` when the table is absent);
+/// the error is the bare problem (`unknown field ...`), for [`Settings::parse`].
+pub fn from_table<T: serde::de::DeserializeOwned + Default>(
+    table: Option<&toml::Table>,
+) -> Result<T, String> {
+    match table {
+        None => Ok(T::default()),
+        Some(t) => t
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string().trim().to_string()),
     }
+}
 
-    /// The signature in text-format style: `(i32, i32) -> i32`.
-    pub fn signature(&self) -> String {
-        let list = |t: &[Ty]| t.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ");
-        format!("({}) -> {}", list(self.params), list(self.results))
+/// No settings: a `[capability."<name>"]` table is an error.
+impl Settings for () {
+    fn parse(table: Option<&toml::Table>, _: &Plugin) -> Result<(), Vec<String>> {
+        match table {
+            Some(_) => Err(vec!["takes no settings".to_string()]),
+            None => Ok(()),
+        }
     }
 }
 
@@ -88,6 +90,9 @@ impl Import {
 /// Implement it in a crate of your own and register it with [`register!`](crate::register);
 /// linking the crate is all it takes to offer the capability.
 pub trait Capability: Send + Sync + 'static {
+    /// Its settings for one plugin (`()` when it takes none).
+    type Settings: Settings;
+
     /// The name a manifest declares (`"storage.sqlite"`).
     fn name(&self) -> &'static str;
 
@@ -99,16 +104,15 @@ pub trait Capability: Send + Sync + 'static {
     /// Always bound, or bound only when declared.
     fn binding(&self) -> Binding;
 
-    /// Every import this capability provides: the one list stubs and diagnostics read.
-    fn imports(&self) -> &'static [Import];
+    /// Every import this capability provides, each declared once ([`Import::new`]):
+    /// the host links them, and derives stubs and diagnostics from them. Called once,
+    /// when the capability joins a registry.
+    fn imports(&self) -> Vec<Import>;
 
-    /// Validates this plugin's `[capability."<name>"]` settings before any wasm runs,
-    /// returning every problem. The default accepts no settings table.
-    fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
-        match plugin.settings(self.name()) {
-            Some(_) => Err(vec!["takes no settings".to_string()]),
-            None => Ok(()),
-        }
+    /// Parses this plugin's settings once, when it loads, returning every problem:
+    /// [`Settings::parse`] of its `[capability."<name>"]` table unless overridden.
+    fn configure(&self, plugin: &Plugin) -> Result<Self::Settings, Vec<String>> {
+        Self::Settings::parse(plugin.settings(self.name()), plugin)
     }
 
     /// The host-level settings section this capability reads from [`Shared`](crate::Shared)
@@ -123,11 +127,13 @@ pub trait Capability: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Adds the real imports to a plugin's linker (module `pulp`).
-    fn link(&self, linker: &mut Linker<State>) -> wasmtime::Result<()>;
-
-    /// Creates one instance's resources and keeps them in `state`.
-    fn attach(&self, _plugin: &Plugin, _state: &mut State) -> Result<(), String> {
+    /// Creates one instance's resources and keeps them in `state`'s [`Slot`](crate::Slot)s.
+    fn attach(
+        &self,
+        _plugin: &Plugin,
+        _settings: &Self::Settings,
+        _state: &mut State,
+    ) -> Result<(), String> {
         Ok(())
     }
 
@@ -137,19 +143,92 @@ pub trait Capability: Send + Sync + 'static {
     fn detach(&self, _state: &mut State) {}
 }
 
+/// A capability as the host holds it: [`Capability`] with its settings type erased,
+/// so that one registry holds them all. Implemented for every `Capability`; only
+/// the host calls these methods.
+pub trait AnyCapability: Send + Sync + 'static {
+    /// [`Capability::name`].
+    fn name(&self) -> &'static str;
+    /// [`Capability::aliases`].
+    fn aliases(&self) -> &'static [&'static str];
+    /// [`Capability::binding`].
+    fn binding(&self) -> Binding;
+    /// [`Capability::imports`].
+    fn imports(&self) -> Vec<Import>;
+    /// [`Capability::host_section`].
+    fn host_section(&self) -> Option<&'static str>;
+    /// [`Capability::check_host_section`].
+    fn check_host_section(&self, table: &toml::Table) -> Result<(), String>;
+    /// [`Capability::configure`], its result type-erased.
+    fn configure(&self, plugin: &Plugin) -> Result<AnySettings, Vec<String>>;
+    /// [`Capability::attach`] with the settings [`configure`](AnyCapability::configure) made.
+    fn attach(
+        &self,
+        plugin: &Plugin,
+        settings: &AnySettings,
+        state: &mut State,
+    ) -> Result<(), String>;
+    /// [`Capability::detach`].
+    fn detach(&self, state: &mut State);
+}
+
+/// One plugin's parsed settings of one capability, type-erased.
+pub type AnySettings = Arc<dyn Any + Send + Sync>;
+
+impl<C: Capability> AnyCapability for C {
+    fn name(&self) -> &'static str {
+        Capability::name(self)
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        Capability::aliases(self)
+    }
+    fn binding(&self) -> Binding {
+        Capability::binding(self)
+    }
+    fn imports(&self) -> Vec<Import> {
+        Capability::imports(self)
+    }
+    fn host_section(&self) -> Option<&'static str> {
+        Capability::host_section(self)
+    }
+    fn check_host_section(&self, table: &toml::Table) -> Result<(), String> {
+        Capability::check_host_section(self, table)
+    }
+    fn configure(&self, plugin: &Plugin) -> Result<AnySettings, Vec<String>> {
+        Ok(Arc::new(Capability::configure(self, plugin)?))
+    }
+    fn attach(
+        &self,
+        plugin: &Plugin,
+        settings: &AnySettings,
+        state: &mut State,
+    ) -> Result<(), String> {
+        let settings = settings.downcast_ref::<C::Settings>().ok_or_else(|| {
+            format!(
+                "host bug: settings of another type handed to \"{}\"",
+                Capability::name(self)
+            )
+        })?;
+        Capability::attach(self, plugin, settings, state)
+    }
+    fn detach(&self, state: &mut State) {
+        Capability::detach(self, state)
+    }
+}
+
 /// A capability registered with [`register!`](crate::register), collected by `inventory`.
 pub struct Registration {
-    make: fn() -> Arc<dyn Capability>,
+    make: fn() -> Arc<dyn AnyCapability>,
 }
 
 impl Registration {
     /// A registration that builds its capability with `make`.
-    pub const fn new(make: fn() -> Arc<dyn Capability>) -> Registration {
+    pub const fn new(make: fn() -> Arc<dyn AnyCapability>) -> Registration {
         Registration { make }
     }
 
     /// Builds the capability.
-    pub fn capability(&self) -> Arc<dyn Capability> {
+    pub fn capability(&self) -> Arc<dyn AnyCapability> {
         (self.make)()
     }
 }
@@ -157,7 +236,7 @@ impl Registration {
 inventory::collect!(Registration);
 
 /// Every capability linked into this program, in no particular order.
-pub fn registered() -> impl Iterator<Item = Arc<dyn Capability>> {
+pub fn registered() -> impl Iterator<Item = Arc<dyn AnyCapability>> {
     inventory::iter::<Registration>
         .into_iter()
         .map(Registration::capability)
@@ -166,16 +245,21 @@ pub fn registered() -> impl Iterator<Item = Arc<dyn Capability>> {
 /// Registers a capability value with the host's registry.
 ///
 /// ```
-/// use pulp_ext::wasmtime::Linker;
-/// use pulp_ext::{Binding, Capability, Import, State};
+/// use pulp_ext::wasmtime::Caller;
+/// use pulp_ext::{Binding, Capability, Import, State, Str};
 ///
 /// struct Greet;
 ///
 /// impl Capability for Greet {
+///     type Settings = ();
 ///     fn name(&self) -> &'static str { "demo.greet" }
 ///     fn binding(&self) -> Binding { Binding::Gated }
-///     fn imports(&self) -> &'static [Import] { &[] }
-///     fn link(&self, _: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> { Ok(()) }
+///     fn imports(&self) -> Vec<Import> {
+///         vec![Import::new("demo_greet", |c: &mut Caller<'_, State>, name: Str| {
+///             println!("hello, {}", name.read(c)?);
+///             Ok(())
+///         })]
+///     }
 /// }
 ///
 /// pulp_ext::register!(Greet);
@@ -192,23 +276,7 @@ macro_rules! register {
 
 /// Runs a host function's body and turns its outcome into the status the guest
 /// gets, recording any failure's message for `last_error`. Traps stay traps.
-///
-/// ```
-/// use pulp_ext::wasmtime::{Caller, Linker};
-/// use pulp_ext::State;
-///
-/// fn link(linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-///     linker.func_wrap("pulp", "greet", |mut c: Caller<'_, State>, p: i32, l: i32| {
-///         pulp_ext::status(&mut c, |c| {
-///             let name = pulp_ext::mem::str(c, p, l, "name")?;
-///             println!("hello, {name}");
-///             Ok(())
-///         })
-///     })?;
-///     Ok(())
-/// }
-/// # link(&mut Linker::new(&pulp_ext::wasmtime::Engine::default())).unwrap();
-/// ```
+/// [`Import::new`] wraps every handler in it.
 pub fn status<'a>(
     caller: &mut Caller<'a, State>,
     body: impl FnOnce(&mut Caller<'a, State>) -> Result<(), Error>,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::host::HostEvents;
 use crate::{Budget, Charge, OverBudget};
 
 /// What tells an event's sender that the plugin could not take it (see [`Event::on_refused`]).
@@ -151,16 +152,12 @@ struct Queues {
     waiting: usize,
 }
 
-impl Events {
-    /// Empty queues that hold at most `capacity` events per source, charged to a
-    /// default budget ([`crate::DEFAULT_HOST_MEMORY`]).
-    pub fn new(capacity: usize) -> Events {
-        Events::with_budget(capacity, Budget::default())
+impl HostEvents for Events {
+    fn new(capacity: usize) -> Events {
+        <Events as HostEvents>::with_budget(capacity, Budget::default())
     }
 
-    /// Empty queues that hold at most `capacity` events per source; queued events
-    /// are charged to `budget`, the plugin's host memory budget.
-    pub fn with_budget(capacity: usize, budget: Budget) -> Events {
+    fn with_budget(capacity: usize, budget: Budget) -> Events {
         Events(Arc::new(Shared {
             queues: Mutex::new(Queues {
                 sources: Vec::new(),
@@ -174,6 +171,48 @@ impl Events {
         }))
     }
 
+    fn next(&self, timeout: Duration) -> Next {
+        let deadline = Instant::now() + timeout;
+        let mut q = self.lock();
+        loop {
+            if q.closed {
+                return Next::Closed;
+            }
+            let n = q.sources.len();
+            for i in 0..n {
+                let at = (q.turn + i) % n;
+                if let Some((event, _charge)) = q.sources[at].1.pop_front() {
+                    q.turn = at + 1;
+                    return Next::Event(event);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Next::Idle;
+            }
+            q.waiting += 1;
+            q = self
+                .0
+                .ready
+                .wait_timeout(q, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            q.waiting -= 1;
+        }
+    }
+
+    fn close(&self) {
+        let dropped = {
+            let mut q = self.lock();
+            q.closed = true;
+            std::mem::take(&mut q.sources)
+        };
+        drop(dropped);
+        self.0.ready.notify_all();
+    }
+}
+
+impl Events {
     /// The plugin's host memory budget, which queued events are charged to.
     pub fn budget(&self) -> &Budget {
         &self.0.budget
@@ -241,50 +280,6 @@ impl Events {
     /// True when no event waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Takes the next event, taking sources in turn; waits up to `timeout` for one.
-    pub fn next(&self, timeout: Duration) -> Next {
-        let deadline = Instant::now() + timeout;
-        let mut q = self.lock();
-        loop {
-            if q.closed {
-                return Next::Closed;
-            }
-            let n = q.sources.len();
-            for i in 0..n {
-                let at = (q.turn + i) % n;
-                if let Some((event, _charge)) = q.sources[at].1.pop_front() {
-                    q.turn = at + 1;
-                    return Next::Event(event);
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Next::Idle;
-            }
-            q.waiting += 1;
-            q = self
-                .0
-                .ready
-                .wait_timeout(q, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            q.waiting -= 1;
-        }
-    }
-
-    /// Closes the queues: waiting and later [`Events::next`] calls return
-    /// [`Next::Closed`], later posts are refused, and queued events are dropped
-    /// (their budget released).
-    pub fn close(&self) {
-        let dropped = {
-            let mut q = self.lock();
-            q.closed = true;
-            std::mem::take(&mut q.sources)
-        };
-        drop(dropped);
-        self.0.ready.notify_all();
     }
 
     /// True when `other` is a clone of these same queues (the same plugin).

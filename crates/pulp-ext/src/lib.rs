@@ -1,7 +1,9 @@
 //! What a Pulp capability is and what it may see of a plugin.
 //!
-//! - [`Capability`]: a named set of `pulp` imports ([`Import`]) with configure /
-//!   link / attach / detach phases; registered with [`register!`].
+//! - [`Capability`]: a named set of `pulp` imports, each declared once ([`Import::new`]
+//!   with typed arguments: [`Str`], [`Bytes`], [`Msgpack`], [`Out`], ...), its
+//!   [`Settings`] parsed once per plugin, attach / detach per instance; registered
+//!   with [`register!`].
 //! - [`Plugin`]: a capability's view of a plugin (name, settings, storage folder, events).
 //! - [`State`]: the store data of every plugin instance.
 //! - [`Shared`]: host-wide settings and services (the HTTP listener).
@@ -9,13 +11,16 @@
 //! - [`Budget`]: the bytes the host holds for a plugin, charged before they are built.
 //! - [`mem`] and [`msgpack`]: the only way capabilities touch guest memory and msgpack.
 //!
-//! Every crate of the workspace links the one wasmtime re-exported here.
+//! What only the host calls (building views and store data, taking events) is in
+//! [`host`]. Every crate of the workspace links the one wasmtime re-exported here.
 
 #![warn(missing_docs)]
 
 mod budget;
 mod capability;
 mod events;
+pub mod host;
+mod import;
 pub mod mem;
 pub mod msgpack;
 mod plugin;
@@ -25,8 +30,9 @@ mod status;
 mod text;
 
 pub use budget::{Budget, Charge, OverBudget, DEFAULT_HOST_MEMORY};
-pub use capability::{registered, status, Binding, Capability, Import, Registration, Ty};
-pub use events::{Event, Events, Next, PostError};
+pub use capability::{from_table, registered, status, Binding, Capability, Settings, Ty};
+pub use events::{Event, Events, PostError};
+pub use import::{Arg, Bytes, BytesMut, Handler, Import, Msgpack, Out, OutBytes, Str};
 pub use plugin::{create_private_dir, Plugin};
 pub use shared::Shared;
 pub use state::{Slot, State};
@@ -34,7 +40,10 @@ pub use status::{Error, Status};
 pub use text::log_text;
 
 #[doc(hidden)]
+pub use capability::Registration;
+#[doc(hidden)]
 pub use inventory;
+pub use toml;
 pub use wasmtime;
 pub use wasmtime_wasi;
 

@@ -19,7 +19,12 @@ fn memory(caller: &Caller<'_, State>) -> Result<Memory, Error> {
         .ok_or_else(|| Status::BadPointer.err("the plugin exports no memory"))
 }
 
-fn range(ptr: i32, len: i32, size: usize, what: &str) -> Result<std::ops::Range<usize>, Error> {
+fn range(
+    ptr: i32,
+    len: i32,
+    size: usize,
+    what: &(impl std::fmt::Display + ?Sized),
+) -> Result<std::ops::Range<usize>, Error> {
     let (start, n) = (ptr as u32 as usize, len as u32 as usize);
     match start.checked_add(n) {
         Some(end) if end <= size => Ok(start..end),
@@ -30,7 +35,7 @@ fn range(ptr: i32, len: i32, size: usize, what: &str) -> Result<std::ops::Range<
 // Error paths are out of line so that the checks on the hot path stay small.
 #[cold]
 #[inline(never)]
-fn outside(start: usize, n: usize, size: usize, what: &str) -> Error {
+fn outside(start: usize, n: usize, size: usize, what: &(impl std::fmt::Display + ?Sized)) -> Error {
     Status::BadPointer.err(format!(
         "{what} (ptr {start:#x}, len {n}) lies outside the plugin's {size}-byte memory"
     ))
@@ -38,7 +43,7 @@ fn outside(start: usize, n: usize, size: usize, what: &str) -> Error {
 
 #[cold]
 #[inline(never)]
-fn over_limit(n: usize, limit: usize, what: &str) -> Error {
+fn over_limit(n: usize, limit: usize, what: &(impl std::fmt::Display + ?Sized)) -> Error {
     Status::TooLarge.err(format!(
         "{what} is {n} bytes, over the plugin's message limit of {limit} bytes"
     ))
@@ -51,7 +56,7 @@ pub fn bytes<'a>(
     caller: &'a Caller<'_, State>,
     ptr: i32,
     len: i32,
-    what: &str,
+    what: &(impl std::fmt::Display + ?Sized),
 ) -> Result<&'a [u8], Error> {
     if len == 0 {
         return Ok(&[]);
@@ -70,7 +75,7 @@ pub fn bytes_mut<'a>(
     caller: &'a mut Caller<'_, State>,
     ptr: i32,
     len: i32,
-    what: &str,
+    what: &(impl std::fmt::Display + ?Sized),
 ) -> Result<&'a mut [u8], Error> {
     if len == 0 {
         return Ok(&mut []);
@@ -86,7 +91,7 @@ pub fn str<'a>(
     caller: &'a Caller<'_, State>,
     ptr: i32,
     len: i32,
-    what: &str,
+    what: &(impl std::fmt::Display + ?Sized),
 ) -> Result<&'a str, Error> {
     std::str::from_utf8(bytes(caller, ptr, len, what)?)
         .map_err(|e| Status::BadEncoding.err(format!("{what} is not UTF-8: {e}")))
@@ -98,7 +103,7 @@ pub fn decode<T: DeserializeOwned>(
     caller: &Caller<'_, State>,
     ptr: i32,
     len: i32,
-    what: &str,
+    what: &(impl std::fmt::Display + ?Sized),
 ) -> Result<T, Error> {
     let raw = bytes(caller, ptr, len, what)?;
     if raw.is_empty() {

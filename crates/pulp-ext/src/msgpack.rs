@@ -18,7 +18,10 @@ use crate::{Error, Status};
 /// assert_eq!(req.n, 5);
 /// assert!(pulp_ext::msgpack::decode::<Req>(&[0xc1], "entropy_read request").is_err());
 /// ```
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
+pub fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &(impl std::fmt::Display + ?Sized),
+) -> Result<T, Error> {
     rmp_serde::from_slice(bytes).map_err(|e| {
         Status::BadEncoding.err(format!(
             "{what} is not valid msgpack of the expected shape: {e}"
@@ -28,7 +31,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error>
 
 /// Decodes a msgpack map into `T`. serde would also accept a struct as an array
 /// of its fields; requests of ABI §4 are maps, so anything else is refused.
-pub fn decode_map<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
+pub fn decode_map<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &(impl std::fmt::Display + ?Sized),
+) -> Result<T, Error> {
     match bytes.first() {
         Some(0x80..=0x8f | 0xde | 0xdf) => decode(bytes, what),
         _ => Err(Status::BadEncoding.err(format!("{what} must be a msgpack map"))),

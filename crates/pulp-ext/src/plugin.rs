@@ -4,8 +4,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-
 use crate::{Events, Shared};
 
 /// What a capability may see of a plugin: its name, its `[capability."x"]` settings,
@@ -21,9 +19,8 @@ struct Inner {
     shared: Shared,
 }
 
-impl Plugin {
-    /// A plugin view. Built by the host from the manifest.
-    pub fn new(
+impl crate::host::HostPlugin for Plugin {
+    fn new(
         name: impl Into<String>,
         storage_dir: impl Into<PathBuf>,
         settings: BTreeMap<String, toml::Table>,
@@ -32,8 +29,7 @@ impl Plugin {
         Plugin::with_shared(name, storage_dir, settings, events, Shared::default())
     }
 
-    /// A plugin view that sees its host's [`Shared`] settings and services.
-    pub fn with_shared(
+    fn with_shared(
         name: impl Into<String>,
         storage_dir: impl Into<PathBuf>,
         settings: BTreeMap<String, toml::Table>,
@@ -48,7 +44,9 @@ impl Plugin {
             shared,
         }))
     }
+}
 
+impl Plugin {
     /// The manifest's `name`.
     pub fn name(&self) -> &str {
         &self.0.name
@@ -79,22 +77,6 @@ impl Plugin {
     /// Every `[capability."x"]` table of the manifest, by capability name.
     pub fn all_settings(&self) -> &BTreeMap<String, toml::Table> {
         &self.0.settings
-    }
-
-    /// The capability's settings as a typed value (its `Default` when the table is absent).
-    /// The error is the bare problem (`unknown field ...`): the host's report adds the
-    /// plugin and the capability.
-    pub fn settings_as<T: DeserializeOwned + Default>(
-        &self,
-        capability: &str,
-    ) -> Result<T, String> {
-        match self.settings(capability) {
-            None => Ok(T::default()),
-            Some(t) => t
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| e.to_string().trim().to_string()),
-        }
     }
 
     /// The plugin's event queues: post here to have an event delivered by `pulp_step`.

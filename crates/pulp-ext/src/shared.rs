@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 /// never share one.
 ///
 /// ```
+/// use pulp_ext::host::HostShared;
 /// let shared = pulp_ext::Shared::new(Default::default());
 /// let a = shared.service(|| Ok::<_, String>(41_u32)).unwrap();
 /// let b = shared.service(|| Ok::<_, String>(0_u32)).unwrap();
@@ -28,15 +29,16 @@ struct Inner {
     services: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
 }
 
-impl Shared {
-    /// Shared state with these host-level settings sections.
-    pub fn new(settings: BTreeMap<String, toml::Table>) -> Shared {
+impl crate::host::HostShared for Shared {
+    fn new(settings: BTreeMap<String, toml::Table>) -> Shared {
         Shared(Arc::new(Inner {
             settings,
             services: Mutex::new(Vec::new()),
         }))
     }
+}
 
+impl Shared {
     /// The host-level settings section `section`, if given.
     pub fn settings(&self, section: &str) -> Option<&toml::Table> {
         self.0.settings.get(section)

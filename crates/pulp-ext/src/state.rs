@@ -23,9 +23,8 @@ pub struct State {
     exts: Vec<(usize, Box<dyn Any + Send>)>,
 }
 
-impl State {
-    /// Store data for one instance of `plugin`. Called by the host.
-    pub fn new(
+impl crate::host::HostState for State {
+    fn new(
         plugin: Plugin,
         wasi: WasiP1Ctx,
         limits: Box<dyn ResourceLimiter>,
@@ -42,29 +41,28 @@ impl State {
         }
     }
 
+    fn wasi(&mut self) -> &mut WasiP1Ctx {
+        &mut self.wasi
+    }
+
+    fn limits(&mut self) -> &mut dyn ResourceLimiter {
+        &mut *self.limits
+    }
+
+    fn set_guest(&mut self, memory: Memory, alloc: TypedFunc<i32, i32>) {
+        self.guest = Some((memory, alloc));
+    }
+}
+
+impl State {
     /// The plugin this instance belongs to.
     pub fn plugin(&self) -> &Plugin {
         &self.plugin
     }
 
-    /// The WASI preview 1 context (for the host's linker).
-    pub fn wasi(&mut self) -> &mut WasiP1Ctx {
-        &mut self.wasi
-    }
-
-    /// The store's resource limiter (for the host's `Store::limiter`).
-    pub fn limits(&mut self) -> &mut dyn ResourceLimiter {
-        &mut *self.limits
-    }
-
     /// The largest input a guest may hand to an import, in bytes.
     pub fn max_message(&self) -> usize {
         self.max_message
-    }
-
-    /// Records the guest's exports once it is instantiated. Called by the host.
-    pub fn set_guest(&mut self, memory: Memory, alloc: TypedFunc<i32, i32>) {
-        self.guest = Some((memory, alloc));
     }
 
     pub(crate) fn guest_memory(&self) -> Option<Memory> {
@@ -162,6 +160,7 @@ mod tests {
     static THEIRS: Slot<String> = Slot::new("theirs");
 
     fn state() -> State {
+        use crate::host::{HostEvents, HostPlugin};
         let plugin = Plugin::new(
             "p",
             "/nonexistent",
@@ -169,7 +168,7 @@ mod tests {
             crate::Events::new(1),
         );
         let wasi = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
-        State::new(
+        <State as crate::host::HostState>::new(
             plugin,
             wasi,
             Box::new(wasmtime::StoreLimits::default()),

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use pulp_ext::host::{HostEvents, HostPlugin};
 use pulp_ext::{Events, Plugin as View};
 
 use crate::{cache, inspect, Host, Manifest, ManifestError, Registry};

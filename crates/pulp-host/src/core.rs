@@ -3,14 +3,14 @@
 //! - `last_error(ptr_out, len_out) -> status`: the text of the most recent non-zero
 //!   status this plugin instance got (empty when there was none).
 
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Binding, Capability, Import, State};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Binding, Capability, Import, OutBytes, State};
 
 pub(crate) struct Core;
 
-const IMPORTS: &[Import] = &[Import::status("last_error", 2)];
-
 impl Capability for Core {
+    type Settings = ();
+
     fn name(&self) -> &'static str {
         "core"
     }
@@ -19,23 +19,15 @@ impl Capability for Core {
         Binding::Always
     }
 
-    fn imports(&self) -> &'static [Import] {
-        IMPORTS
+    fn imports(&self) -> Vec<Import> {
+        vec![Import::new("last_error", last_error)]
     }
+}
 
-    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        linker.func_wrap(
-            "pulp",
-            "last_error",
-            |mut c: Caller<'_, State>, out: i32, out_len: i32| {
-                let text = c.data().last_error().to_string();
-                // Reading the error must not replace it with the error of reading it,
-                // unless there is a new one (a bad out-pointer, a failing pulp_alloc).
-                pulp_ext::status(&mut c, |c| {
-                    mem::write_result(c, text.as_bytes(), out, out_len)
-                })
-            },
-        )?;
-        Ok(())
-    }
+fn last_error(c: &mut Caller<'_, State>, out: OutBytes) -> Result<(), pulp_ext::Error> {
+    // Reading the error must not replace it with the error of reading it, unless
+    // there is a new one (a bad out-pointer, a failing pulp_alloc): `status` sets
+    // `last_error` only on failure.
+    let text = c.data().last_error().to_string();
+    out.write(c, text.as_bytes())
 }

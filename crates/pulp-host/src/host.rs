@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use pulp_ext::host::HostShared;
 use pulp_ext::wasmtime::{Config, Engine};
 use pulp_ext::Shared;
 

@@ -4,15 +4,30 @@
 
 use std::sync::Arc;
 
+use pulp_ext::host::{AnyCapability, AnySettings};
 use pulp_ext::wasmtime::{self, Engine, ExternType, FuncType, Linker, Module, Val, ValType};
-use pulp_ext::{Binding, Capability, Plugin as View, State};
+use pulp_ext::{Binding, Plugin as View, State};
 
+use crate::registry::Entry;
 use crate::{Manifest, Registry};
 
-/// Which capabilities get real imports and which get stubs.
+/// Which capabilities get real imports (with the plugin's settings of each, parsed
+/// once) and which get stubs.
 pub(crate) struct Plan {
-    pub linked: Vec<Arc<dyn Capability>>,
-    pub stubbed: Vec<Arc<dyn Capability>>,
+    pub linked: Vec<Linked>,
+    pub stubbed: Vec<Entry>,
+}
+
+/// A capability linked for a plugin, and its settings for that plugin.
+pub(crate) struct Linked {
+    pub entry: Entry,
+    pub settings: AnySettings,
+}
+
+impl Linked {
+    pub fn capability(&self) -> &dyn AnyCapability {
+        &*self.entry.capability
+    }
 }
 
 const REQUIRED: &[(&str, &str)] = &[
@@ -129,15 +144,18 @@ pub(crate) fn plan(
                 .is_some_and(|f| Arc::ptr_eq(&f.capability, cap))
         });
         if e.binding == Binding::Always || declared {
-            if let Err(ps) = cap.configure(view) {
-                problems.extend(
+            match cap.configure(view) {
+                Ok(settings) => plan.linked.push(Linked {
+                    entry: e.clone(),
+                    settings,
+                }),
+                Err(ps) => problems.extend(
                     ps.into_iter()
                         .map(|p| format!("capability \"{}\": {p}", cap.name())),
-                );
+                ),
             }
-            plan.linked.push(cap.clone());
         } else {
-            plan.stubbed.push(cap.clone());
+            plan.stubbed.push(e.clone());
         }
     }
     for import in module.into_iter().flat_map(Module::imports) {
@@ -175,7 +193,7 @@ pub(crate) fn plan(
             && plan
                 .stubbed
                 .iter()
-                .any(|c| Arc::ptr_eq(c, &entry.capability))
+                .any(|s| Arc::ptr_eq(&s.capability, &entry.capability))
         {
             problems.push(format!(
                 "imports pulp.{name} of capability \"{}\", which the manifest does not declare (every call would return 99)",
@@ -194,13 +212,20 @@ pub(crate) fn plan(
 pub(crate) fn link(engine: &Engine, plan: &Plan, plugin: &str) -> wasmtime::Result<Linker<State>> {
     let mut linker = Linker::new(engine);
     crate::wasi::add_to_linker(&mut linker)?;
-    for cap in &plan.linked {
-        cap.link(&mut linker).map_err(|e| {
-            wasmtime::format_err!("capability \"{}\" failed to link: {e:#}", cap.name())
-        })?;
+    for l in &plan.linked {
+        for import in &l.entry.imports {
+            import.link(&mut linker).map_err(|e| {
+                wasmtime::format_err!(
+                    "capability \"{}\" failed to link pulp.{}: {e:#}",
+                    l.capability().name(),
+                    import.name
+                )
+            })?;
+        }
     }
-    for cap in &plan.stubbed {
-        for import in cap.imports() {
+    for e in &plan.stubbed {
+        let cap = &e.capability;
+        for import in &e.imports {
             let ty = FuncType::new(
                 engine,
                 import.params.iter().map(|t| t.val_type()),
@@ -211,8 +236,9 @@ pub(crate) fn link(engine: &Engine, plan: &Plan, plugin: &str) -> wasmtime::Resu
                 import.name,
                 cap.name()
             );
+            let types = import.results;
             linker.func_new("pulp", import.name, ty, move |mut caller, _, results| {
-                for (r, t) in results.iter_mut().zip(import.results) {
+                for (r, t) in results.iter_mut().zip(types) {
                     *r = Val::default_for_ty(&t.val_type()).unwrap_or(Val::I32(0));
                 }
                 if let Some(first) = results.first_mut() {

@@ -4,16 +4,18 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use pulp_ext::host::{HostEvents, HostPlugin, HostState};
 use pulp_ext::wasmtime::{
     self, Engine, InstancePre, Memory, Store, Trap, TypedFunc, UpdateDeadline,
 };
 use pulp_ext::wasmtime_wasi::{I32Exit, WasiCtxBuilder};
-use pulp_ext::{Capability, Event, Events, State};
+use pulp_ext::{Event, Events, State};
 
 use crate::cache::{self, Source};
 pub use crate::envelope::Envelope;
 use crate::envelope::{header, unix_nanos};
 pub use crate::error::{CallError, LoadError, RestartError};
+use crate::inspect::Linked;
 use crate::limiter::Limiter;
 use crate::stdio::LogStream;
 use crate::wasi::{CallClock, CLOCK};
@@ -44,7 +46,7 @@ pub struct Plugin {
     manifest: Arc<Manifest>,
     view: pulp_ext::Plugin,
     config: Vec<u8>,
-    linked: Vec<Arc<dyn Capability>>,
+    linked: Arc<[Linked]>,
     pre: InstancePre<State>,
     live: Option<Live>,
     watch: Arc<Watch>,
@@ -115,7 +117,7 @@ impl Plugin {
             manifest: Arc::new(manifest.clone()),
             view,
             config: manifest.encoded_config(),
-            linked: plan.linked,
+            linked: plan.linked.into(),
             pre,
             live: None,
             watch: Arc::new(Watch {
@@ -215,9 +217,10 @@ impl Plugin {
                 Ok(UpdateDeadline::Continue(1))
             }
         });
-        for cap in &self.linked {
-            cap.attach(&self.view, store.data_mut())
-                .map_err(|e| fail(format!("capability \"{}\": {e}", cap.name())))?;
+        for l in self.linked.iter() {
+            l.capability()
+                .attach(&self.view, &l.settings, store.data_mut())
+                .map_err(|e| fail(format!("capability \"{}\": {e}", l.capability().name())))?;
         }
         let limit = limits.init_timeout_ms;
         arm(&mut store, &self.watch, self.fuel(), limit);
@@ -267,8 +270,8 @@ impl Plugin {
             Ok(e) => e,
             Err(e) => {
                 let why = self.classify("instantiation", limit, e).to_string();
-                for cap in &self.linked {
-                    cap.detach(store.data_mut());
+                for l in self.linked.iter() {
+                    l.capability().detach(store.data_mut());
                 }
                 return Err(fail(why));
             }
@@ -457,8 +460,8 @@ impl Plugin {
 
     fn close_instance(&mut self) {
         if let Some(mut live) = self.live.take() {
-            for cap in &self.linked {
-                cap.detach(live.store.data_mut());
+            for l in self.linked.iter() {
+                l.capability().detach(live.store.data_mut());
             }
         }
     }

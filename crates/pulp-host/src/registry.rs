@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use pulp_ext::{Binding, Capability, Import};
+use pulp_ext::host::AnyCapability;
+use pulp_ext::{Binding, Import};
 
 /// Two capabilities clash.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +28,11 @@ pub enum RegistryError {
 #[derive(Clone)]
 pub struct Entry {
     /// The capability.
-    pub capability: Arc<dyn Capability>,
+    pub capability: Arc<dyn AnyCapability>,
     /// Bound for every plugin, or only when declared.
     pub binding: Binding,
+    /// Its imports, as it declared them when it joined the registry.
+    pub imports: Vec<Import>,
 }
 
 /// The capabilities a host offers, in a deterministic order (by name).
@@ -41,7 +44,7 @@ pub struct Registry {
 impl Registry {
     /// Every capability linked into this program (through `inventory`), bound as each says.
     pub fn new() -> Result<Registry, RegistryError> {
-        let mut all: Vec<Arc<dyn Capability>> = pulp_ext::registered().collect();
+        let mut all: Vec<Arc<dyn AnyCapability>> = pulp_ext::registered().collect();
         all.push(Arc::new(crate::core::Core));
         all.sort_by_key(|c| c.name());
         let mut r = Registry::empty();
@@ -60,7 +63,7 @@ impl Registry {
     /// Adds a capability bound for every plugin.
     pub fn always(
         &mut self,
-        capability: Arc<dyn Capability>,
+        capability: Arc<dyn AnyCapability>,
     ) -> Result<&mut Registry, RegistryError> {
         self.add(capability, Binding::Always)
     }
@@ -68,14 +71,14 @@ impl Registry {
     /// Adds a capability bound only for plugins that declare it.
     pub fn gated(
         &mut self,
-        capability: Arc<dyn Capability>,
+        capability: Arc<dyn AnyCapability>,
     ) -> Result<&mut Registry, RegistryError> {
         self.add(capability, Binding::Gated)
     }
 
     fn add(
         &mut self,
-        capability: Arc<dyn Capability>,
+        capability: Arc<dyn AnyCapability>,
         binding: Binding,
     ) -> Result<&mut Registry, RegistryError> {
         for name in names(&*capability) {
@@ -83,7 +86,8 @@ impl Registry {
                 return Err(RegistryError::DuplicateName(name.to_string()));
             }
         }
-        for import in capability.imports() {
+        let imports = capability.imports();
+        for import in &imports {
             if let Some((owner, _)) = self.provider(import.name) {
                 return Err(RegistryError::DuplicateImport {
                     import: import.name.to_string(),
@@ -95,6 +99,7 @@ impl Registry {
         self.entries.push(Entry {
             capability,
             binding,
+            imports,
         });
         Ok(self)
     }
@@ -148,17 +153,13 @@ impl Registry {
     }
 
     /// The capability that provides `pulp.<import>`, with the import's signature.
-    pub fn provider(&self, import: &str) -> Option<(&Entry, &'static Import)> {
-        self.entries.iter().find_map(|e| {
-            e.capability
-                .imports()
-                .iter()
-                .find(|i| i.name == import)
-                .map(|i| (e, i))
-        })
+    pub fn provider(&self, import: &str) -> Option<(&Entry, &Import)> {
+        self.entries
+            .iter()
+            .find_map(|e| e.imports.iter().find(|i| i.name == import).map(|i| (e, i)))
     }
 }
 
-fn names(c: &dyn Capability) -> impl Iterator<Item = &'static str> {
+fn names(c: &dyn AnyCapability) -> impl Iterator<Item = &'static str> {
     std::iter::once(c.name()).chain(c.aliases().iter().copied())
 }

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pulp_ext::{Events, Next};
+use pulp_ext::host::{HostEvents, Next};
+use pulp_ext::Events;
 
 use crate::plugin::{CallError, Interrupter, Plugin};
 

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use pulp_ext::host::HostState;
 use pulp_ext::wasmtime::{self, AsContextMut, Caller, Extern, Linker, Trap};
 use pulp_ext::wasmtime_wasi::p1::{self, wasi_snapshot_preview1 as snapshot, WasiP1Ctx};
 use pulp_ext::wasmtime_wasi::{runtime::in_tokio, HostMonotonicClock};

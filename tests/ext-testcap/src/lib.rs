@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use pulp_ext::wasmtime::{Caller, Linker};
-use pulp_ext::{mem, Binding, Capability, Import, Plugin, State};
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Binding, Bytes, Capability, Import, Plugin, State};
 use serde::Deserialize;
 
 struct Record;
@@ -21,9 +21,55 @@ static LIFECYCLE: Mutex<Option<HashMap<String, (u32, u32)>>> = Mutex::new(None);
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Settings {
-    #[allow(dead_code)]
+struct Toml {
     tag: Option<String>,
+}
+
+/// The parsed settings: what `attach` receives for every instance.
+pub struct Settings {
+    tag: Option<String>,
+}
+
+/// How many times the settings were parsed, per plugin: once per load, however
+/// many instances attach.
+static PARSED: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+
+/// How many times `plugin`'s settings were parsed.
+pub fn parsed(plugin: &str) -> u32 {
+    PARSED
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|m| m.get(plugin).copied())
+        .unwrap_or_default()
+}
+
+/// The tag each instance of `plugin` was attached with, in order.
+pub fn tags(plugin: &str) -> Vec<Option<String>> {
+    TAGS.lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == plugin)
+        .map(|(_, t)| t.clone())
+        .collect()
+}
+
+static TAGS: Mutex<Vec<(String, Option<String>)>> = Mutex::new(Vec::new());
+
+impl pulp_ext::Settings for Settings {
+    fn parse(
+        table: Option<&pulp_ext::toml::Table>,
+        plugin: &Plugin,
+    ) -> Result<Settings, Vec<String>> {
+        let t: Toml = pulp_ext::from_table(table).map_err(|e| vec![e])?;
+        *PARSED
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .entry(plugin.name().to_string())
+            .or_default() += 1;
+        Ok(Settings { tag: t.tag })
+    }
 }
 
 /// Per-instance state: proves `attach` ran for this instance.
@@ -62,9 +108,9 @@ fn count(plugin: &str, attach: bool) {
     }
 }
 
-const IMPORTS: &[Import] = &[Import::status("test_record", 2)];
-
 impl Capability for Record {
+    type Settings = Settings;
+
     fn name(&self) -> &'static str {
         "test.record"
     }
@@ -73,39 +119,20 @@ impl Capability for Record {
         Binding::Gated
     }
 
-    fn imports(&self) -> &'static [Import] {
-        IMPORTS
+    fn imports(&self) -> Vec<Import> {
+        vec![Import::new("test_record", test_record)]
     }
 
-    fn configure(&self, plugin: &Plugin) -> Result<(), Vec<String>> {
-        plugin
-            .settings_as::<Settings>(self.name())
-            .map(|_| ())
-            .map_err(|e| vec![e])
-    }
-
-    fn link(&self, linker: &mut Linker<State>) -> pulp_ext::wasmtime::Result<()> {
-        linker.func_wrap(
-            "pulp",
-            "test_record",
-            |mut c: Caller<'_, State>, ptr: i32, len: i32| {
-                pulp_ext::status(&mut c, |c| {
-                    let bytes = mem::bytes(c, ptr, len, "test_record input")?.to_vec();
-                    if c.data_mut().peek(&ATTACHED).is_none() {
-                        return Err(pulp_ext::Status::Failed
-                            .err("test_record called on an instance that was never attached"));
-                    }
-                    let plugin = c.data().plugin().name().to_string();
-                    RECORDS.lock().unwrap().push((plugin, bytes));
-                    Ok(())
-                })
-            },
-        )?;
-        Ok(())
-    }
-
-    fn attach(&self, plugin: &Plugin, state: &mut State) -> Result<(), String> {
+    fn attach(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        state: &mut State,
+    ) -> Result<(), String> {
         count(plugin.name(), true);
+        TAGS.lock()
+            .unwrap()
+            .push((plugin.name().to_string(), settings.tag.clone()));
         state.put(&ATTACHED, Attached);
         Ok(())
     }
@@ -115,4 +142,15 @@ impl Capability for Record {
             count(state.plugin().name(), false);
         }
     }
+}
+
+fn test_record(c: &mut Caller<'_, State>, input: Bytes) -> Result<(), pulp_ext::Error> {
+    let bytes = input.read(c)?.to_vec();
+    if c.data_mut().peek(&ATTACHED).is_none() {
+        return Err(pulp_ext::Status::Failed
+            .err("test_record called on an instance that was never attached"));
+    }
+    let plugin = c.data().plugin().name().to_string();
+    RECORDS.lock().unwrap().push((plugin, bytes));
+    Ok(())
 }
