@@ -191,12 +191,34 @@ fn import(c: &mut Criterion) {
             i.link(l).unwrap();
         }
     });
+    // The same filtered `log` written by hand as one func_wrap closure (the shape every
+    // import had before `Import::new`): the baseline of the typed-import layer's cost.
+    let (mut hs, hspin) = spinner(&engine, |l| {
+        l.func_wrap(
+            "pulp",
+            "log",
+            |mut c: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
+                if level >= 3 && tracing::enabled!(target: "pulp::plugin", tracing::Level::WARN) {
+                    return pulp_ext::status(&mut c, |c| {
+                        let msg = pulp_ext::mem::bytes(c, ptr, len, "log message")?;
+                        tracing::warn!(target: "pulp::plugin", "{}", pulp_ext::log_text(msg));
+                        Ok(())
+                    });
+                }
+                Ok(0)
+            },
+        )
+        .unwrap();
+    });
     let filtered = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .with_writer(std::io::sink)
         .finish();
     tracing::subscriber::with_default(filtered, || {
         g.bench_function("log-filtered", |b| b.iter(|| spin.call(&mut s, N).unwrap()));
+        g.bench_function("log-filtered-hand-written", |b| {
+            b.iter(|| hspin.call(&mut hs, N).unwrap())
+        });
     });
     let emitted = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)

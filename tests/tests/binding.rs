@@ -161,9 +161,6 @@ impl Capability for Fake {
     fn name(&self) -> &'static str {
         self.0
     }
-    fn binding(&self) -> Binding {
-        Binding::Gated
-    }
     fn imports(&self) -> Vec<Import> {
         self.1.iter().map(|&n| Import::new(n, nothing)).collect()
     }

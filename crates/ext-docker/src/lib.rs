@@ -37,7 +37,7 @@ use std::time::Duration;
 use engine::{Engine, Pool, INSTANCE_LABEL};
 use grants::Grants;
 use pulp_ext::wasmtime::Caller;
-use pulp_ext::{Binding, Capability, Error, Import, Msgpack, Out, Plugin, State};
+use pulp_ext::{Capability, Error, Import, Msgpack, Out, Plugin, State};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -132,10 +132,6 @@ impl Capability for SpawnDocker {
 
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn binding(&self) -> Binding {
-        Binding::Gated
     }
 
     fn imports(&self) -> Vec<Import> {

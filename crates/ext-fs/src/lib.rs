@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use cap_std::fs::{Dir, OpenOptions};
 use pulp_ext::wasmtime::Caller;
-use pulp_ext::{Binding, Bytes, Capability, Import, OutBytes, Plugin, State, Status, Str};
+use pulp_ext::{Bytes, Capability, Import, OutBytes, Plugin, State, Status, Str};
 use serde::Deserialize;
 
 /// The capability's name in manifests.
@@ -366,10 +366,6 @@ impl Capability for Fs {
 
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn binding(&self) -> Binding {
-        Binding::Gated
     }
 
     fn imports(&self) -> Vec<Import> {

@@ -2,17 +2,18 @@
 //! `transport.sse`): one type, three registrations, one per-instance state.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use pulp_ext::wasmtime::Caller;
-use pulp_ext::{Binding, Capability, Error, Events, Import, Msgpack, Plugin, State, Status};
+use pulp_ext::{Capability, Error, Import, Msgpack, Plugin, State, Status, Str};
 use serde::Deserialize;
 
-use crate::router::{self, Kind, Pattern};
-use crate::server::{charged, full, Hub, Listener, ServerSettings};
-use crate::{sse, ws};
+use crate::owner::{settings, Owner, Settings, HTTP, SSE, WS};
+use crate::router::{Kind, Pattern};
+use crate::server::{charged, full, Hub, Listener, ServerSettings, Upgrade};
+use crate::sse::{EmitRequest, Streams};
+use crate::ws::{CloseRequest, SendRequest, Sockets};
 
 /// The inbound transports, for a registry built by hand: [`Inbound::HTTP`],
 /// [`Inbound::WS`] and [`Inbound::SSE`] (they share the host's one listener).
@@ -31,162 +32,27 @@ pulp_ext::register!(Inbound(Kind::Http));
 pulp_ext::register!(Inbound(Kind::Ws));
 pulp_ext::register!(Inbound(Kind::Sse));
 
-const HTTP: &str = "transport.http.inbound";
-const WS: &str = "transport.ws.inbound";
-const SSE: &str = "transport.sse";
-
-/// `[capability."transport.http.inbound"]`
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct HttpToml {
-    request_timeout_ms: Option<u64>,
-    max_body_bytes: Option<u64>,
-    max_routes: Option<u64>,
-}
-
-/// `[capability."transport.ws.inbound"]`
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct WsToml {
-    allowed_origins: Option<Vec<String>>,
-    send_timeout_ms: Option<u64>,
-    max_frame_bytes: Option<u64>,
-}
-
-/// A plugin's checked HTTP settings.
-pub(crate) struct HttpSettings {
-    /// From arrival to the 504.
-    pub(crate) request_timeout: Duration,
-    pub(crate) max_body_bytes: usize,
-    /// Routes the plugin may hold at once (HTTP, WebSocket and SSE together).
-    pub(crate) max_routes: usize,
-}
-
-/// A plugin's checked WebSocket settings.
-pub(crate) struct WsSettings {
-    /// Origins a browser may connect from, besides the listener's own; `*` for any.
-    pub(crate) allowed_origins: Vec<String>,
-    /// A frame that cannot be written within this closes the connection.
-    pub(crate) send_timeout: Duration,
-    pub(crate) max_frame_bytes: usize,
-}
-
-/// The plugin behind a route, request or connection.
-pub(crate) struct Owner {
-    pub(crate) name: String,
-    pub(crate) events: Events,
-    /// The plugin's host memory budget (bodies, queued frames, SSE backlogs).
-    pub(crate) budget: pulp_ext::Budget,
-    pub(crate) http: Arc<HttpSettings>,
-    pub(crate) ws: Arc<WsSettings>,
-}
-
-impl router::Owner for Owner {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn same(&self, other: &Self) -> bool {
-        self.events.same_as(&other.events)
-    }
-    fn alive(&self) -> bool {
-        !self.events.is_closed()
-    }
-}
-
-fn range(problems: &mut Vec<String>, key: &str, v: Option<u64>, default: u64, max: u64) -> u64 {
-    let v = v.unwrap_or(default);
-    if !(1..=max).contains(&v) {
-        problems.push(format!("{key} = {v} is outside 1..={max}"));
-    }
-    v
-}
-
-/// A plugin's inbound settings (`[capability."transport.http.inbound"]` and
-/// `[capability."transport.ws.inbound"]`), shared by its three inbound capabilities.
-pub struct Settings {
-    http: Arc<HttpSettings>,
-    ws: Arc<WsSettings>,
-}
-
-fn settings(plugin: &Plugin) -> Result<Settings, Vec<String>> {
-    let h: HttpToml = pulp_ext::from_table(plugin.settings(HTTP)).map_err(|e| vec![e])?;
-    let w: WsToml = pulp_ext::from_table(plugin.settings(WS)).map_err(|e| vec![e])?;
-    let mut p = Vec::new();
-    let request_timeout = range(
-        &mut p,
-        "request_timeout_ms",
-        h.request_timeout_ms,
-        30_000,
-        3_600_000,
-    );
-    let max_body = range(
-        &mut p,
-        "max_body_bytes",
-        h.max_body_bytes,
-        1 << 20,
-        256 << 20,
-    );
-    let max_routes = range(&mut p, "max_routes", h.max_routes, 128, 4096);
-    let send_timeout = range(&mut p, "send_timeout_ms", w.send_timeout_ms, 5_000, 600_000);
-    let max_frame = range(
-        &mut p,
-        "max_frame_bytes",
-        w.max_frame_bytes,
-        1 << 20,
-        64 << 20,
-    );
-    let origins = w.allowed_origins.unwrap_or_default();
-    for o in &origins {
-        if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
-            p.push(format!(
-                "allowed_origins entry {o:?} must be \"*\" or an origin like \"https://example.com\""
-            ));
-        }
-    }
-    if !p.is_empty() {
-        return Err(p);
-    }
-    Ok(Settings {
-        http: Arc::new(HttpSettings {
-            request_timeout: Duration::from_millis(request_timeout),
-            max_body_bytes: max_body as usize,
-            max_routes: max_routes as usize,
-        }),
-        ws: Arc::new(WsSettings {
-            allowed_origins: origins
-                .iter()
-                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
-                .collect(),
-            send_timeout: Duration::from_millis(send_timeout),
-            max_frame_bytes: max_frame as usize,
-        }),
-    })
-}
-
-impl pulp_ext::Settings for Settings {
-    fn parse(_: Option<&pulp_ext::toml::Table>, plugin: &Plugin) -> Result<Settings, Vec<String>> {
-        settings(plugin)
-    }
-}
-
-/// One instance's view of the listener.
-pub(crate) struct Instance {
-    pub(crate) hub: Arc<Hub>,
-    pub(crate) owner: Arc<Owner>,
+/// One instance's view of the listener and of the host's WebSocket connections and
+/// SSE streams.
+struct Instance {
+    hub: Arc<Hub>,
+    ws: Arc<Sockets>,
+    sse: Arc<Streams>,
+    owner: Arc<Owner>,
 }
 
 /// The listener state of an instance, shared by its three inbound capabilities.
 static INSTANCE: pulp_ext::Slot<Instance> = pulp_ext::Slot::new("the inbound HTTP capabilities");
 
 /// The calling instance's listener state.
-pub(crate) fn instance<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a Instance, Error> {
+fn instance<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a Instance, Error> {
     c.data_mut().slot(&INSTANCE).map(|i| &*i)
 }
 
 impl Instance {
     /// Adds a route owned by this plugin; a bad path is 4, an overlap with another
     /// plugin's route 4 naming both, a route over `max_routes` 11.
-    pub(crate) fn register(&self, kind: Kind, method: &str, path: &str) -> Result<(), Error> {
+    fn register(&self, kind: Kind, method: &str, path: &str) -> Result<(), Error> {
         let pattern = Pattern::parse(path).map_err(|e| Status::Invalid.err(e))?;
         if kind == Kind::Sse && !pattern.is_static() {
             return Err(Status::Invalid.err(format!(
@@ -216,10 +82,6 @@ impl Capability for Inbound {
         }
     }
 
-    fn binding(&self) -> Binding {
-        Binding::Gated
-    }
-
     fn host_section(&self) -> Option<&'static str> {
         Some("http")
     }
@@ -234,8 +96,15 @@ impl Capability for Inbound {
                 Import::new("http_register", http_register),
                 Import::new("http_respond", http_respond),
             ],
-            Kind::Ws => ws::imports(),
-            Kind::Sse => sse::imports(),
+            Kind::Ws => vec![
+                Import::new("ws_register", ws_register),
+                Import::new("ws_send", ws_send),
+                Import::new("ws_close", ws_close),
+            ],
+            Kind::Sse => vec![
+                Import::new("sse_register", sse_register),
+                Import::new("sse_emit", sse_emit),
+            ],
         }
     }
 
@@ -246,7 +115,8 @@ impl Capability for Inbound {
         settings(plugin)
     }
 
-    /// Starts the host's listener if it is not running yet: a bind failure fails the load.
+    /// Starts the host's listener if it is not running yet, with the WebSocket and
+    /// SSE layers it hands those routes to: a bind failure fails the load.
     fn attach(
         &self,
         plugin: &Plugin,
@@ -257,7 +127,11 @@ impl Capability for Inbound {
             return Ok(()); // another inbound capability of this plugin attached it
         }
         let shared = plugin.shared();
-        let listener = shared.service(|| Listener::start(shared))?;
+        let ws = shared.service(|| Ok::<_, String>(Sockets::default()))?;
+        let sse = shared.service(|| Ok::<_, String>(Streams::default()))?;
+        let upgrades: Vec<(Kind, Arc<dyn Upgrade>)> =
+            vec![(Kind::Ws, ws.clone()), (Kind::Sse, sse.clone())];
+        let listener = shared.service(|| Listener::start(shared, upgrades))?;
         let owner = Owner {
             name: plugin.name().to_string(),
             events: plugin.events().clone(),
@@ -269,6 +143,8 @@ impl Capability for Inbound {
             &INSTANCE,
             Instance {
                 hub: listener.hub.clone(),
+                ws,
+                sse,
                 owner: Arc::new(owner),
             },
         );
@@ -282,10 +158,10 @@ impl Capability for Inbound {
             return;
         };
         let closing = i.owner.events.is_closed();
-        ws::close_all(&i.hub, &i.owner.events, if closing { 1001 } else { 1012 });
+        i.ws.close_all(&i.owner.events, if closing { 1001 } else { 1012 });
         if closing {
             i.hub.router.remove_owner(&i.owner);
-            sse::forget(&i.hub, &i.owner.events);
+            i.sse.forget(&i.owner.events);
             i.hub.forget_requests(&i.owner.events);
         }
     }
@@ -366,4 +242,35 @@ fn http_respond(c: &mut Caller<'_, State>, req: Msgpack<RespondRequest>) -> Resu
     i.hub
         .answer(&i.owner, id, r)
         .map_err(|e| Status::Invalid.err(format!("http_respond: {e}")))
+}
+
+fn ws_register(c: &mut Caller<'_, State>, path: Str) -> Result<(), Error> {
+    let path = path.read(c)?.to_string();
+    instance(c)?.register(Kind::Ws, "GET", &path)
+}
+
+fn ws_send(c: &mut Caller<'_, State>, req: Msgpack<SendRequest>) -> Result<(), Error> {
+    let req = req.read(c)?;
+    let i = instance(c)?;
+    i.ws.send(&i.owner, req)
+}
+
+fn ws_close(c: &mut Caller<'_, State>, req: Msgpack<CloseRequest>) -> Result<(), Error> {
+    let req = req.read(c)?;
+    let i = instance(c)?;
+    i.ws.close(&i.owner, req)
+}
+
+fn sse_register(c: &mut Caller<'_, State>, path: Str) -> Result<(), Error> {
+    let path = path.read(c)?.to_string();
+    let i = instance(c)?;
+    i.register(Kind::Sse, "GET", &path)?;
+    i.sse.register(&i.owner, path);
+    Ok(())
+}
+
+fn sse_emit(c: &mut Caller<'_, State>, req: Msgpack<EmitRequest>) -> Result<(), Error> {
+    let req = req.read(c)?;
+    let i = instance(c)?;
+    i.sse.emit(&i.owner, req)
 }

@@ -18,6 +18,7 @@
 
 mod inbound;
 mod outbound;
+mod owner;
 mod policy;
 mod router;
 mod server;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::header_map;
 use crate::policy::{internal, Policy, Verdict};
 use pulp_ext::wasmtime::Caller;
-use pulp_ext::{Binding, Capability, Import, Msgpack, Out, Plugin, State, Status};
+use pulp_ext::{Capability, Import, Msgpack, Out, Plugin, State, Status};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
@@ -308,10 +308,6 @@ impl Capability for Outbound {
 
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn binding(&self) -> Binding {
-        Binding::Gated
     }
 
     fn imports(&self) -> Vec<Import> {

@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::inbound::Owner;
+use crate::header_map;
+use crate::owner::Owner;
 use crate::router::{Kind, Lookup, Router};
-use crate::{header_map, sse, ws};
 
 /// The host-level settings section `"http"` of the shared listener (given by the
 /// embedder in `HostConfig::settings`, or by `pulp run`'s flags).
@@ -128,17 +128,30 @@ pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body>
     r
 }
 
-/// What the listener knows: routes, requests waiting for an answer, open WebSocket
-/// connections and SSE streams. Shared by the accept loop and the host functions.
+/// What serves the routes of a kind other than plain HTTP (WebSocket, SSE). Defined
+/// here and implemented by the layers above (`ws`, `sse`), which the listener is
+/// started with: the server knows nothing of them but this.
+pub(crate) trait Upgrade: Send + Sync + 'static {
+    /// Answers a request that matched one of this kind's routes, owned by `owner`;
+    /// `slot` is the connection's place, to hold for as long as it lives.
+    fn serve(
+        self: Arc<Self>,
+        hub: &Arc<Hub>,
+        owner: Arc<Owner>,
+        req: Request<Incoming>,
+        slot: Arc<Slot>,
+    ) -> Response<Body>;
+}
+
+/// What the listener knows: routes, requests waiting for an answer, and the layers
+/// that serve the other kinds of route. Shared by the accept loop and the host functions.
 pub(crate) struct Hub {
     pub(crate) settings: ServerSettings,
     /// Synchronises itself: requests match a snapshot, registrations never block them.
     pub(crate) router: Router<Owner>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
-    pub(crate) conns: Mutex<HashMap<u64, ws::Conn>>,
-    pub(crate) next_conn: AtomicU64,
-    pub(crate) streams: Mutex<HashMap<String, sse::Stream>>,
+    upgrades: Vec<(Kind, Arc<dyn Upgrade>)>,
     pub(crate) shutdown: watch::Receiver<()>,
     /// Open connections by client address.
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -239,8 +252,12 @@ pub(crate) struct Listener {
 }
 
 impl Listener {
-    /// Binds the listener described by the host's `"http"` settings section.
-    pub(crate) fn start(shared: &Shared) -> Result<Listener, String> {
+    /// Binds the listener described by the host's `"http"` settings section; routes
+    /// of a kind other than HTTP are served by the layer `upgrades` names for it.
+    pub(crate) fn start(
+        shared: &Shared,
+        upgrades: Vec<(Kind, Arc<dyn Upgrade>)>,
+    ) -> Result<Listener, String> {
         let settings = ServerSettings::parse(shared.settings("http"))?;
         let tls = match (&settings.tls_cert, &settings.tls_key) {
             (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
@@ -266,9 +283,7 @@ impl Listener {
             router: Router::default(),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            conns: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(1),
-            streams: Mutex::new(HashMap::new()),
+            upgrades,
             shutdown,
             per_ip: Mutex::new(HashMap::new()),
         });
@@ -404,8 +419,20 @@ pub(crate) fn query_map(q: Option<&str>) -> BTreeMap<String, String> {
     out
 }
 
+/// True for a WebSocket handshake request (the router tells WebSocket routes from
+/// plain ones by it).
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    let has = |name, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
 async fn dispatch(hub: Arc<Hub>, req: Request<Incoming>, slot: Arc<Slot>) -> Response<Body> {
-    let upgrade = ws::is_upgrade(&req);
+    let upgrade = is_upgrade(&req);
     let (method, path) = (req.method().as_str(), req.uri().path());
     let found = match hub.router.find(method, path, upgrade) {
         Lookup::Route(r, params) => Ok((r.kind, r.owner.clone(), params)),
@@ -414,8 +441,10 @@ async fn dispatch(hub: Arc<Hub>, req: Request<Incoming>, slot: Arc<Slot>) -> Res
     };
     match found {
         Ok((Kind::Http, owner, params)) => request(&hub, &owner, req, params).await,
-        Ok((Kind::Ws, owner, _)) => ws::upgrade(&hub, owner, req, slot),
-        Ok((Kind::Sse, owner, _)) => sse::subscribe(&hub, &owner, req),
+        Ok((kind, owner, _)) => match hub.upgrades.iter().find(|(k, _)| *k == kind) {
+            Some((_, layer)) => layer.clone().serve(&hub, owner, req, slot),
+            None => text(StatusCode::NOT_FOUND, "no handler for this kind of route"),
+        },
         Err(Some(methods)) => {
             let mut r = text(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -1,7 +1,8 @@
 //! Server-sent event routes: subscribers of a path, `sse_register` and `sse_emit`.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,20 +10,38 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use pulp_ext::wasmtime::Caller;
-use pulp_ext::{Error, Events, Import, Msgpack, State, Status, Str};
+use pulp_ext::{Error, Events, Status};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::inbound::{instance, Owner};
-use crate::router::Kind;
-use crate::server::{charged, lock, text, Body, Hub};
+use crate::owner::Owner;
+use crate::server::{charged, lock, text, Body, Hub, Slot, Upgrade};
 
 /// Events a subscriber may have unread before it is dropped as too slow.
 const BACKLOG: usize = 256;
 
+/// The SSE streams of one host's listener, by path: the server hands this layer its
+/// SSE routes ([`Upgrade`]); the host functions register and emit through it.
+#[derive(Default)]
+pub(crate) struct Streams {
+    streams: Mutex<HashMap<String, Stream>>,
+    next: AtomicU64,
+}
+
+impl Upgrade for Streams {
+    fn serve(
+        self: Arc<Self>,
+        hub: &Arc<Hub>,
+        owner: Arc<Owner>,
+        req: Request<Incoming>,
+        _slot: Arc<Slot>,
+    ) -> Response<Body> {
+        subscribe(&self, hub, &owner, req)
+    }
+}
+
 /// A registered SSE path and its subscribers (by subscriber id).
-pub(crate) struct Stream {
+struct Stream {
     owner: Events,
     subscribers: Vec<(u64, mpsc::Sender<Bytes>)>,
 }
@@ -31,22 +50,22 @@ pub(crate) struct Stream {
 /// there): a diagnostic for operators and tests.
 pub fn subscribers(shared: &pulp_ext::Shared, path: &str) -> usize {
     shared
-        .get::<crate::server::Listener>()
-        .and_then(|l| lock(&l.hub.streams).get(path).map(|s| s.subscribers.len()))
+        .get::<Streams>()
+        .and_then(|s| lock(&s.streams).get(path).map(|s| s.subscribers.len()))
         .unwrap_or(0)
 }
 
 /// Removes a subscriber from its stream the moment its response body is dropped
 /// (the client went away, its connection timed out, or the host stops).
 struct Unsubscribe {
-    hub: Arc<Hub>,
+    sse: Arc<Streams>,
     path: String,
     id: u64,
 }
 
 impl Drop for Unsubscribe {
     fn drop(&mut self) {
-        if let Some(s) = lock(&self.hub.streams).get_mut(&self.path) {
+        if let Some(s) = lock(&self.sse.streams).get_mut(&self.path) {
             s.subscribers.retain(|(id, _)| *id != self.id);
         }
     }
@@ -54,19 +73,24 @@ impl Drop for Unsubscribe {
 
 /// A GET on a registered path: a new subscriber, served until it disconnects, is
 /// too slow, or the plugin stops.
-pub(crate) fn subscribe(hub: &Arc<Hub>, owner: &Owner, req: Request<Incoming>) -> Response<Body> {
+fn subscribe(
+    sse: &Arc<Streams>,
+    hub: &Arc<Hub>,
+    owner: &Owner,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     let (tx, rx) = mpsc::channel::<Bytes>(BACKLOG);
-    let id = hub.next_conn.fetch_add(1, Ordering::Relaxed);
+    let id = sse.next.fetch_add(1, Ordering::Relaxed);
     {
-        let mut streams = lock(&hub.streams);
+        let mut streams = lock(&sse.streams);
         match streams.get_mut(&path) {
             Some(s) if s.owner.same_as(&owner.events) => s.subscribers.push((id, tx)),
             _ => return text(StatusCode::NOT_FOUND, format!("no event stream at {path}")),
         }
     }
     let gone = Unsubscribe {
-        hub: hub.clone(),
+        sse: sse.clone(),
         path,
         id,
     };
@@ -94,9 +118,50 @@ pub(crate) fn subscribe(hub: &Arc<Hub>, owner: &Owner, req: Request<Incoming>) -
     r
 }
 
-/// Drops a stopped plugin's streams (their subscribers' bodies end).
-pub(crate) fn forget(hub: &Hub, owner: &Events) {
-    lock(&hub.streams).retain(|_, s| !s.owner.same_as(owner));
+impl Streams {
+    /// Drops a stopped plugin's streams (their subscribers' bodies end).
+    pub(crate) fn forget(&self, owner: &Events) {
+        lock(&self.streams).retain(|_, s| !s.owner.same_as(owner));
+    }
+
+    /// `sse_register` (after the route is added): `path` is `owner`'s stream; a
+    /// path that was another, stopped plugin's changes hands with its subscribers.
+    pub(crate) fn register(&self, owner: &Owner, path: String) {
+        lock(&self.streams)
+            .entry(path)
+            .and_modify(|s| s.owner = owner.events.clone())
+            .or_insert_with(|| Stream {
+                owner: owner.events.clone(),
+                subscribers: Vec::new(),
+            });
+    }
+
+    /// `sse_emit`: one event to every subscriber of one of `owner`'s paths.
+    pub(crate) fn emit(&self, owner: &Owner, req: EmitRequest) -> Result<(), Error> {
+        // Charged before it is built: one line per CR/LF makes the text
+        // up to seven times its size.
+        let size = formatted_len(req.id.as_deref(), req.event.as_deref(), &req.data);
+        let charge = owner.budget.charge(size)?;
+        let bytes = format(req.id.as_deref(), req.event.as_deref(), &req.data)?;
+        // Every subscriber's copy is a view of this one charged buffer: the
+        // charge lasts until the last subscriber has written (or dropped) it.
+        let emitted = charged(bytes, charge);
+        let mut streams = lock(&self.streams);
+        let stream = streams
+            .get_mut(&req.path)
+            .filter(|s| s.owner.same_as(&owner.events))
+            .ok_or_else(|| {
+                Status::Invalid.err(format!(
+                    "sse_emit: {:?} is not an SSE path this plugin registered",
+                    req.path
+                ))
+            })?;
+        // A subscriber whose backlog is full is dropped: it never blocks the plugin.
+        stream
+            .subscribers
+            .retain(|(_, s)| s.try_send(emitted.clone()).is_ok());
+        Ok(())
+    }
 }
 
 /// The size of [`format`]'s output, computed without building it.
@@ -148,64 +213,15 @@ fn format(id: Option<&str>, event: Option<&str>, data: &str) -> Result<Bytes, Er
     Ok(Bytes::from(out))
 }
 
+/// `sse_emit`'s request.
 #[derive(Deserialize)]
-struct EmitRequest {
+pub(crate) struct EmitRequest {
     path: String,
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
     event: Option<String>,
     data: String,
-}
-
-/// The `transport.sse` imports.
-pub(crate) fn imports() -> Vec<Import> {
-    vec![
-        Import::new("sse_register", sse_register),
-        Import::new("sse_emit", sse_emit),
-    ]
-}
-
-fn sse_register(c: &mut Caller<'_, State>, path: Str) -> Result<(), pulp_ext::Error> {
-    let path = path.read(c)?.to_string();
-    let i = instance(c)?;
-    i.register(Kind::Sse, "GET", &path)?;
-    lock(&i.hub.streams)
-        .entry(path)
-        .and_modify(|s| s.owner = i.owner.events.clone())
-        .or_insert_with(|| Stream {
-            owner: i.owner.events.clone(),
-            subscribers: Vec::new(),
-        });
-    Ok(())
-}
-
-fn sse_emit(c: &mut Caller<'_, State>, req: Msgpack<EmitRequest>) -> Result<(), pulp_ext::Error> {
-    let req = req.read(c)?;
-    let i = instance(c)?;
-    // Charged before it is built: one line per CR/LF makes the text
-    // up to seven times its size.
-    let size = formatted_len(req.id.as_deref(), req.event.as_deref(), &req.data);
-    let charge = i.owner.budget.charge(size)?;
-    let bytes = format(req.id.as_deref(), req.event.as_deref(), &req.data)?;
-    // Every subscriber's copy is a view of this one charged buffer: the
-    // charge lasts until the last subscriber has written (or dropped) it.
-    let emitted = charged(bytes, charge);
-    let mut streams = lock(&i.hub.streams);
-    let stream = streams
-        .get_mut(&req.path)
-        .filter(|s| s.owner.same_as(&i.owner.events))
-        .ok_or_else(|| {
-            Status::Invalid.err(format!(
-                "sse_emit: {:?} is not an SSE path this plugin registered",
-                req.path
-            ))
-        })?;
-    // A subscriber whose backlog is full is dropped: it never blocks the plugin.
-    stream
-        .subscribers
-        .retain(|(_, s)| s.try_send(emitted.clone()).is_ok());
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! WebSocket routes: the upgrade, one task per connection, and `ws_send` / `ws_close`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -8,8 +10,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use pulp_ext::wasmtime::Caller;
-use pulp_ext::{Charge, Event, Events, Import, Msgpack, PostError, State, Status, Str};
+use pulp_ext::{Charge, Event, Events, PostError, Status};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -18,9 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::header_map;
-use crate::inbound::{instance, Owner};
-use crate::router::Kind;
-use crate::server::{lock, query_map, text, Body, Hub, Slot};
+use crate::owner::Owner;
+use crate::server::{lock, query_map, text, Body, Hub, Slot, Upgrade};
 
 /// Frames a plugin may queue for one connection before `ws_send` says 12.
 const QUEUE: usize = 256;
@@ -28,8 +28,29 @@ const QUEUE: usize = 256;
 /// A frame waiting to be written, with the budget charge it holds until then.
 type Outgoing = (Message, Option<Charge>);
 
+/// The open WebSocket connections of one host's listener, by id: the server hands
+/// this layer its WebSocket routes ([`Upgrade`]); the host functions send and close
+/// through it.
+#[derive(Default)]
+pub(crate) struct Sockets {
+    conns: Mutex<HashMap<u64, Conn>>,
+    next: AtomicU64,
+}
+
+impl Upgrade for Sockets {
+    fn serve(
+        self: Arc<Self>,
+        hub: &Arc<Hub>,
+        owner: Arc<Owner>,
+        req: Request<Incoming>,
+        slot: Arc<Slot>,
+    ) -> Response<Body> {
+        upgrade(&self, hub, owner, req, slot)
+    }
+}
+
 /// An open connection, as the host functions see it.
-pub(crate) struct Conn {
+struct Conn {
     owner: Events,
     tx: mpsc::Sender<Outgoing>,
     kill: Arc<Notify>,
@@ -53,35 +74,17 @@ impl Conn {
 }
 
 /// Closes connection `id` (whoever owns it) with `code`: the host's own closes.
-fn close_conn(hub: &Hub, id: u64, code: u16, reason: &str) {
-    let conn = lock(&hub.conns).remove(&id);
+fn close_conn(ws: &Sockets, id: u64, code: u16, reason: &str) {
+    let conn = lock(&ws.conns).remove(&id);
     if let Some(c) = conn {
         c.close(code, reason);
     }
 }
 
 /// What refuses an event of connection `id` that the plugin could not take: 1009.
-fn refuse_with_1009(hub: &Arc<Hub>, id: u64) -> impl Fn(&str) + Send + Sync + 'static {
-    let hub = hub.clone();
-    move |_why| {
-        close_conn(
-            &hub,
-            id,
-            1009,
-            "the plugin cannot take a message this large",
-        )
-    }
-}
-
-/// True for a WebSocket handshake request.
-pub(crate) fn is_upgrade(req: &Request<Incoming>) -> bool {
-    let has = |name, token: &str| {
-        req.headers().get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
-    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+fn refuse_with_1009(ws: &Arc<Sockets>, id: u64) -> impl Fn(&str) + Send + Sync + 'static {
+    let ws = ws.clone();
+    move |_why| close_conn(&ws, id, 1009, "the plugin cannot take a message this large")
 }
 
 /// Browsers send `Origin`; it must be the listener's own (same host) or allowed.
@@ -109,7 +112,8 @@ fn origin_allowed(owner: &Owner, req: &Request<Incoming>) -> bool {
 
 /// Answers the handshake (101) and starts the connection's task once hyper hands
 /// over the socket.
-pub(crate) fn upgrade(
+fn upgrade(
+    ws: &Arc<Sockets>,
     hub: &Arc<Hub>,
     owner: Arc<Owner>,
     mut req: Request<Incoming>,
@@ -143,9 +147,7 @@ pub(crate) fn upgrade(
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let open = Open {
-        conn_id: hub
-            .next_conn
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        conn_id: ws.next.fetch_add(1, Ordering::Relaxed) + 1, // ids start at 1
         path: crate::router::decode(req.uri().path()),
         query: query_map(req.uri().query()),
         headers: header_map(req.headers()),
@@ -156,7 +158,7 @@ pub(crate) fn upgrade(
     let id = open.conn_id;
     let (tx, rx) = mpsc::channel(QUEUE);
     let kill = Arc::new(Notify::new());
-    lock(&hub.conns).insert(
+    lock(&ws.conns).insert(
         id,
         Conn {
             owner: owner.events.clone(),
@@ -167,11 +169,11 @@ pub(crate) fn upgrade(
     let posted = Event::new("ws.open", &open)
         .map_err(|e| e.to_string())
         .and_then(|e| {
-            let e = e.on_refused(refuse_with_1009(hub, id));
+            let e = e.on_refused(refuse_with_1009(ws, id));
             owner.events.post("ws", e).map_err(|e| e.to_string())
         });
     if let Err(e) = posted {
-        lock(&hub.conns).remove(&id);
+        lock(&ws.conns).remove(&id);
         let mut r = text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("plugin \"{}\" is busy: {e}", owner.name),
@@ -181,7 +183,7 @@ pub(crate) fn upgrade(
         return r;
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let hub = hub.clone();
+    let (hub, ws) = (hub.clone(), ws.clone());
     tokio::spawn(async move {
         let _slot = slot; // the connection counts until its task ends
         let mut config = WebSocketConfig::default();
@@ -198,7 +200,7 @@ pub(crate) fn upgrade(
             ),
             Err(_) => None,
         };
-        run(hub, owner, id, socket, rx, kill).await;
+        run(hub, ws, owner, id, socket, rx, kill).await;
     });
     let mut r = Response::new(crate::server::full(""));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -239,6 +241,7 @@ struct Closed {
 /// client is pinged and then closed; `ws.close` last, always.
 async fn run<S>(
     hub: Arc<Hub>,
+    ws: Arc<Sockets>,
     owner: Arc<Owner>,
     id: u64,
     socket: Option<WebSocketStream<S>>,
@@ -255,7 +258,7 @@ async fn run<S>(
     let mut pinged = false;
     let mut check = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
     let Some(mut socket) = socket else {
-        return closed(&hub, &owner, id, code, reason);
+        return closed(&ws, &owner, id, code, reason);
     };
     loop {
         tokio::select! {
@@ -264,7 +267,7 @@ async fn run<S>(
                 match msg {
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                     let opcode = if m.is_text() { 1 } else { 2 };
-                    if !post_frame(&hub, &owner, id, opcode, &m.into_data()).await {
+                    if !post_frame(&ws, &owner, id, opcode, &m.into_data()).await {
                         (code, reason) = (1013, "the plugin is not keeping up".into());
                         close_with(&mut socket, CloseCode::Again, &reason).await;
                         break;
@@ -329,13 +332,13 @@ async fn run<S>(
             }
         }
     }
-    closed(&hub, &owner, id, code, reason);
+    closed(&ws, &owner, id, code, reason);
 }
 
 /// The connection is gone: forget it and tell the plugin (`ws.close`, never dropped
 /// while the plugin runs; bounded by the connections counted).
-fn closed(hub: &Hub, owner: &Owner, id: u64, code: u16, reason: String) {
-    lock(&hub.conns).remove(&id);
+fn closed(ws: &Sockets, owner: &Owner, id: u64, code: u16, reason: String) {
+    lock(&ws.conns).remove(&id);
     if let Ok(e) = Event::new(
         "ws.close",
         &Closed {
@@ -352,7 +355,7 @@ fn closed(hub: &Hub, owner: &Owner, id: u64, code: u16, reason: String) {
 /// (the socket is not read meanwhile: backpressure on the client). False when it
 /// never made it.
 async fn post_frame(
-    hub: &Arc<Hub>,
+    ws: &Arc<Sockets>,
     owner: &Owner,
     conn_id: u64,
     opcode: u8,
@@ -368,7 +371,7 @@ async fn post_frame(
     ) else {
         return false;
     };
-    let e = e.on_refused(refuse_with_1009(hub, conn_id));
+    let e = e.on_refused(refuse_with_1009(ws, conn_id));
     let until = Instant::now() + owner.ws.send_timeout;
     let mut wait = Duration::from_millis(1);
     loop {
@@ -395,32 +398,93 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
 }
 
-/// Closes every connection of a plugin with `code` (1012 on a restart, 1001 when it stops).
-pub(crate) fn close_all(hub: &Hub, owner: &Events, code: u16) {
-    let mine: Vec<Conn> = {
-        let mut conns = lock(&hub.conns);
-        let ids: Vec<u64> = conns
-            .iter()
-            .filter(|(_, c)| c.owner.same_as(owner))
-            .map(|(id, _)| *id)
-            .collect();
-        ids.iter().filter_map(|id| conns.remove(id)).collect()
-    };
-    for c in mine {
-        c.close(code, "the plugin instance went away");
+impl Sockets {
+    /// Closes every connection of a plugin with `code` (1012 on a restart, 1001 when it stops).
+    pub(crate) fn close_all(&self, owner: &Events, code: u16) {
+        let mine: Vec<Conn> = {
+            let mut conns = lock(&self.conns);
+            let ids: Vec<u64> = conns
+                .iter()
+                .filter(|(_, c)| c.owner.same_as(owner))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| conns.remove(id)).collect()
+        };
+        for c in mine {
+            c.close(code, "the plugin instance went away");
+        }
+    }
+
+    /// `ws_send`: queues a frame on one of `owner`'s connections (4 for another's or
+    /// an unknown one, 12 when the client has not read its queue).
+    pub(crate) fn send(&self, owner: &Owner, req: SendRequest) -> Result<(), pulp_ext::Error> {
+        let payload = req.payload.map(|b| b.into_vec()).unwrap_or_default();
+        let msg = match req.opcode {
+            1 => Message::text(String::from_utf8(payload).map_err(|_| {
+                Status::BadEncoding.err("ws_send: a text frame (opcode 1) must be UTF-8")
+            })?),
+            2 => Message::binary(payload),
+            op => {
+                return Err(Status::Invalid.err(format!(
+                    "ws_send: opcode {op} is neither 1 (text) nor 2 (binary)"
+                )))
+            }
+        };
+        let conns = lock(&self.conns);
+        let conn = conns
+            .get(&req.conn_id)
+            .filter(|k| k.owner.same_as(&owner.events))
+            .ok_or_else(|| unknown("ws_send", req.conn_id))?;
+        // Held until the frame is written: a client that does not read costs
+        // the plugin's budget, not the host's memory.
+        let charge = owner.budget.charge(msg.len())?;
+        conn.tx.try_send((msg, Some(charge))).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Status::Timeout.err(format!(
+                "ws_send: connection {} has {QUEUE} frames waiting; the client is not reading",
+                req.conn_id
+            )),
+            mpsc::error::TrySendError::Closed(_) => unknown("ws_send", req.conn_id),
+        })
+    }
+
+    /// `ws_close`: closes one of `owner`'s connections with a code an endpoint may send.
+    pub(crate) fn close(&self, owner: &Owner, req: CloseRequest) -> Result<(), pulp_ext::Error> {
+        let code = if req.code == 0 { 1000 } else { req.code };
+        if !sendable(code) {
+            return Err(Status::Invalid.err(format!(
+                "ws_close: {code} is not a close code an endpoint may send"
+            )));
+        }
+        if req.reason.len() > 123 {
+            return Err(Status::Invalid.err("ws_close: the reason is over 123 bytes"));
+        }
+        let mut conns = lock(&self.conns);
+        if !conns
+            .get(&req.conn_id)
+            .is_some_and(|k| k.owner.same_as(&owner.events))
+        {
+            return Err(unknown("ws_close", req.conn_id));
+        }
+        conns
+            .remove(&req.conn_id)
+            .expect("just found")
+            .close(code, &req.reason);
+        Ok(())
     }
 }
 
+/// `ws_send`'s request.
 #[derive(Deserialize)]
-struct SendRequest {
+pub(crate) struct SendRequest {
     conn_id: u64,
     opcode: u8,
     #[serde(default)]
     payload: Option<serde_bytes::ByteBuf>,
 }
 
+/// `ws_close`'s request.
 #[derive(Deserialize)]
-struct CloseRequest {
+pub(crate) struct CloseRequest {
     conn_id: u64,
     #[serde(default)]
     code: u16,
@@ -431,80 +495,6 @@ struct CloseRequest {
 /// Close codes an endpoint may send (RFC 6455 §7.4).
 fn sendable(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
-/// The `transport.ws.inbound` imports.
-pub(crate) fn imports() -> Vec<Import> {
-    vec![
-        Import::new("ws_register", ws_register),
-        Import::new("ws_send", ws_send),
-        Import::new("ws_close", ws_close),
-    ]
-}
-
-type Result = std::result::Result<(), pulp_ext::Error>;
-
-fn ws_register(c: &mut Caller<'_, State>, path: Str) -> Result {
-    let path = path.read(c)?.to_string();
-    instance(c)?.register(Kind::Ws, "GET", &path)
-}
-
-fn ws_send(c: &mut Caller<'_, State>, req: Msgpack<SendRequest>) -> Result {
-    let req = req.read(c)?;
-    let payload = req.payload.map(|b| b.into_vec()).unwrap_or_default();
-    let msg = match req.opcode {
-        1 => Message::text(String::from_utf8(payload).map_err(|_| {
-            Status::BadEncoding.err("ws_send: a text frame (opcode 1) must be UTF-8")
-        })?),
-        2 => Message::binary(payload),
-        op => {
-            return Err(Status::Invalid.err(format!(
-                "ws_send: opcode {op} is neither 1 (text) nor 2 (binary)"
-            )))
-        }
-    };
-    let i = instance(c)?;
-    let conns = lock(&i.hub.conns);
-    let conn = conns
-        .get(&req.conn_id)
-        .filter(|k| k.owner.same_as(&i.owner.events))
-        .ok_or_else(|| unknown("ws_send", req.conn_id))?;
-    // Held until the frame is written: a client that does not read costs
-    // the plugin's budget, not the host's memory.
-    let charge = i.owner.budget.charge(msg.len())?;
-    conn.tx.try_send((msg, Some(charge))).map_err(|e| match e {
-        mpsc::error::TrySendError::Full(_) => Status::Timeout.err(format!(
-            "ws_send: connection {} has {QUEUE} frames waiting; the client is not reading",
-            req.conn_id
-        )),
-        mpsc::error::TrySendError::Closed(_) => unknown("ws_send", req.conn_id),
-    })
-}
-
-fn ws_close(c: &mut Caller<'_, State>, req: Msgpack<CloseRequest>) -> Result {
-    let req = req.read(c)?;
-    let code = if req.code == 0 { 1000 } else { req.code };
-    if !sendable(code) {
-        return Err(Status::Invalid.err(format!(
-            "ws_close: {code} is not a close code an endpoint may send"
-        )));
-    }
-    if req.reason.len() > 123 {
-        return Err(Status::Invalid.err("ws_close: the reason is over 123 bytes"));
-    }
-    let i = instance(c)?;
-    let mut conns = lock(&i.hub.conns);
-    if !conns
-        .get(&req.conn_id)
-        .is_some_and(|k| k.owner.same_as(&i.owner.events))
-    {
-        return Err(unknown("ws_close", req.conn_id));
-    }
-    conns
-        .remove(&req.conn_id)
-        .expect("just found")
-        .close(code, &req.reason);
-    Ok(())
 }
 
 fn unknown(what: &str, id: u64) -> pulp_ext::Error {

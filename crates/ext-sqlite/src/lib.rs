@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pulp_ext::wasmtime::Caller;
-use pulp_ext::{Binding, Bytes, Capability, Import, OutBytes, Plugin, State, Status, Str};
+use pulp_ext::{Bytes, Capability, Import, OutBytes, Plugin, State, Status, Str};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -481,10 +481,6 @@ impl Capability for Sqlite {
 
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn binding(&self) -> Binding {
-        Binding::Gated
     }
 
     fn imports(&self) -> Vec<Import> {

@@ -101,8 +101,10 @@ pub trait Capability: Send + Sync + 'static {
         &[]
     }
 
-    /// Always bound, or bound only when declared.
-    fn binding(&self) -> Binding;
+    /// Always bound, or bound only when declared (the default: gated).
+    fn binding(&self) -> Binding {
+        Binding::Gated
+    }
 
     /// Every import this capability provides, each declared once ([`Import::new`]):
     /// the host links them, and derives stubs and diagnostics from them. Called once,
@@ -246,14 +248,13 @@ pub fn registered() -> impl Iterator<Item = Arc<dyn AnyCapability>> {
 ///
 /// ```
 /// use pulp_ext::wasmtime::Caller;
-/// use pulp_ext::{Binding, Capability, Import, State, Str};
+/// use pulp_ext::{Capability, Import, State, Str};
 ///
 /// struct Greet;
 ///
 /// impl Capability for Greet {
 ///     type Settings = ();
 ///     fn name(&self) -> &'static str { "demo.greet" }
-///     fn binding(&self) -> Binding { Binding::Gated }
 ///     fn imports(&self) -> Vec<Import> {
 ///         vec![Import::new("demo_greet", |c: &mut Caller<'_, State>, name: Str| {
 ///             println!("hello, {}", name.read(c)?);

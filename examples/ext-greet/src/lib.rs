@@ -3,7 +3,7 @@
 //! 2 for a name outside memory, 3 for one that is not UTF-8.
 
 use pulp_ext::wasmtime::Caller;
-use pulp_ext::{Binding, Capability, Error, Import, State, Status, Str};
+use pulp_ext::{Capability, Error, Import, State, Status, Str};
 
 /// The `demo.greet` capability.
 pub struct Greet;
@@ -14,9 +14,6 @@ impl Capability for Greet {
     type Settings = ();
     fn name(&self) -> &'static str {
         "demo.greet"
-    }
-    fn binding(&self) -> Binding {
-        Binding::Gated
     }
     fn imports(&self) -> Vec<Import> {
         vec![Import::new("demo_greet", greet)]

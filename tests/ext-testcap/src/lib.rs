@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use pulp_ext::wasmtime::Caller;
-use pulp_ext::{Binding, Bytes, Capability, Import, Plugin, State};
+use pulp_ext::{Bytes, Capability, Import, Plugin, State};
 use serde::Deserialize;
 
 struct Record;
@@ -113,10 +113,6 @@ impl Capability for Record {
 
     fn name(&self) -> &'static str {
         "test.record"
-    }
-
-    fn binding(&self) -> Binding {
-        Binding::Gated
     }
 
     fn imports(&self) -> Vec<Import> {
