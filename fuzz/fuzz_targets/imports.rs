@@ -351,7 +351,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let t = target().lock().unwrap_or_else(|p| p.into_inner());
-    let import = t.imports[data[0] as usize % t.imports.len()];
+    let import = &t.imports[data[0] as usize % t.imports.len()];
     let (name, params) = (import.name, import.params.len());
     let mode = data[1];
     let r = t.run(data);
