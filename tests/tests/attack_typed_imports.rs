@@ -313,7 +313,6 @@ fn pulp_tests_subscribers(f: &Fixture, path: &str) -> usize {
 /// stopping plugin's subscribers: the clients subscribed to the victim, and must
 /// get none of the attacker's events.
 #[test]
-#[ignore = "BUG: sse::Streams::register hands a closing plugin's SSE subscribers to any plugin that registers the path (sse.rs register, and_modify)"]
 fn a_closing_plugins_sse_subscribers_are_not_handed_to_another_plugin() {
     let f = Fixture::new();
     let Some(mut victim) = Driver::start(&f, "atk-win-victim", ALL) else {

@@ -124,16 +124,20 @@ impl Streams {
         lock(&self.streams).retain(|_, s| !s.owner.same_as(owner));
     }
 
-    /// `sse_register` (after the route is added): `path` is `owner`'s stream; a
-    /// path that was another, stopped plugin's changes hands with its subscribers.
+    /// `sse_register` (after the route is added): `path` is `owner`'s stream. The
+    /// same plugin registering again (a new instance) keeps its subscribers; a path
+    /// that was another plugin's (one that is stopping) starts empty: that plugin's
+    /// subscribers are dropped, their streams end, and never see the new owner's events.
     pub(crate) fn register(&self, owner: &Owner, path: String) {
-        lock(&self.streams)
-            .entry(path)
-            .and_modify(|s| s.owner = owner.events.clone())
-            .or_insert_with(|| Stream {
-                owner: owner.events.clone(),
-                subscribers: Vec::new(),
-            });
+        let mut streams = lock(&self.streams);
+        let stream = streams.entry(path).or_insert_with(|| Stream {
+            owner: owner.events.clone(),
+            subscribers: Vec::new(),
+        });
+        if !stream.owner.same_as(&owner.events) {
+            stream.subscribers.clear();
+            stream.owner = owner.events.clone();
+        }
     }
 
     /// `sse_emit`: one event to every subscriber of one of `owner`'s paths.
