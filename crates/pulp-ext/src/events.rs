@@ -5,12 +5,12 @@
 //! source starves another.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::host::HostEvents;
+use crate::host::{HostEvents, Waker};
 use crate::{Budget, Charge, OverBudget};
 
 /// What tells an event's sender that the plugin could not take it (see [`Event::on_refused`]).
@@ -139,6 +139,8 @@ struct Shared {
     queues: Mutex<Queues>,
     ready: Condvar,
     budget: Budget,
+    /// Told after every post and at close: the scheduler of the plugin's instances.
+    waker: OnceLock<Arc<dyn Waker>>,
 }
 
 struct Queues {
@@ -168,7 +170,16 @@ impl HostEvents for Events {
             }),
             ready: Condvar::new(),
             budget,
+            waker: OnceLock::new(),
         }))
+    }
+
+    fn set_waker(&self, waker: Arc<dyn Waker>) -> Result<(), Arc<dyn Waker>> {
+        self.0.waker.set(waker)
+    }
+
+    fn waker(&self) -> Option<Arc<dyn Waker>> {
+        self.0.waker.get().cloned()
     }
 
     fn next(&self, timeout: Duration) -> Next {
@@ -209,6 +220,9 @@ impl HostEvents for Events {
         };
         drop(dropped);
         self.0.ready.notify_all();
+        if let Some(w) = self.0.waker.get() {
+            w.closed();
+        }
     }
 }
 
@@ -268,6 +282,9 @@ impl Events {
         drop(q);
         if wake {
             self.0.ready.notify_one();
+        }
+        if let Some(w) = self.0.waker.get() {
+            w.wake();
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::{Memory, ResourceLimiter, TypedFunc};
@@ -62,8 +63,25 @@ pub trait HostEvents: Sized {
     fn next(&self, timeout: Duration) -> Next;
     /// Closes the queues: waiting and later [`HostEvents::next`] calls return
     /// [`Next::Closed`], later posts are refused, and queued events are dropped
-    /// (their budget released).
+    /// (their budget released). The waker is told.
     fn close(&self);
+    /// Sets what is told after every post and at close (once per queues; the
+    /// waker already set is returned otherwise).
+    fn set_waker(&self, waker: Arc<dyn Waker>) -> Result<(), Arc<dyn Waker>>;
+    /// The waker [`HostEvents::set_waker`] set, if any.
+    fn waker(&self) -> Option<Arc<dyn Waker>>;
+}
+
+/// What a scheduler gives a plugin's event queues to be told of new work: called
+/// after each post (outside the queues' lock) and when they close. Must be cheap
+/// and must not block.
+pub trait Waker: std::any::Any + Send + Sync {
+    /// New work (an event) for the plugin.
+    fn wake(&self);
+    /// The queues closed: every instance must stop.
+    fn closed(&self) {
+        self.wake()
+    }
 }
 
 /// Making a host's [`Shared`] settings and services.

@@ -57,9 +57,12 @@ enum Command {
         /// Idle tick interval while a plugin is busy, in ms.
         #[arg(long, default_value_t = 1)]
         tick_ms: u64,
-        /// Longest idle tick interval, reached after a second without events, in ms.
+        /// Longest idle tick interval, reached by doubling once a plugin is idle, in ms.
         #[arg(long, default_value_t = 1000)]
         max_tick_ms: u64,
+        /// Worker threads that run plugins' calls (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
         /// On SIGINT/SIGTERM, how long a plugin may take to finish its step and shut
         /// down before its call is interrupted, in ms.
         #[arg(long, default_value_t = 5000)]
@@ -215,6 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             manifests,
             tick_ms,
             max_tick_ms,
+            workers,
             stop_grace_ms,
             listen,
             tls_cert,
@@ -274,6 +278,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 plugins.extend(replicas);
             }
             let mut runtime = Runtime::new(RuntimeConfig {
+                workers,
                 tick: Duration::from_millis(tick_ms.max(1)),
                 max_tick: Duration::from_millis(max_tick_ms.max(tick_ms).max(1)),
                 stop_grace: Duration::from_millis(stop_grace_ms),

@@ -30,6 +30,7 @@ mod new;
 mod plugin;
 mod registry;
 mod runtime;
+mod sched;
 mod stdio;
 mod wasi;
 mod watch;

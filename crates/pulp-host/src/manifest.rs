@@ -57,6 +57,12 @@ pub struct Limits {
     /// queued events, encoded results, SSE backlogs, WebSocket send queues, container
     /// output. Past it the import returns 11 and clients get 503 / close 1013.
     pub host_memory_mb: u32,
+    /// The idle tick interval while the plugin is busy, in ms; 0: no idle ticks, the
+    /// plugin runs only for events (default: the runtime's, 1).
+    pub tick_ms: Option<u64>,
+    /// The longest idle tick interval, reached by doubling once the plugin is idle,
+    /// in ms (default: the runtime's, 1000).
+    pub max_tick_ms: Option<u64>,
 }
 
 impl Default for Limits {
@@ -70,6 +76,8 @@ impl Default for Limits {
             queue: 64,
             instances: 1,
             host_memory_mb: (pulp_ext::DEFAULT_HOST_MEMORY >> 20) as u32,
+            tick_ms: None,
+            max_tick_ms: None,
         }
     }
 }
@@ -117,6 +125,21 @@ impl Limits {
         }
         if self.fuel == Some(0) {
             p.push("[limits] fuel = 0 would stop every call at once".into());
+        }
+        if self.tick_ms.is_some_and(|t| t > 3_600_000) {
+            p.push(format!(
+                "[limits] tick_ms = {} is outside 0..=3600000",
+                self.tick_ms.unwrap_or_default()
+            ));
+        }
+        if self
+            .max_tick_ms
+            .is_some_and(|t| !(1..=3_600_000).contains(&t))
+        {
+            p.push(format!(
+                "[limits] max_tick_ms = {} is outside 1..=3600000",
+                self.max_tick_ms.unwrap_or_default()
+            ));
         }
         p
     }
@@ -166,6 +189,8 @@ const LIMIT_KEYS: &[&str] = &[
     "queue",
     "instances",
     "host_memory_mb",
+    "tick_ms",
+    "max_tick_ms",
 ];
 
 const KEYS: &[&str] = &[

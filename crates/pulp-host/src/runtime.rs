@@ -1,21 +1,37 @@
-//! Runs plugins: each on a thread of its own, events delivered as they arrive,
-//! idle ticks that back off, and supervision that replaces a failed instance.
+//! Runs plugins on a small pool of workers (`sched.rs`): events delivered as they
+//! arrive, each plugin's calls one at a time and in order, idle ticks on one timer
+//! heap that back off, and supervision that replaces a failed instance.
+//!
+//! Each plugin instance is a [`Task`]: a state machine (idle, queued, running,
+//! running-and-woken) that makes sure it is queued once and runs on one worker at a
+//! time, whoever wakes it: a post to its event queues (through their
+//! [`Waker`](pulp_ext::host::Waker)), its tick timer, its restart timer, or the stop.
+//! A run takes events until none is left or its slice (16 steps or 2 ms) is over, then
+//! goes to the back of the queue: a plugin flooded with events cannot hold a worker.
 
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use pulp_ext::host::{HostEvents, Next};
+use pulp_ext::host::{HostEvents, Next, Waker};
 use pulp_ext::Events;
 
 use crate::plugin::{CallError, Interrupter, Plugin};
+use crate::sched::{Job, Sched};
 
 /// How the runtime paces and supervises plugins.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
-    /// The idle tick interval while the plugin is busy.
+    /// Worker threads that run plugins' calls (0: one per core).
+    pub workers: usize,
+    /// Most worker threads, counting those started while every worker is in a long
+    /// call (see ARCHITECTURE.md "Scheduling").
+    pub max_workers: usize,
+    /// The idle tick interval while the plugin is busy (a manifest's `[limits]
+    /// tick_ms` overrides it; 0 there means no idle ticks).
     pub tick: Duration,
-    /// The ceiling the idle interval doubles up to after a second without events.
+    /// The ceiling the idle interval doubles up to once the plugin is idle (a
+    /// manifest's `[limits] max_tick_ms` overrides it).
     pub max_tick: Duration,
     /// First wait before a failed plugin is restarted; doubles on each failure.
     pub restart_backoff: Duration,
@@ -32,6 +48,8 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
+            workers: 0,
+            max_workers: 64,
             tick: Duration::from_millis(1),
             max_tick: Duration::from_secs(1),
             restart_backoff: Duration::from_millis(100),
@@ -109,232 +127,513 @@ impl Handle {
     }
 }
 
-/// Plugins running on threads of their own.
+/// How long a plugin counts as busy after its last event: its idle ticks stay at the
+/// shortest interval meanwhile, then double on each tick up to the ceiling.
+const BUSY: Duration = Duration::from_millis(100);
+
+/// Most steps, and most time, of one run before the plugin goes to the back of the queue.
+const SLICE_STEPS: u32 = 16;
+const SLICE_TIME: Duration = Duration::from_millis(2);
+
+/// Plugins running on a pool of worker threads.
 pub struct Runtime {
     config: RuntimeConfig,
-    running: Vec<(Handle, JoinHandle<Report>)>,
-    ended: Arc<(Mutex<usize>, std::sync::Condvar)>,
+    sched: Option<Arc<Sched>>,
+    tasks: Vec<Arc<Task>>,
+    ended: Arc<Ended>,
+}
+
+/// How many tasks have ended, for [`Runtime::wait_all_ended`] and [`Runtime::stop`].
+#[derive(Default)]
+struct Ended {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Ended {
+    fn add(&self) {
+        *lock(&self.count) += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `n` have ended or `timeout`; true when they have.
+    fn wait(&self, n: usize, timeout: Duration) -> bool {
+        let g = lock(&self.count);
+        let (g, _) = self
+            .changed
+            .wait_timeout_while(g, timeout, |ended| *ended < n)
+            .unwrap_or_else(|p| p.into_inner());
+        *g >= n
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Runtime {
-    /// An empty runtime.
+    /// An empty runtime; its workers start with the first plugin.
     pub fn new(config: RuntimeConfig) -> Runtime {
         Runtime {
             config,
-            running: Vec::new(),
+            sched: None,
+            tasks: Vec::new(),
             ended: Arc::default(),
         }
     }
 
-    /// Starts stepping an initialised plugin on a thread of its own.
+    fn sched(&mut self) -> std::io::Result<Arc<Sched>> {
+        if let Some(s) = &self.sched {
+            return Ok(s.clone());
+        }
+        let workers = match self.config.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let s = Sched::start(workers, self.config.max_workers)?;
+        self.sched = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Worker threads running now (more than configured while some are in long calls).
+    pub fn workers(&self) -> usize {
+        self.sched.as_ref().map_or(0, |s| s.workers())
+    }
+
+    /// Starts stepping an initialised plugin: it runs on the workers whenever it has
+    /// an event or an idle tick due.
     pub fn spawn(&mut self, plugin: Plugin) -> std::io::Result<Handle> {
+        let sched = self.sched()?;
         let handle = Handle {
             name: plugin.name().to_string(),
             events: plugin.view().events().clone(),
             status: Arc::new(Mutex::new((Health::Running, 0))),
             interrupter: plugin.interrupter(),
         };
-        let (h, config, ended) = (handle.clone(), self.config.clone(), self.ended.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("pulp:{}", plugin.name()))
-            .spawn(move || {
-                let report = drive(plugin, &h, &config);
-                *ended.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-                ended.1.notify_all();
-                report
-            })?;
-        self.running.push((handle.clone(), thread));
+        let limits = &plugin.manifest().limits;
+        let tick = limits
+            .tick_ms
+            .map_or(self.config.tick, Duration::from_millis);
+        let max_tick = limits
+            .max_tick_ms
+            .map_or(self.config.max_tick, Duration::from_millis)
+            .max(tick);
+        let now = Instant::now();
+        let task = Arc::new_cyclic(|me: &Weak<Task>| Task {
+            sched,
+            me: me.clone(),
+            handle: handle.clone(),
+            state: AtomicU8::new(QUEUED),
+            tick_token: AtomicU64::new(0),
+            ended: self.ended.clone(),
+            life: Mutex::new(Life {
+                plugin: Some(plugin),
+                config: self.config.clone(),
+                tick: (tick > Duration::ZERO).then_some((tick, max_tick)),
+                interval: tick,
+                // Idle from the start: ticks back off at once (no start-up burst).
+                last_event: now - BUSY,
+                next_tick: None,
+                failures: Vec::new(),
+                restart: None,
+                report: None,
+            }),
+        });
+        group(&handle.events).add(&task);
+        self.tasks.push(task.clone());
+        task.sched.push(task.clone());
         Ok(handle)
     }
 
     /// The running plugins.
     pub fn handles(&self) -> impl Iterator<Item = &Handle> {
-        self.running.iter().map(|(h, _)| h)
+        self.tasks.iter().map(|t| &t.handle)
     }
 
     /// Waits until every plugin has ended by itself (failed for good), or `timeout`.
     /// True when all have ended.
     pub fn wait_all_ended(&self, timeout: Duration) -> bool {
-        let (lock, cv) = &*self.ended;
-        let g = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let n = self.running.len();
-        let (g, _) = cv
-            .wait_timeout_while(g, timeout, |ended| *ended < n)
-            .unwrap_or_else(|p| p.into_inner());
-        *g >= n
+        self.ended.wait(self.tasks.len(), timeout)
     }
 
     /// Stops every plugin: no new steps, `pulp_shutdown`, probes. A plugin still in
     /// a call after the grace period is interrupted; one that does not return even
     /// then (blocked in a host call) is left behind and reported.
     pub fn stop(self) -> Vec<Report> {
-        for (h, _) in &self.running {
-            h.events.close();
+        for t in &self.tasks {
+            t.handle.events.close();
         }
-        let deadline = Instant::now() + self.config.stop_grace;
-        let mut reports = Vec::new();
-        for (h, t) in self.running {
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if !t.is_finished() {
+        let n = self.tasks.len();
+        if !self.ended.wait(n, self.config.stop_grace) {
+            let stuck: Vec<_> = self.tasks.iter().filter(|t| !t.has_ended()).collect();
+            for t in &stuck {
                 tracing::warn!(
-                    plugin = h.name,
+                    plugin = t.handle.name,
                     "still in a call after the grace period; interrupting it"
                 );
-                // Interrupt again and again: the step, then `pulp_shutdown`, may each be stuck.
-                let until = Instant::now() + Duration::from_secs(1);
-                while !t.is_finished() && Instant::now() < until {
-                    h.interrupter.interrupt();
-                    std::thread::sleep(Duration::from_millis(20));
+            }
+            // Interrupt again and again: the step, then `pulp_shutdown`, may each be stuck.
+            let until = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < until && !self.ended.wait(n, Duration::from_millis(20)) {
+                for t in &stuck {
+                    t.handle.interrupter.interrupt();
                 }
             }
-            if t.is_finished() {
-                reports.push(t.join().unwrap_or_else(|_| Report {
-                    name: h.name.clone(),
+        }
+        if let Some(s) = &self.sched {
+            s.stop(Duration::from_millis(100));
+        }
+        self.tasks
+            .iter()
+            .map(|t| {
+                let report = t.life.try_lock().ok().and_then(|mut l| l.report.take());
+                report.unwrap_or_else(|| Report {
+                    name: t.handle.name.clone(),
                     probe_last_call: None,
                     probe_config_marker: None,
-                    restarts: h.restarts(),
-                    error: Some("its thread panicked".into()),
-                }));
-            } else {
-                reports.push(Report {
-                    name: h.name.clone(),
-                    probe_last_call: None,
-                    probe_config_marker: None,
-                    restarts: h.restarts(),
+                    restarts: t.handle.restarts(),
                     error: Some("blocked in a host call; abandoned".into()),
-                });
-            }
-        }
-        reports
+                })
+            })
+            .collect()
     }
 }
 
-/// One plugin's thread: step until closed, supervise failures, shut down.
-fn drive(mut plugin: Plugin, h: &Handle, config: &RuntimeConfig) -> Report {
-    let name = plugin.name().to_string();
-    let mut interval = config.tick;
-    let mut idle_since = Instant::now();
-    let mut failures: Vec<Instant> = Vec::new();
-    let mut failed: Option<String> = None;
-    loop {
-        let event = match h.events.next(interval) {
-            Next::Closed => break,
-            Next::Event(e) => {
-                interval = config.tick;
-                idle_since = Instant::now();
-                Some(e)
-            }
-            Next::Idle => {
-                if idle_since.elapsed() >= Duration::from_secs(1) {
-                    interval = (interval * 2).min(config.max_tick.max(config.tick));
-                }
-                None
-            }
-        };
-        let err = match plugin.step_event(event.as_ref()) {
-            Ok(_) => continue,
-            // The event did not fit the guest: its sender is told (413, close 1009);
-            // not the plugin's failure, so it does not count towards stopping it.
-            Err(CallError::Refused {
-                message, trapped, ..
-            }) => {
-                tracing::warn!(plugin = name, "an event was refused: {message}");
-                if let Some(e) = &event {
-                    e.refuse(&message);
-                }
-                if !trapped {
-                    continue;
-                }
-                if let Err(e) = plugin.restart() {
-                    e.to_string()
-                } else {
-                    h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
-                    continue;
-                }
-            }
-            // The host is stopping and cut a step that outlived the grace period: not
-            // a failure of the plugin, and nothing to restart; it shuts down below.
-            Err(e @ CallError::Interrupted { .. }) if h.events.is_closed() => {
-                tracing::warn!(plugin = name, "{e}");
-                break;
-            }
-            Err(e) => e.to_string(),
-        };
-        // Supervision: replace the instance with back-off until it fails too often.
-        let mut err = err;
+const IDLE: u8 = 0;
+const QUEUED: u8 = 1;
+const RUNNING: u8 = 2;
+/// Running, and woken meanwhile: queue it again when this run ends.
+const WOKEN: u8 = 3;
+
+/// One plugin instance on the scheduler.
+struct Task {
+    sched: Arc<Sched>,
+    me: Weak<Task>,
+    handle: Handle,
+    state: AtomicU8,
+    /// The token of the tick timer that counts; older timers are ignored.
+    tick_token: AtomicU64,
+    ended: Arc<Ended>,
+    /// Locked by the worker running the task (and by `stop` for the report).
+    life: Mutex<Life>,
+}
+
+/// What a task knows between runs.
+struct Life {
+    /// `None` once the plugin is closed.
+    plugin: Option<Plugin>,
+    config: RuntimeConfig,
+    /// Shortest and longest idle tick interval; `None`: no idle ticks.
+    tick: Option<(Duration, Duration)>,
+    interval: Duration,
+    last_event: Instant,
+    next_tick: Option<Instant>,
+    failures: Vec<Instant>,
+    /// A restart waiting for its back-off, and the failure that asked for it.
+    restart: Option<(Instant, String)>,
+    report: Option<Report>,
+}
+
+impl Task {
+    /// New work: queue the task unless it is queued already; a running task is
+    /// queued again when its run ends. True when this call changed its state.
+    fn wake(&self) -> bool {
+        let mut s = self.state.load(Ordering::SeqCst);
         loop {
-            let now = Instant::now();
-            failures.retain(|t| now.duration_since(*t) < config.failure_window);
-            failures.push(now);
-            if failures.len() >= config.max_failures {
-                let why = format!(
-                    "failed {} times within {:?}; stopped (last: {err})",
-                    failures.len(),
-                    config.failure_window
-                );
-                tracing::error!(plugin = name, "{why}");
-                h.set(Health::Failed(why.clone()));
-                failed = Some(why);
-                break;
-            }
-            tracing::warn!(plugin = name, "{err}; restarting it");
-            h.set(Health::Restarting);
-            let backoff = config
-                .restart_backoff
-                .saturating_mul(2u32.saturating_pow(failures.len() as u32 - 1));
-            if let Next::Closed = wait_closed(&h.events, backoff.min(Duration::from_secs(5))) {
-                break;
-            }
-            match plugin.restart() {
-                Ok(()) => {
-                    h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
-                    h.set(Health::Running);
-                    break;
+            let to = match s {
+                IDLE => QUEUED,
+                RUNNING => WOKEN,
+                _ => return false,
+            };
+            match self
+                .state
+                .compare_exchange(s, to, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    if to == QUEUED {
+                        if let Some(me) = self.me.upgrade() {
+                            self.sched.push(me);
+                        }
+                    }
+                    return true;
                 }
-                Err(e) => err = e.to_string(),
+                Err(now) => s = now,
             }
         }
-        if failed.is_some() {
-            // Stopped for good: closing the plugin below closes its queues (when it is
-            // the last instance), so later events are refused at once and nothing
-            // piles up for a plugin that will never read it.
-            break;
-        }
     }
-    let mut report = Report {
-        name: name.clone(),
-        probe_last_call: None,
-        probe_config_marker: None,
-        restarts: h.restarts(),
-        error: failed.clone(),
-    };
-    if failed.is_none() {
-        report.probe_last_call = plugin.probe_last_call();
-        report.probe_config_marker = plugin.probe_config_marker();
-        if let Err(e) = plugin.shutdown() {
-            report.error = Some(e.to_string());
-        }
-        h.set(Health::Stopped);
+
+    fn is_idle(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == IDLE
     }
-    plugin.close();
-    report
+
+    fn has_ended(&self) -> bool {
+        self.life.try_lock().is_ok_and(|l| l.plugin.is_none())
+    }
+
+    /// Sets a timer for an idle tick at `at`; earlier ones stop counting.
+    fn arm_tick(&self, at: Instant) {
+        let token = self.tick_token.fetch_add(1, Ordering::SeqCst) + 1;
+        let me: Weak<dyn Job> = self.me.clone();
+        self.sched.at(at, token, me);
+    }
+
+    /// Sets a timer that wakes the task at `at` whatever it is for (restart back-off).
+    fn wake_at(&self, at: Instant) {
+        let me: Weak<dyn Job> = self.me.clone();
+        self.sched.at(at, 0, me);
+    }
 }
 
-/// Sleeps up to `d`, returning early with `Closed` when the queues close.
-/// Events that arrive meanwhile stay queued.
-fn wait_closed(events: &Events, d: Duration) -> Next {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if events.is_closed() {
-            return Next::Closed;
+impl Job for Task {
+    fn run(self: Arc<Self>) {
+        self.state.store(RUNNING, Ordering::SeqCst);
+        let again = {
+            let mut life = lock(&self.life);
+            let had = life.plugin.is_some();
+            let again = life.run(&self);
+            if had && life.plugin.is_none() {
+                drop(life);
+                self.ended.add();
+            }
+            again
+        };
+        if again
+            || self
+                .state
+                .compare_exchange(RUNNING, IDLE, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            self.state.store(QUEUED, Ordering::SeqCst);
+            self.sched.push(self.clone());
         }
-        std::thread::sleep(Duration::from_millis(10).min(until - Instant::now()));
     }
-    if events.is_closed() {
-        Next::Closed
-    } else {
-        Next::Idle
+
+    fn fire(self: Arc<Self>, token: u64) {
+        if token == 0 || token == self.tick_token.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+}
+
+impl Life {
+    /// One run: a pending restart, then events until none is left or the slice is
+    /// over, then an idle tick if one is due. True when it should run again at once.
+    fn run(&mut self, task: &Task) -> bool {
+        let Some(plugin) = self.plugin.as_mut() else {
+            return false;
+        };
+        let h = &task.handle;
+        let name = plugin.name().to_string();
+        if let Some((at, err)) = self.restart.take() {
+            if !h.events.is_closed() {
+                if Instant::now() < at {
+                    self.restart = Some((at, err)); // woken early; its timer still runs
+                    return false;
+                }
+                match plugin.restart() {
+                    Ok(()) => {
+                        h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+                        h.set(Health::Running);
+                    }
+                    Err(e) => return self.failed(task, e.to_string()),
+                }
+            }
+        }
+        let start = Instant::now();
+        let mut steps = 0;
+        loop {
+            let plugin = self.plugin.as_mut().expect("checked above");
+            let event = match h.events.next(Duration::ZERO) {
+                Next::Closed => {
+                    self.finish(h, None);
+                    return false;
+                }
+                Next::Event(e) => {
+                    self.last_event = Instant::now();
+                    self.interval = self.tick.map_or(Duration::ZERO, |t| t.0);
+                    Some(e)
+                }
+                Next::Idle => {
+                    let due = self.next_tick.is_some_and(|t| Instant::now() >= t);
+                    if !due {
+                        break;
+                    }
+                    None
+                }
+            };
+            let idle = event.is_none();
+            match plugin.step_event(event.as_ref()) {
+                Ok(_) => {}
+                // The event did not fit the guest: its sender is told (413, close 1009);
+                // not the plugin's failure, so it does not count towards stopping it.
+                Err(CallError::Refused {
+                    message, trapped, ..
+                }) => {
+                    tracing::warn!(plugin = name, "an event was refused: {message}");
+                    if let Some(e) = &event {
+                        e.refuse(&message);
+                    }
+                    if trapped {
+                        if let Err(e) = plugin.restart() {
+                            return self.failed(task, e.to_string());
+                        }
+                        h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+                    }
+                }
+                // The host is stopping and cut a step that outlived the grace period: not
+                // a failure of the plugin, and nothing to restart; it shuts down below.
+                Err(e @ CallError::Interrupted { .. }) if h.events.is_closed() => {
+                    tracing::warn!(plugin = name, "{e}");
+                    self.finish(h, None);
+                    return false;
+                }
+                Err(e) => return self.failed(task, e.to_string()),
+            }
+            steps += 1;
+            if idle {
+                self.next_tick = None; // re-armed below
+                break;
+            }
+            if steps >= SLICE_STEPS || start.elapsed() >= SLICE_TIME {
+                self.arm(task);
+                return true;
+            }
+        }
+        self.arm(task);
+        false
+    }
+
+    /// Sets the next idle tick: the shortest interval while busy, then doubling on
+    /// each tick up to the ceiling.
+    fn arm(&mut self, task: &Task) {
+        let Some((tick, max_tick)) = self.tick else {
+            return;
+        };
+        if self.next_tick.is_some() && self.last_event.elapsed() >= BUSY {
+            return; // armed, and nothing changed since
+        }
+        let now = Instant::now();
+        if self.last_event.elapsed() < BUSY {
+            self.interval = tick;
+        } else if self.next_tick.is_none() {
+            self.interval = (self.interval * 2).clamp(tick, max_tick);
+        }
+        let at = now + self.interval;
+        if self.next_tick.is_none_or(|t| at < t) {
+            self.next_tick = Some(at);
+            task.arm_tick(at);
+        }
+    }
+
+    /// Supervision after a failure: replace the instance after a back-off, or stop
+    /// the plugin for good when it failed too often.
+    fn failed(&mut self, task: &Task, err: String) -> bool {
+        let h = &task.handle;
+        let name = h.name.clone();
+        let now = Instant::now();
+        let window = self.config.failure_window;
+        self.failures.retain(|t| now.duration_since(*t) < window);
+        self.failures.push(now);
+        if self.failures.len() >= self.config.max_failures {
+            let why = format!(
+                "failed {} times within {:?}; stopped (last: {err})",
+                self.failures.len(),
+                window
+            );
+            tracing::error!(plugin = name, "{why}");
+            h.set(Health::Failed(why.clone()));
+            // Closing the plugin closes its queues (when it is the last instance), so
+            // later events are refused at once and nothing piles up.
+            self.finish(h, Some(why));
+            return false;
+        }
+        tracing::warn!(plugin = name, "{err}; restarting it");
+        h.set(Health::Restarting);
+        let backoff = self
+            .config
+            .restart_backoff
+            .saturating_mul(2u32.saturating_pow(self.failures.len() as u32 - 1))
+            .min(Duration::from_secs(5));
+        let at = now + backoff;
+        self.restart = Some((at, err));
+        task.wake_at(at);
+        false
+    }
+
+    /// Ends the plugin: probes and `pulp_shutdown` unless it failed, then close.
+    fn finish(&mut self, h: &Handle, failed: Option<String>) {
+        let Some(mut plugin) = self.plugin.take() else {
+            return;
+        };
+        let mut report = Report {
+            name: plugin.name().to_string(),
+            probe_last_call: None,
+            probe_config_marker: None,
+            restarts: h.restarts(),
+            error: failed.clone(),
+        };
+        if failed.is_none() {
+            report.probe_last_call = plugin.probe_last_call();
+            report.probe_config_marker = plugin.probe_config_marker();
+            if let Err(e) = plugin.shutdown() {
+                report.error = Some(e.to_string());
+            }
+            h.set(Health::Stopped);
+        }
+        plugin.close();
+        self.report = Some(report);
+    }
+}
+
+/// The tasks of one plugin's instances (a pool shares one event queue): a post wakes
+/// one that is idle, or marks a running one to look again; the close wakes them all.
+#[derive(Default)]
+struct Group {
+    tasks: Mutex<Vec<Weak<Task>>>,
+}
+
+impl Group {
+    fn add(&self, task: &Arc<Task>) {
+        lock(&self.tasks).push(Arc::downgrade(task));
+    }
+}
+
+impl Waker for Group {
+    fn wake(&self) {
+        let tasks = lock(&self.tasks);
+        let live = || tasks.iter().filter_map(Weak::upgrade);
+        if let Some(t) = live().find(|t| t.is_idle()) {
+            if t.wake() {
+                return;
+            }
+        }
+        for t in live() {
+            if t.wake() {
+                return;
+            }
+        }
+    }
+
+    fn closed(&self) {
+        for t in lock(&self.tasks).iter().filter_map(Weak::upgrade) {
+            t.wake();
+        }
+    }
+}
+
+/// The group of tasks behind `events`, made on the first instance's spawn.
+fn group(events: &Events) -> Arc<Group> {
+    if let Some(w) = events.waker() {
+        let any: Arc<dyn std::any::Any + Send + Sync> = w;
+        if let Ok(g) = any.downcast::<Group>() {
+            return g;
+        }
+    }
+    let g = Arc::new(Group::default());
+    match events.set_waker(g.clone()) {
+        Ok(()) => g,
+        // Another runtime's scheduler owns these queues: keep ours unnamed (its
+        // posts do not reach us; the tasks still run on their ticks).
+        Err(_) => g,
     }
 }
