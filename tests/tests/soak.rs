@@ -54,7 +54,15 @@ fn echo_under_load_beside_a_plugin_that_keeps_trapping() {
     let trapper = runtime.spawn(trap).unwrap();
     let base = format!("http://{}", ext_http::listening(f.host.shared()).unwrap());
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    // At most as many idle connections as requests in flight: otherwise the client's
+    // pool grows whenever a connection comes back a moment after the next request
+    // started (more so the faster the host answers), and the open-files count would
+    // measure the client.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(16)
+        .build()
+        .unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

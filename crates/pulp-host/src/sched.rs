@@ -8,10 +8,10 @@
 //!   on a condition variable and costs nothing.
 //! - Timers are one binary heap for every job (idle ticks, restart back-off): no
 //!   thread sleeps per plugin.
-//! - When work has waited longer than [`STARVED`] while no worker took any (every
-//!   worker is in a long call), the timer thread starts one more worker, up to
-//!   `max_workers`; an extra worker leaves after a second without work. A plugin
-//!   blocked in a long call so holds one worker, not the host.
+//! - When work has waited longer than [`STARVED`] while every worker is in a job and
+//!   none took any (all are in long calls), the timer thread starts one more worker,
+//!   up to `max_workers`; an extra worker leaves as soon as it finds no work. A
+//!   plugin blocked in a long call so holds one worker, not the host.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -23,8 +23,11 @@ use std::time::{Duration, Instant};
 /// Work waiting this long with no worker free starts another worker.
 pub(crate) const STARVED: Duration = Duration::from_millis(5);
 
-/// How long an extra worker waits for work before it leaves.
-const EXTRA_IDLE: Duration = Duration::from_secs(1);
+/// Timers further away than this are rounded up to a multiple of [`SLOT`], so
+/// that the idle ticks of many plugins fire together and one wake-up of a worker
+/// serves a batch of them (a tick 1 s away may come up to 10 ms late).
+const COALESCE_AFTER: Duration = Duration::from_millis(20);
+const SLOT: Duration = Duration::from_millis(10);
 
 /// How many times a worker looks for work before it sleeps.
 const SPINS: u32 = 64;
@@ -76,6 +79,8 @@ pub(crate) struct Sched {
     queued: AtomicUsize,
     /// Workers waiting on `has_work` (read and changed under the `ready` lock).
     sleeping: AtomicUsize,
+    /// Workers inside a job's `run`.
+    running: AtomicUsize,
     timers: Mutex<Timers>,
     timer_changed: Condvar,
     stopping: AtomicBool,
@@ -101,6 +106,7 @@ impl Sched {
             has_work: Condvar::new(),
             queued: AtomicUsize::new(0),
             sleeping: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
             timers: Mutex::new(Timers::default()),
             timer_changed: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -162,8 +168,16 @@ impl Sched {
         }
     }
 
-    /// Calls `job.fire(token)` at `at` (or soon after), unless the job is gone.
+    /// Calls `job.fire(token)` at `at` (or soon after, see [`COALESCE_AFTER`]),
+    /// unless the job is gone.
     pub(crate) fn at(&self, at: Instant, token: u64, job: Weak<dyn Job>) {
+        let at = if at.saturating_duration_since(Instant::now()) > COALESCE_AFTER {
+            let since = at.duration_since(self.base).as_nanos();
+            let slot = SLOT.as_nanos();
+            self.base + Duration::from_nanos((since.div_ceil(slot) * slot) as u64)
+        } else {
+            at
+        };
         let mut t = lock(&self.timers);
         t.seq += 1;
         let seq = t.seq;
@@ -201,25 +215,12 @@ impl Sched {
             if let Some(j) = self.pop(&mut q) {
                 return Some(j);
             }
-            if self.stopping.load(Ordering::SeqCst) {
+            if extra || self.stopping.load(Ordering::SeqCst) {
                 return None;
             }
             self.sleeping.fetch_add(1, Ordering::SeqCst);
-            let timed_out = if extra {
-                let (g, r) = self
-                    .has_work
-                    .wait_timeout(q, EXTRA_IDLE)
-                    .unwrap_or_else(|p| p.into_inner());
-                q = g;
-                r.timed_out()
-            } else {
-                q = self.has_work.wait(q).unwrap_or_else(|p| p.into_inner());
-                false
-            };
+            q = self.has_work.wait(q).unwrap_or_else(|p| p.into_inner());
             self.sleeping.fetch_sub(1, Ordering::SeqCst);
-            if timed_out && q.is_empty() {
-                return None;
-            }
         }
     }
 
@@ -232,7 +233,9 @@ impl Sched {
 
     fn worker(self: Arc<Self>, extra: bool) {
         while let Some(job) = self.take(extra) {
+            self.running.fetch_add(1, Ordering::SeqCst);
             job.run();
+            self.running.fetch_sub(1, Ordering::SeqCst);
         }
         self.live.fetch_sub(1, Ordering::SeqCst);
     }
@@ -279,7 +282,9 @@ impl Sched {
     /// Work has waited [`STARVED`] and no worker took any meanwhile: every worker
     /// is in a long call. Start another, up to `max_workers`.
     fn relieve_starvation(self: &Arc<Self>) {
-        if self.queued.load(Ordering::SeqCst) == 0 || self.sleeping.load(Ordering::SeqCst) > 0 {
+        if self.queued.load(Ordering::SeqCst) == 0
+            || self.running.load(Ordering::SeqCst) < self.workers()
+        {
             return;
         }
         let idle_for = self.now_ns() - self.last_take.load(Ordering::SeqCst);
