@@ -236,3 +236,113 @@ fn several_plugins_share_one_host() {
     }
     assert!(rt.stop().iter().all(|r| r.error.is_none()));
 }
+
+/// Events are delivered to every one of 2 000 plugins, which all run on a few
+/// worker threads (not a thread each), and every one shuts down cleanly.
+#[test]
+fn two_thousand_plugins_run_on_a_few_workers() {
+    const N: usize = 2000;
+    let f = Fixture::new();
+    let mut rt = Runtime::new(RuntimeConfig {
+        workers: 2,
+        ..RuntimeConfig::default()
+    });
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for i in 0..N {
+        let name = format!("rt-many-{i}");
+        // No idle ticks: each plugin runs only for its event.
+        let extra = format!("{REC}\n[limits]\ntick_ms = 0");
+        let mut p = f.load(&name, &guest("envelope.wat"), &extra).unwrap();
+        p.init().unwrap();
+        handles.push(rt.spawn(p).unwrap());
+    }
+    let threads_before = pulp_tests::process_counts().1;
+    for (i, h) in handles.iter().enumerate() {
+        h.events()
+            .post("test", Event::from_raw(format!("k{i}"), vec![0x80]))
+            .unwrap();
+    }
+    for (i, _) in handles.iter().enumerate() {
+        let name = format!("rt-many-{i}");
+        let mut seen = Vec::new();
+        wait_for(&name, || {
+            seen.extend(records(&name));
+            !payload_kinds(&seen).is_empty()
+        });
+        std::thread::sleep(Duration::from_micros(50));
+        seen.extend(records(&name));
+        assert_eq!(
+            payload_kinds(&seen),
+            [format!("k{i}")],
+            "{name} got its own event, once"
+        );
+    }
+    let threads = pulp_tests::process_counts().1;
+    assert!(
+        threads <= threads_before + 2 && rt.workers() <= 4,
+        "{N} plugins ran on {} workers ({threads} threads in the process, {threads_before} before the events)",
+        rt.workers()
+    );
+    eprintln!(
+        "{N} plugins loaded, initialised, scheduled and served in {:?}",
+        started.elapsed()
+    );
+    let reports = rt.stop();
+    assert_eq!(reports.len(), N);
+    assert!(reports.iter().all(|r| r.error.is_none()));
+}
+
+/// Three plugins stuck in long steps on a pool of two workers do not hold up a
+/// fourth: another worker is started for it, and its event is served while the
+/// long steps still run (they end at their 4 s deadline).
+#[test]
+fn plugins_in_long_calls_do_not_starve_the_others() {
+    let f = Fixture::new();
+    let mut rt = Runtime::new(RuntimeConfig {
+        workers: 2,
+        restart_backoff: Duration::from_secs(60),
+        stop_grace: Duration::from_millis(100),
+        ..RuntimeConfig::default()
+    });
+    let long = format!("{REC}\n[limits]\ncall_timeout_ms = 4000");
+    let mut stuck = Vec::new();
+    for i in 0..3 {
+        let name = format!("rt-long-{i}");
+        let mut p = f
+            .load(&name, &guest("hostile/loop_in_step.wat"), &long)
+            .unwrap();
+        p.init().unwrap();
+        stuck.push(rt.spawn(p).unwrap());
+    }
+    let mut quick = f.load("rt-quick", &guest("envelope.wat"), REC).unwrap();
+    quick.init().unwrap();
+    records("rt-quick");
+    let q = rt.spawn(quick).unwrap();
+    // The long steps start on their first idle tick; give them the workers first.
+    std::thread::sleep(Duration::from_millis(200));
+    let posted = Instant::now();
+    q.events()
+        .post("test", Event::from_raw("ping", vec![0x80]))
+        .unwrap();
+    let mut seen = Vec::new();
+    wait_for("the quick plugin's event", || {
+        seen.extend(records("rt-quick"));
+        payload_kinds(&seen).contains(&"ping".to_string())
+    });
+    let took = posted.elapsed();
+    assert!(
+        took < Duration::from_millis(3000),
+        "served after {took:?}, before the long steps' 4 s deadline"
+    );
+    assert!(
+        stuck.iter().all(|h| h.health() == Health::Running),
+        "the long steps were still running"
+    );
+    assert!(
+        rt.workers() >= 3,
+        "another worker was started: {}",
+        rt.workers()
+    );
+    rt.stop();
+}

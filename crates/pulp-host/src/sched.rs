@@ -83,6 +83,8 @@ pub(crate) struct Sched {
     running: AtomicUsize,
     timers: Mutex<Timers>,
     timer_changed: Condvar,
+    /// The timer thread wakes every [`STARVED`] to look for starvation (work is queued).
+    watching: AtomicBool,
     stopping: AtomicBool,
     /// When a worker last took a job (ns since `base`): starvation is work waiting
     /// while this stands still.
@@ -109,6 +111,7 @@ impl Sched {
             running: AtomicUsize::new(0),
             timers: Mutex::new(Timers::default()),
             timer_changed: Condvar::new(),
+            watching: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             last_take: AtomicU64::new(0),
             base: Instant::now(),
@@ -165,6 +168,13 @@ impl Sched {
         if self.sleeping.load(Ordering::SeqCst) > 0 {
             drop(q);
             self.has_work.notify_one();
+        } else if !self.watching.load(Ordering::SeqCst)
+            && self.running.load(Ordering::SeqCst) >= self.workers()
+        {
+            // Every worker is in a job: have the timer thread watch for starvation.
+            drop(q);
+            let _t = lock(&self.timers);
+            self.timer_changed.notify_one();
         }
     }
 
@@ -268,7 +278,9 @@ impl Sched {
                 .peek()
                 .map(|Reverse(top)| top.at.saturating_duration_since(now))
                 .unwrap_or(Duration::from_secs(3600));
-            if self.queued.load(Ordering::SeqCst) > 0 {
+            let watch = self.queued.load(Ordering::SeqCst) > 0;
+            self.watching.store(watch, Ordering::SeqCst);
+            if watch {
                 wait = wait.min(STARVED);
             }
             t = self
