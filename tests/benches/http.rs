@@ -200,6 +200,41 @@ fn main() {
     rt1.stop();
     rt2.stop();
 
+    // Fairness: the echo plugin under the same load beside a plugin whose every step
+    // spins 5 ms (ticking as fast as it can) and 1 000 idle plugins, in one runtime.
+    {
+        let f = Fixture::new();
+        let mut rt = Runtime::new(pulp_host::RuntimeConfig::default());
+        let echo_extra = format!("capabilities = [{echo_caps}]\n[limits]\nqueue = 1024");
+        let mut echo = f.load_module("echo", &wasm, &echo_extra).unwrap();
+        echo.init().unwrap();
+        rt.spawn(echo).unwrap();
+        let busy = pulp_tests::root().join("tests/guests/busy_5ms.wat");
+        let mut b = f
+            .load_module("busy", &busy, "[limits]\ntick_ms = 1\nmax_tick_ms = 1")
+            .unwrap();
+        b.init().unwrap();
+        rt.spawn(b).unwrap();
+        let idle = pulp_tests::root().join("tests/guests/idle.wat");
+        for i in 0..1000 {
+            let mut p = f.load_module(&format!("idle-{i}"), &idle, "").unwrap();
+            p.init().unwrap();
+            rt.spawn(p).unwrap();
+        }
+        let addr = ext_http::listening(f.host.shared()).unwrap();
+        std::thread::sleep(Duration::from_secs(2)); // past the idle plugins' first ticks
+        let r = load(addr);
+        println!(
+            "echo beside a 5 ms-step plugin and 1 000 idle ones: {:>8.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}  max {:>7.2?} (goal: p99 < 10 ms); {} workers",
+            r.rps,
+            r.p50,
+            r.p99,
+            r.max,
+            rt.workers()
+        );
+        rt.stop();
+    }
+
     // Where pools pay: a route that works ~5 ms of CPU per request (tests/guests/c/pooled.c).
     let Some(pooled) = pulp_tests::c_guest("pooled.c") else {
         return;

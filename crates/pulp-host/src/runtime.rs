@@ -423,7 +423,7 @@ impl Life {
             return false;
         };
         let h = &task.handle;
-        let name = plugin.name().to_string();
+        let name = h.name.as_str();
         if let Some((at, err)) = self.restart.take() {
             if !h.events.is_closed() {
                 if Instant::now() < at {
