@@ -51,9 +51,7 @@ fn declared_capability_gets_the_real_import() {
 fn settings_are_parsed_once_per_plugin_and_handed_to_every_instance() {
     let f = Fixture::new();
     let toml = "capabilities = [\"test.record\"]\n[capability.\"test.record\"]\ntag = \"once\"";
-    let mut p = f
-        .load("parsed-once", &guest("undeclared.wat"), toml)
-        .unwrap();
+    let mut p = f.load("parsed-once", &guest("envelope.wat"), toml).unwrap();
     p.init().unwrap();
     p.restart().unwrap();
     p.restart().unwrap();
