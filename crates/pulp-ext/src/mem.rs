@@ -1,6 +1,6 @@
 //! Guest memory: the only place that does pointer arithmetic on a plugin's memory.
 //!
-//! Inputs are `(ptr, len)` pairs read with bounds checks ([`bytes`], [`str`],
+//! Inputs are `(ptr, len)` pairs read with bounds checks ([`bytes`], [`str`](fn@str),
 //! [`decode`]); results go back through out-pointers ([`write_result`]): the
 //! host calls the guest's `pulp_alloc`, copies the bytes, and stores the pointer
 //! and length as little-endian `u32`s (ABI §4). Every failure is a status with a
