@@ -30,8 +30,15 @@ struct Canary {
 impl Canary {
     fn new(f: &Fixture) -> Option<Canary> {
         let secret = "CANARY-SECRET-7f3a9c".to_string();
+        // Records are keyed by plugin name across the test binary: a name of its own
+        // for each test's canary, which tests build at the same time.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "canary-{}",
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
         {
-            let mut d = driver(f, "canary")?;
+            let mut d = driver(f, &name)?;
             let o = d.exec(
                 "CREATE TABLE s(secret TEXT); INSERT INTO s VALUES ('CANARY-SECRET-7f3a9c');",
                 &[],
@@ -39,7 +46,7 @@ impl Canary {
             assert_eq!(o.status, 0, "{o:?}");
             // Dropping the plugin closes its connection, which checkpoints the WAL.
         }
-        let db = f.dir.path().join("data/canary/data.db");
+        let db = f.dir.path().join("data").join(&name).join("data.db");
         let folder = f.dir.path().join("canary-folder");
         std::fs::create_dir_all(&folder).unwrap();
         let bytes = std::fs::read(&db).unwrap();
