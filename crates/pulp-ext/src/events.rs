@@ -186,16 +186,8 @@ impl HostEvents for Events {
         let deadline = Instant::now() + timeout;
         let mut q = self.lock();
         loop {
-            if q.closed {
-                return Next::Closed;
-            }
-            let n = q.sources.len();
-            for i in 0..n {
-                let at = (q.turn + i) % n;
-                if let Some((event, _charge)) = q.sources[at].1.pop_front() {
-                    q.turn = at + 1;
-                    return Next::Event(event);
-                }
+            if let Some(found) = take(&mut q) {
+                return found;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -212,6 +204,10 @@ impl HostEvents for Events {
         }
     }
 
+    fn try_next(&self) -> Next {
+        take(&mut self.lock()).unwrap_or(Next::Idle)
+    }
+
     fn close(&self) {
         let dropped = {
             let mut q = self.lock();
@@ -224,6 +220,22 @@ impl HostEvents for Events {
             w.closed();
         }
     }
+}
+
+/// The next event, taking sources in turn, or `Closed`; `None` when none waits.
+fn take(q: &mut Queues) -> Option<Next> {
+    if q.closed {
+        return Some(Next::Closed);
+    }
+    let n = q.sources.len();
+    for i in 0..n {
+        let at = (q.turn + i) % n;
+        if let Some((event, _charge)) = q.sources[at].1.pop_front() {
+            q.turn = at + 1;
+            return Some(Next::Event(event));
+        }
+    }
+    None
 }
 
 impl Events {

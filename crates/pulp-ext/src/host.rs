@@ -61,6 +61,8 @@ pub trait HostEvents: Sized {
     fn with_budget(capacity: usize, budget: Budget) -> Self;
     /// Takes the next event, taking sources in turn; waits up to `timeout` for one.
     fn next(&self, timeout: Duration) -> Next;
+    /// [`HostEvents::next`] without waiting, and without reading the clock.
+    fn try_next(&self) -> Next;
     /// Closes the queues: waiting and later [`HostEvents::next`] calls return
     /// [`Next::Closed`], later posts are refused, and queued events are dropped
     /// (their budget released). The waker is told.

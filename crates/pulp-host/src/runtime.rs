@@ -218,6 +218,7 @@ impl Runtime {
             .max_tick_ms
             .map_or(self.config.max_tick, Duration::from_millis)
             .max(tick);
+        let group = group(&handle.events)?;
         let now = Instant::now();
         let task = Arc::new_cyclic(|me: &Weak<Task>| Task {
             sched,
@@ -239,7 +240,7 @@ impl Runtime {
                 report: None,
             }),
         });
-        group(&handle.events).add(&task);
+        group.add(&task);
         self.tasks.push(task.clone());
         task.sched.push(task.clone());
         Ok(handle)
@@ -443,14 +444,13 @@ impl Life {
         let mut steps = 0;
         loop {
             let plugin = self.plugin.as_mut().expect("checked above");
-            let event = match h.events.next(Duration::ZERO) {
+            let event = match h.events.try_next() {
                 Next::Closed => {
                     self.finish(h, None);
                     return false;
                 }
                 Next::Event(e) => {
                     self.last_event = Instant::now();
-                    self.interval = self.tick.map_or(Duration::ZERO, |t| t.0);
                     Some(e)
                 }
                 Next::Idle => {
@@ -509,16 +509,17 @@ impl Life {
         let Some((tick, max_tick)) = self.tick else {
             return;
         };
-        if self.next_tick.is_some() && self.last_event.elapsed() >= BUSY {
+        let busy = self.last_event.elapsed() < BUSY;
+        if self.next_tick.is_some() && !busy {
             return; // armed, and nothing changed since
         }
-        let now = Instant::now();
-        if self.last_event.elapsed() < BUSY {
-            self.interval = tick;
-        } else if self.next_tick.is_none() {
-            self.interval = (self.interval * 2).clamp(tick, max_tick);
-        }
-        let at = now + self.interval;
+        self.interval = if busy {
+            tick
+        } else {
+            // Just ticked (or just started): the next one twice as far.
+            (self.interval * 2).clamp(tick, max_tick)
+        };
+        let at = Instant::now() + self.interval;
         if self.next_tick.is_none_or(|t| at < t) {
             self.next_tick = Some(at);
             task.arm_tick(at);
@@ -621,19 +622,16 @@ impl Waker for Group {
     }
 }
 
-/// The group of tasks behind `events`, made on the first instance's spawn.
-fn group(events: &Events) -> Arc<Group> {
-    if let Some(w) = events.waker() {
-        let any: Arc<dyn std::any::Any + Send + Sync> = w;
-        if let Ok(g) = any.downcast::<Group>() {
-            return g;
-        }
-    }
+/// The group of tasks behind `events`, made on the first instance's spawn. Queues
+/// whose waker is not a runtime's group are refused: their posts would never reach
+/// the new task.
+fn group(events: &Events) -> std::io::Result<Arc<Group>> {
     let g = Arc::new(Group::default());
-    match events.set_waker(g.clone()) {
-        Ok(()) => g,
-        // Another runtime's scheduler owns these queues: keep ours unnamed (its
-        // posts do not reach us; the tasks still run on their ticks).
-        Err(_) => g,
-    }
+    let Err(existing) = events.set_waker(g.clone()) else {
+        return Ok(g);
+    };
+    let any: Arc<dyn std::any::Any + Send + Sync> = existing;
+    any.downcast::<Group>().map_err(|_| {
+        std::io::Error::other("the plugin's event queues are driven by another scheduler")
+    })
 }
