@@ -859,3 +859,91 @@ fn instances_above_one_need_stateless() {
     .unwrap_err();
     assert!(format!("{e}").contains("stateless"), "{e}");
 }
+
+#[test]
+fn a_step_that_hangs_holds_neither_the_listener_nor_the_other_plugins() {
+    // A plugin whose every request loops until its 2 s deadline, beside a quick one.
+    let f = Fixture::new();
+    let hang = r#"(module
+  (import "pulp" "http_register" (func $register (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "pulp_alloc") (param i32) (result i32) (i32.const 4096))
+  (data (i32.const 1024) "\82\a6method\a3GET\a4path\a5/hang")
+  (func (export "pulp_init") (param i32 i32) (result i32)
+    (call $register (i32.const 1024) (i32.const 23)))
+  (func (export "pulp_step") (param i32 i32) (result i32) (loop $l (br $l)) (i32.const 0))
+  (func (export "pulp_shutdown") (result i32) (i32.const 0)))"#;
+    let hello = pulp_tests::guest("http_hello.wat");
+    let inbound = "capabilities = [\"transport.http.inbound\"]";
+    let mut rt = Runtime::new(RuntimeConfig::default());
+    for (name, wat, limits) in [
+        ("hanger", hang, "call_timeout_ms = 2000"),
+        ("hello-beside", hello.as_str(), "call_timeout_ms = 2000"),
+    ] {
+        let mut p = f
+            .load(
+                name,
+                wat,
+                &format!("{inbound}\n[limits]\ntick_ms = 0\n{limits}"),
+            )
+            .unwrap();
+        p.init().unwrap();
+        rt.spawn(p).unwrap();
+    }
+    let addr = pulp_tests::listener(&f);
+    let hung = std::thread::spawn(move || {
+        let t = Instant::now();
+        let answer = raw_http(
+            addr,
+            "GET /hang HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        (t.elapsed(), answer)
+    });
+    std::thread::sleep(Duration::from_millis(100)); // the hanging step holds a worker
+    let started = Instant::now();
+    let mut served = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        let t = Instant::now();
+        let answer = raw_http(
+            addr,
+            "GET /hello/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "answered: {answer}");
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "a request beside the hanging step took {:?}",
+            t.elapsed()
+        );
+        served += 1;
+    }
+    let (took, answer) = hung.join().unwrap();
+    // Answered when its step was cut at the deadline, not at the request timeout.
+    assert!(
+        answer.starts_with("HTTP/1.1 500") && answer.contains("failed while handling"),
+        "the hanging request got: {answer}"
+    );
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(4),
+        "answered at its 2 s deadline: {took:?}"
+    );
+    assert!(served >= 10, "only {served} requests were served beside it");
+    // Restarted after its deadline, it hangs again: the same holds.
+    let t = Instant::now();
+    let second = std::thread::spawn(move || {
+        raw_http(
+            addr,
+            "GET /hang HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..10 {
+        let answer = raw_http(
+            addr,
+            "GET /hello/y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "answered: {answer}");
+    }
+    assert!(t.elapsed() < Duration::from_millis(1500));
+    let _ = second.join();
+    rt.stop();
+}

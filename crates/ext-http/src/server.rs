@@ -528,13 +528,23 @@ async fn request(
     };
     let event = match Event::new("http.request", &payload) {
         Ok(e) => {
-            let hub = hub.clone();
+            let (h1, h2, plugin) = (hub.clone(), hub.clone(), owner.name.clone());
             e.on_refused(move |why| {
-                hub.reply(
+                h1.reply(
                     id,
                     text(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         format!("the plugin cannot take this request: {why}"),
+                    ),
+                )
+            })
+            // The trap's text stays in the host's log: it may show the plugin's insides.
+            .on_failed(move |_why| {
+                h2.reply(
+                    id,
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("plugin \"{plugin}\" failed while handling this request"),
                     ),
                 )
             })

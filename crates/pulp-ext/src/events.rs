@@ -22,6 +22,7 @@ pub struct Event {
     kind: String,
     payload: Vec<u8>,
     refuse: Option<Refuse>,
+    failed: Option<Refuse>,
 }
 
 impl PartialEq for Event {
@@ -51,6 +52,7 @@ impl Event {
             kind: kind.into(),
             payload,
             refuse: None,
+            failed: None,
         }
     }
 
@@ -66,6 +68,22 @@ impl Event {
     pub fn refuse(&self, why: &str) {
         if let Some(r) = &self.refuse {
             r(why);
+        }
+    }
+
+    /// Sets what tells the sender that the step which took this event failed (a
+    /// trap, its deadline): the HTTP listener answers 500 at once instead of letting
+    /// the client wait for its timeout. Called at most once, by the host, with the
+    /// reason (for the host's log; it may name the plugin's internals).
+    pub fn on_failed(mut self, failed: impl Fn(&str) + Send + Sync + 'static) -> Event {
+        self.failed = Some(Arc::new(failed));
+        self
+    }
+
+    /// Tells the sender the step that took this event failed. Called by the host.
+    pub fn fail(&self, why: &str) {
+        if let Some(f) = &self.failed {
+            f(why);
         }
     }
 

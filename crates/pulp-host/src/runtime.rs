@@ -487,7 +487,13 @@ impl Life {
                     self.finish(h, None);
                     return false;
                 }
-                Err(e) => return self.failed(task, e.to_string()),
+                Err(e) => {
+                    let why = e.to_string();
+                    if let Some(e) = &event {
+                        e.fail(&why);
+                    }
+                    return self.failed(task, why);
+                }
             }
             steps += 1;
             if idle {
