@@ -93,9 +93,10 @@ static int hex4(json *j, unsigned *v) {
     for (int i = 0; i < 4; i++, j->p++) {
         if (j->p >= j->end) return 0;
         char c = *j->p;
-        *v = *v * 16 + (unsigned)(c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                  : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 99);
-        if (*v > 0xffff) return 0;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return 0; /* not a hex digit */
+        *v = *v * 16 + (unsigned)d;
     }
     return 1;
 }

@@ -322,6 +322,57 @@ pub fn c_module(path: &str) -> Option<PathBuf> {
     }
 }
 
+/// One request over a fresh connection: (status, lowercase head, body).
+pub fn http_once(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let out = raw_http(
+        addr,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let (head, body) = out
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {path}: no answer: {out:?}"));
+    let status = head[9..12].parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// The value of header `name` (lowercase) in a lowercased response head.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// Builds the Rust example plugins (`examples/rust`, with `pdk/rust/build-wasm`,
+/// into `examples/rust/target`: once per test binary, and cargo's own cache across
+/// binaries and runs) and returns package `name`'s module; `None` (after a loud skip)
+/// when no Rust toolchain for wasm32-wasip1 is installed.
+pub fn rust_example(name: &str) -> Option<PathBuf> {
+    static BUILT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let built = *BUILT.get_or_init(|| {
+        toolchain::build(&mut toolchain::rust_wasm(
+            &root(),
+            &root().join("examples/rust/Cargo.toml"),
+        ))
+    });
+    if !built {
+        skip("a Rust toolchain for wasm32-wasip1 (rustup target add wasm32-wasip1, or Debian's rustc-web rust-web-src cargo-web lld-N)");
+        return None;
+    }
+    let wasm = root().join(format!(
+        "examples/rust/target/wasm32-wasip1/release/{name}.wasm"
+    ));
+    assert!(wasm.exists(), "the build made no {}", wasm.display());
+    Some(wasm)
+}
+
 /// What the C driver guest (`tests/guests/c/driver.c`) recorded for one call.
 #[derive(Debug)]
 pub struct Outcome {

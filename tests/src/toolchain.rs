@@ -36,10 +36,24 @@ pub fn go(dir: &Path, out: &Path) -> Command {
     c
 }
 
-/// Runs a build: false when the tool is not installed; a failed build panics with its output.
+/// `pdk/rust/build-wasm` building the Rust plugins of the cargo workspace `manifest`
+/// for wasm32-wasip1 (rustup's target, or Debian's rustc-web with -Zbuild-std); it
+/// exits 3 when neither toolchain is installed.
+pub fn rust_wasm(root: &Path, manifest: &Path) -> Command {
+    let mut c = Command::new("bash");
+    c.arg(root.join("pdk/rust/build-wasm")).arg(manifest);
+    c
+}
+
+/// Runs a build: false when the tool is not installed (or, like `build-wasm`, exits
+/// 3 to say so); a failed build panics with its output.
 pub fn build(cmd: &mut Command) -> bool {
     match cmd.output() {
         Ok(o) if o.status.success() => true,
+        Ok(o) if o.status.code() == Some(3) => {
+            eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+            false
+        }
         Ok(o) => panic!(
             "build failed: {cmd:?}\n{}",
             String::from_utf8_lossy(&o.stderr)

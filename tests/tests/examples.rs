@@ -2,35 +2,12 @@
 //! notes (SQLite, survives a restart) and fetch (outbound with an allow-list).
 //! echo and jobs have their own tests (http_inbound, docker).
 
-use std::net::SocketAddr;
-
 use pulp_host::Runtime;
-use pulp_tests::{c_module, example_manifest, raw_http, Fixture, TestServer};
+use pulp_tests::{c_module, example_manifest, header, http_once as http, Fixture, TestServer};
 
 fn start(f: &Fixture, example: &str, extra: &str) -> Option<Runtime> {
     let wasm = c_module(&format!("examples/{example}/{example}.c"))?;
     Some(f.run_module(example, &wasm, extra, 1))
-}
-
-/// One request over a fresh connection: (status, lowercase headers text, body).
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let out = raw_http(
-        addr,
-        &format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    );
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    let status = head[9..12].parse().unwrap();
-    (status, head.to_ascii_lowercase(), body.to_string())
-}
-
-/// The value of header `name` (lowercase) in a lowercased response head.
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
 }
 
 #[test]

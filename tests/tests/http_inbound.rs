@@ -44,7 +44,21 @@ fn client() -> reqwest::Client {
 
 /// Runs the C echo example on a runtime; `None` without clang.
 fn echo(f: &Fixture, extra: &str) -> Option<Runtime> {
-    let wasm = c_module("examples/echo/echo.c")?;
+    echo_in(Lang::C, f, extra)
+}
+
+/// The echo example's two builds: `examples/echo` (C) and `examples/rust/echo`.
+#[derive(Clone, Copy)]
+enum Lang {
+    C,
+    Rust,
+}
+
+fn echo_in(lang: Lang, f: &Fixture, extra: &str) -> Option<Runtime> {
+    let wasm = match lang {
+        Lang::C => c_module("examples/echo/echo.c")?,
+        Lang::Rust => pulp_tests::rust_example("echo")?,
+    };
     let manifest = format!(
         "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]\n{extra}"
     );
@@ -53,8 +67,19 @@ fn echo(f: &Fixture, extra: &str) -> Option<Runtime> {
 
 #[test]
 fn echo_example_answers_get_post_params_query_headers_and_deferred() {
+    echo_answers(Lang::C)
+}
+
+#[test]
+fn echo_in_rust_answers_get_post_params_query_headers_and_deferred() {
+    echo_answers(Lang::Rust)
+}
+
+fn echo_answers(lang: Lang) {
     let f = Fixture::new();
-    let Some(runtime) = echo(&f, "") else { return };
+    let Some(runtime) = echo_in(lang, &f, "") else {
+        return;
+    };
     let base = format!("http://{}", addr(&f));
     rt().block_on(async {
         let c = client();
@@ -324,8 +349,54 @@ fn a_listener_that_cannot_bind_fails_the_load_naming_the_address() {
 
 #[test]
 fn websocket_echo_text_binary_and_close_codes_with_a_real_client() {
+    websocket_echo(Lang::C)
+}
+
+#[test]
+fn websocket_echo_in_rust_text_binary_and_close_codes_with_a_real_client() {
+    websocket_echo(Lang::Rust)
+}
+
+#[test]
+fn sse_clock_of_the_echo_example_in_c_and_rust_ticks_and_relays_posts() {
+    for lang in [Lang::C, Lang::Rust] {
+        let f = Fixture::new();
+        let Some(runtime) = echo_in(lang, &f, "") else {
+            return;
+        };
+        let base = format!("http://{}", addr(&f));
+        rt().block_on(async {
+            let c = client();
+            let mut sub = c.get(format!("{base}/clock")).send().await.unwrap();
+            assert_eq!(sub.status(), 200);
+            let r = c
+                .post(format!("{base}/clock"))
+                .body("hi there")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            let mut seen = String::new();
+            let until = tokio::time::Instant::now() + Duration::from_secs(10);
+            while !(seen.contains("event: message\ndata: hi there") && seen.contains("event: tick"))
+            {
+                let chunk = tokio::time::timeout_at(until, sub.chunk())
+                    .await
+                    .unwrap_or_else(|_| panic!("no message and tick within 10 s: {seen:?}"))
+                    .unwrap()
+                    .expect("the stream stays open");
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        });
+        runtime.stop();
+    }
+}
+
+fn websocket_echo(lang: Lang) {
     let f = Fixture::new();
-    let Some(runtime) = echo(&f, "") else { return };
+    let Some(runtime) = echo_in(lang, &f, "") else {
+        return;
+    };
     let url = format!("ws://{}/ws", addr(&f));
     rt().block_on(async {
         let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();

@@ -1,0 +1,19 @@
+//! Randomness from the host's OS generator (`entropy`, always bound).
+
+use crate::status::check;
+use crate::{sys, Result};
+
+/// Fills `buf` (at most 64 KiB: [`crate::Status::TooLarge`] over).
+pub fn fill(buf: &mut [u8]) -> Result<()> {
+    // SAFETY: (ptr, len) of a live, writable buffer.
+    check("entropy_fill", unsafe {
+        sys::entropy_fill(buf.as_mut_ptr(), buf.len())
+    })
+}
+
+/// A random `u64`.
+pub fn u64() -> Result<u64> {
+    let mut b = [0u8; 8];
+    fill(&mut b)?;
+    Ok(u64::from_le_bytes(b))
+}

@@ -1,0 +1,166 @@
+//! HTTP: routes and answers (`transport.http.inbound`) and requests out
+//! (`transport.http.outbound`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mem::call_out;
+use crate::msgpack::{decode, encode};
+use crate::status::check;
+use crate::{sys, Result};
+
+#[derive(Serialize)]
+struct Route<'a> {
+    method: &'a str,
+    path: &'a str,
+}
+
+/// Registers a route (`/notes/:id`, `/files/*rest`); its requests come as
+/// [`crate::Event::Http`].
+pub fn register(method: &str, path: &str) -> Result<()> {
+    let req = encode(&Route { method, path })?;
+    // SAFETY: (ptr, len) of a live buffer.
+    check(&format!("http_register {method} {path}"), unsafe {
+        sys::http_register(req.as_ptr(), req.len())
+    })
+}
+
+/// An HTTP request for this plugin (`http.request`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Request {
+    /// Its id (see [`Request::reply`]).
+    pub id: u64,
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path as sent (percent-decoded).
+    pub path: String,
+    /// The route's captures (`:id` → `params["id"]`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Query parameters (first value of each).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Headers (canonical names such as `Content-Type`, first value of each).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The body.
+    #[serde(with = "serde_bytes", default)]
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The handle that answers this request, now or in a later step (keep it).
+    pub fn reply(&self) -> Reply {
+        Reply(self.id)
+    }
+}
+
+/// Answers one request, once. Plain data: keep it to answer in a later step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply(u64);
+
+#[derive(Serialize)]
+struct Response<'a> {
+    id: u64,
+    status: u16,
+    headers: BTreeMap<&'a str, &'a str>,
+    #[serde(with = "serde_bytes")]
+    body: &'a [u8],
+}
+
+impl Reply {
+    /// The handle of request `id`.
+    pub fn from_id(id: u64) -> Reply {
+        Reply(id)
+    }
+
+    /// The request's id.
+    pub fn id(self) -> u64 {
+        self.0
+    }
+
+    /// Sends status, headers and body. An unknown, answered or expired request
+    /// is [`crate::Status::Invalid`].
+    pub fn send(self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<()> {
+        let r = encode(&Response {
+            id: self.0,
+            status,
+            headers: headers.iter().copied().collect(),
+            body,
+        })?;
+        // SAFETY: (ptr, len) of a live buffer.
+        check(&format!("http_respond to request {}", self.0), unsafe {
+            sys::http_respond(r.as_ptr(), r.len())
+        })
+    }
+
+    /// Sends `text` as `text/plain; charset=utf-8`.
+    pub fn text(self, status: u16, text: &str) -> Result<()> {
+        self.send(
+            status,
+            &[("Content-Type", "text/plain; charset=utf-8")],
+            text.as_bytes(),
+        )
+    }
+
+    /// Sends `json` (already encoded) as `application/json`.
+    pub fn json(self, status: u16, json: &str) -> Result<()> {
+        self.send(
+            status,
+            &[("Content-Type", "application/json")],
+            json.as_bytes(),
+        )
+    }
+}
+
+/// A request out (`http_fetch`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Fetch {
+    /// `GET` when empty.
+    pub method: String,
+    /// `http://` or `https://`.
+    pub url: String,
+    /// Headers to send.
+    pub headers: BTreeMap<String, String>,
+    /// The body.
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    /// 0: the capability's `timeout_ms`.
+    pub timeout_ms: u32,
+}
+
+/// The answer to a [`Fetch`] (any status, 2xx or not).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Fetched {
+    /// The HTTP status.
+    pub status: u16,
+    /// Headers (canonical names, first value of each).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The body.
+    #[serde(with = "serde_bytes", default)]
+    pub body: Vec<u8>,
+}
+
+impl Fetch {
+    /// A `GET` of `url`.
+    pub fn get(url: impl Into<String>) -> Fetch {
+        Fetch {
+            method: "GET".into(),
+            url: url.into(),
+            ..Fetch::default()
+        }
+    }
+
+    /// Sends it: [`crate::Status::Denied`] outside `allowed_hosts`,
+    /// [`crate::Status::Timeout`], [`crate::Status::TooLarge`] ...
+    pub fn send(&self) -> Result<Fetched> {
+        let req = encode(self)?;
+        let out = call_out(&format!("http_fetch {}", self.url), |p, n| {
+            // SAFETY: a live buffer and two live out-pointers.
+            unsafe { sys::http_fetch(req.as_ptr(), req.len(), p, n) }
+        })?;
+        decode(&out)
+    }
+}

@@ -1,0 +1,132 @@
+//! One HTTP contract, every language: the `notes` example built from C
+//! (`examples/notes`, with `pdk/c`) and from Rust (`examples/rust/notes`, with
+//! `pdk/rust`) answers the same script of requests, across a restart on the same
+//! storage, with the same statuses, content types and bodies, byte for byte.
+
+use pulp_tests::{c_module, header, http_once, rust_example, Fixture};
+
+const NOTES: &str = "capabilities = [\"storage.sqlite\", \"transport.http.inbound\"]";
+
+/// What a build answered: one line per request.
+type Transcript = Vec<String>;
+
+/// Before the restart, then after it (the notes must still be there).
+const BEFORE: &[(&str, &str, &str)] = &[
+    ("GET", "/notes", ""),
+    ("POST", "/notes", r#"{"text": "buy \"milk\" \u00e9\n"}"#),
+    (
+        "POST",
+        "/notes",
+        r#" {"other": [1, {"x": null}], "text": "two"} "#,
+    ),
+    (
+        "POST",
+        "/notes",
+        r#"{"text": "tab\there \\ slash \/ \ud83d\ude00 \u0001 ümlaut"}"#,
+    ),
+    (
+        "POST",
+        "/notes",
+        r#"{"text": "first", "text": "last wins"}"#,
+    ),
+    ("POST", "/notes", r#"{"text": ""}"#),
+    ("GET", "/notes", ""),
+    ("GET", "/notes/2", ""),
+    ("GET", "/notes/%32", ""),
+    ("GET", "/notes/02", ""),
+    ("GET", "/notes/7", ""),
+    ("GET", "/notes/abc", ""),
+    ("GET", "/notes/-1", ""),
+    ("GET", "/notes/1234567890123456789", ""),
+    ("GET", "/notes/caf%C3%A9", ""),
+    ("GET", "/notes/a%22b", ""),
+    ("DELETE", "/notes/1", ""),
+    ("DELETE", "/notes/1", ""),
+    ("DELETE", "/notes/x", ""),
+    ("POST", "/notes", ""),
+    ("POST", "/notes", "{"),
+    ("POST", "/notes", "[1]"),
+    ("POST", "/notes", r#"{"text": 5}"#),
+    ("POST", "/notes", r#"{"text": "a"} x"#),
+    ("POST", "/notes", r#"{"txt": "a"}"#),
+    ("POST", "/notes", r#"{"text": "\x"}"#),
+    ("POST", "/notes", r#"{"text": "\ud800"}"#),
+    ("POST", "/notes", r#"{"text": "\ud800\u0041"}"#),
+    ("POST", "/notes", r#"{"text": "\u12"}"#),
+    ("POST", "/notes", "{\"text\": \"raw\u{1}control\"}"),
+    ("POST", "/notes", r#"{"text": "open"#),
+    (
+        "POST",
+        "/notes",
+        r#"{"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], "text": "deep"}"#,
+    ),
+    ("POST", "/notes", r#"{"a": tru, "text": "x"}"#),
+    ("POST", "/notes", r#"{"a" 1}"#),
+    ("PUT", "/notes", ""),
+];
+const AFTER: &[(&str, &str, &str)] = &[
+    ("GET", "/notes", ""),
+    ("POST", "/notes", r#"{"text": "after the restart"}"#),
+    ("GET", "/notes/6", ""),
+    ("DELETE", "/notes/6", ""),
+    ("GET", "/notes", ""),
+];
+
+fn run(f: &Fixture, wasm: &std::path::Path, script: &[(&str, &str, &str)]) -> Transcript {
+    let rt = f.run_module("notes", wasm, NOTES, 1);
+    let addr = ext_http::listening(f.host.shared()).unwrap();
+    let out = script
+        .iter()
+        .map(|(method, path, body)| {
+            let (status, head, answer) = http_once(addr, method, path, body);
+            let ty = header(&head, "content-type").unwrap_or("-").to_string();
+            format!("{method} {path} {body} -> {status} {ty} {answer}")
+        })
+        .collect();
+    rt.stop();
+    out
+}
+
+/// The whole script against one build, with a restart in the middle.
+fn transcript(wasm: &std::path::Path) -> Transcript {
+    let f = Fixture::new();
+    let mut t = run(&f, wasm, BEFORE);
+    t.push("-- restart --".into());
+    t.extend(run(&f, wasm, AFTER));
+    t
+}
+
+#[test]
+fn notes_in_c_and_rust_answer_the_same_script_identically() {
+    let Some(c) = c_module("examples/notes/notes.c") else {
+        return;
+    };
+    let Some(rust) = rust_example("notes") else {
+        return;
+    };
+    let want = transcript(&c);
+    // The reference itself answers as documented (both could be wrong alike).
+    let line = |t: &Transcript, i: usize| t[i].split_once(" -> ").unwrap().1.to_string();
+    assert_eq!(line(&want, 0), "200 application/json []");
+    assert_eq!(
+        line(&want, 1),
+        r#"201 application/json {"id": 1, "text": "buy \"milk\" é\n"}"#
+    );
+    assert_eq!(
+        line(&want, 8),
+        r#"200 application/json {"id": 2, "text": "two"}"#
+    );
+    assert!(line(&want, 10).starts_with("404 application/json {\"error\": \"no note 7\"}"));
+    assert_eq!(line(&want, 16), "204 - ");
+    assert!(line(&want, 20).starts_with("400 application/json {\"error\": \"malformed JSON: "));
+    assert!(line(&want, 34).starts_with("405 "), "{}", want[34]);
+    assert!(
+        want.last().unwrap().contains(r#""text": "two"}"#),
+        "notes survive the restart: {want:?}"
+    );
+    let got = transcript(&rust);
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(g, w, "request {i}: Rust answered differently from C");
+    }
+    assert_eq!(got.len(), want.len());
+}
