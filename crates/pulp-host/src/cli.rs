@@ -103,6 +103,7 @@ enum Command {
 enum NewLang {
     Wat,
     C,
+    Rust,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -177,6 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let lang = match lang {
                 NewLang::Wat => Lang::Wat,
                 NewLang::C => Lang::C,
+                NewLang::Rust => Lang::Rust,
             };
             let files = new_plugin(&dir, &name, lang).map_err(anyhow::Error::msg)?;
             for f in &files {
@@ -187,6 +189,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Lang::Wat => println!("run it: pulp run {}", manifest.display()),
                 Lang::C => println!(
                     "build it: clang --target=wasm32-wasi -mexec-model=reactor -O2 -I {d} -o {d}/plugin.wasm {d}/plugin.c\nthen: pulp check {m} && pulp run {m}",
+                    d = dir.display(),
+                    m = manifest.display()
+                ),
+                Lang::Rust => println!(
+                    "build it: cargo build --release --target wasm32-wasip1 --manifest-path {d}/Cargo.toml\n  (without rustup's target, on Debian: pdk/rust/build-wasm {d}/Cargo.toml from pulp's repository)\nthen: pulp check {m} && pulp run {m}",
                     d = dir.display(),
                     m = manifest.display()
                 ),

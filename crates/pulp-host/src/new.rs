@@ -9,12 +9,52 @@ pub enum Lang {
     Wat,
     /// C with `pulp.h` (copied next to it), built with clang for wasm32-wasi.
     C,
+    /// Rust with the `pulp-pdk` crate (copied next to it), built for wasm32-wasip1.
+    Rust,
 }
 
 const WAT: &str = include_str!("../templates/plugin.wat");
 const C: &str = include_str!("../templates/plugin.c");
 const HEADER: &str = include_str!("../../../pdk/c/pulp.h");
+const RUST_CARGO: &str = include_str!("../templates/rust/Cargo.toml");
+const RUST_LIB: &str = include_str!("../templates/rust/lib.rs");
 
+/// The Rust SDK's files, copied into a Rust skeleton as `pulp-pdk/`.
+macro_rules! pdk_files {
+    ($($f:literal),*) => {
+        &[$(($f, include_str!(concat!("../../../pdk/rust/", $f)))),*]
+    };
+}
+const PDK: &[(&str, &str)] = pdk_files!(
+    "Cargo.toml",
+    "src/lib.rs",
+    "src/sys.rs",
+    "src/mem.rs",
+    "src/msgpack.rs",
+    "src/status.rs",
+    "src/event.rs",
+    "src/log.rs",
+    "src/entropy.rs",
+    "src/sqlite.rs",
+    "src/fs.rs",
+    "src/http.rs",
+    "src/ws.rs",
+    "src/sse.rs",
+    "src/docker.rs"
+);
+
+/// The wasm file cargo makes of a Rust skeleton named `name`.
+fn rust_wasm_path(name: &str) -> String {
+    format!(
+        "target/wasm32-wasip1/release/{}.wasm",
+        rust_crate(name).replace('-', "_")
+    )
+}
+
+/// A plugin name as a crate name (no dots).
+fn rust_crate(name: &str) -> String {
+    name.replace('.', "_")
+}
 /// Writes a plugin named `name` into `dir` (created; it must be empty or absent) and
 /// returns the files written. The name follows the manifest's rules.
 pub fn new_plugin(dir: &Path, name: &str, lang: Lang) -> Result<Vec<PathBuf>, String> {
@@ -27,7 +67,8 @@ pub fn new_plugin(dir: &Path, name: &str, lang: Lang) -> Result<Vec<PathBuf>, St
         return Err(format!("{} exists and is not empty", dir.display()));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let (wasm, files): (&str, Vec<(&str, String)>) = match lang {
+    let rust_wasm = rust_wasm_path(name);
+    let (wasm, files): (&str, Vec<(String, String)>) = match lang {
         Lang::Wat => {
             let started = format!("{name}: started");
             let stopping = format!("{name}: shutting down");
@@ -35,15 +76,31 @@ pub fn new_plugin(dir: &Path, name: &str, lang: Lang) -> Result<Vec<PathBuf>, St
                 .replace("{{started_len}}", &started.len().to_string())
                 .replace("{{stopping_len}}", &stopping.len().to_string())
                 .replace("{{name}}", name);
-            ("plugin.wat", vec![("plugin.wat", src)])
+            ("plugin.wat", vec![("plugin.wat".into(), src)])
         }
         Lang::C => (
             "plugin.wasm",
             vec![
-                ("plugin.c", C.replace("{{name}}", name)),
-                ("pulp.h", HEADER.to_string()),
+                ("plugin.c".into(), C.replace("{{name}}", name)),
+                ("pulp.h".into(), HEADER.to_string()),
             ],
         ),
+        Lang::Rust => {
+            let mut files = vec![
+                (
+                    "Cargo.toml".to_string(),
+                    RUST_CARGO
+                        .replace("{{name}}", name)
+                        .replace("{{crate}}", &rust_crate(name)),
+                ),
+                ("src/lib.rs".into(), RUST_LIB.replace("{{name}}", name)),
+            ];
+            files.extend(
+                PDK.iter()
+                    .map(|(f, text)| (format!("pulp-pdk/{f}"), text.to_string())),
+            );
+            (rust_wasm.as_str(), files)
+        }
     };
     let manifest = format!(
         "# The {name} plugin. Declare capabilities as it needs them, e.g.\n\
@@ -51,8 +108,12 @@ pub fn new_plugin(dir: &Path, name: &str, lang: Lang) -> Result<Vec<PathBuf>, St
          name = \"{name}\"\nversion = \"0.1.0\"\nwasm = \"{wasm}\"\n\n[config]\ngreeting = \"hello\"\n"
     );
     let mut written = Vec::new();
-    for (file, text) in std::iter::once(("pulp.plugin.toml", manifest)).chain(files) {
+    for (file, text) in std::iter::once(("pulp.plugin.toml".to_string(), manifest)).chain(files) {
         let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         written.push(path);
     }

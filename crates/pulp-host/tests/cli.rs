@@ -355,6 +355,57 @@ fn new_writes_skeletons_that_pass_check_and_run() {
     );
 }
 
+#[test]
+fn new_rust_skeleton_builds_with_its_copy_of_the_sdk_checks_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let r_dir = dir.path().join("rplug");
+    let out = pulp(dir.path())
+        .args(["new", "r.plug", "--lang", "rust", "--dir"])
+        .arg(&r_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(r_dir.join("pulp-pdk/src/lib.rs").exists());
+    // The examples' target folder: Debian's route then builds std once for both.
+    let target = support::root().join("examples/rust/target");
+    let built = support::toolchain::build(
+        support::toolchain::rust_wasm(&support::root(), &r_dir.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target),
+    );
+    if !built {
+        return support::skip("a Rust toolchain for wasm32-wasip1");
+    }
+    let wasm = "target/wasm32-wasip1/release/r_plug.wasm";
+    std::fs::create_dir_all(r_dir.join(wasm).parent().unwrap()).unwrap();
+    std::fs::copy(
+        target.join("wasm32-wasip1/release/r_plug.wasm"),
+        r_dir.join(wasm),
+    )
+    .unwrap();
+    let m = r_dir.join("pulp.plugin.toml");
+    let check = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.arg("run").arg(&m);
+    let mut p = Running::start(cmd);
+    p.wait_for("r.plug: started (hello)");
+    p.signal("TERM");
+    let (status, out) = p.exit_within(30);
+    assert!(
+        status.success() && out.contains("r.plug: shutting down after 0 events"),
+        "{out}"
+    );
+}
+
 /// A guest that logs `text` on every step and whose `pulp_step` and
 /// `pulp_shutdown` are the given WAT bodies (each ends with an i32 on the stack).
 fn logging_guest(text: &str, step: &str, shutdown: &str) -> String {
