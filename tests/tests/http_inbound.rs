@@ -47,17 +47,20 @@ fn echo(f: &Fixture, extra: &str) -> Option<Runtime> {
     echo_in(Lang::C, f, extra)
 }
 
-/// The echo example's two builds: `examples/echo` (C) and `examples/rust/echo`.
+/// The echo example's builds: `examples/echo` (C), `examples/rust/echo`,
+/// `examples/go/echo`.
 #[derive(Clone, Copy)]
 enum Lang {
     C,
     Rust,
+    Go,
 }
 
 fn echo_in(lang: Lang, f: &Fixture, extra: &str) -> Option<Runtime> {
     let wasm = match lang {
         Lang::C => c_module("examples/echo/echo.c")?,
         Lang::Rust => pulp_tests::rust_example("echo")?,
+        Lang::Go => pulp_tests::go_example("echo")?,
     };
     let manifest = format!(
         "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]\n{extra}"
@@ -73,6 +76,11 @@ fn echo_example_answers_get_post_params_query_headers_and_deferred() {
 #[test]
 fn echo_in_rust_answers_get_post_params_query_headers_and_deferred() {
     echo_answers(Lang::Rust)
+}
+
+#[test]
+fn echo_in_go_answers_get_post_params_query_headers_and_deferred() {
+    echo_answers(Lang::Go)
 }
 
 fn echo_answers(lang: Lang) {
@@ -358,8 +366,13 @@ fn websocket_echo_in_rust_text_binary_and_close_codes_with_a_real_client() {
 }
 
 #[test]
-fn sse_clock_of_the_echo_example_in_c_and_rust_ticks_and_relays_posts() {
-    for lang in [Lang::C, Lang::Rust] {
+fn websocket_echo_in_go_text_binary_and_close_codes_with_a_real_client() {
+    websocket_echo(Lang::Go)
+}
+
+#[test]
+fn sse_clock_of_the_echo_example_in_c_rust_and_go_ticks_and_relays_posts() {
+    for lang in [Lang::C, Lang::Rust, Lang::Go] {
         let f = Fixture::new();
         let Some(runtime) = echo_in(lang, &f, "") else {
             return;

@@ -104,6 +104,7 @@ enum NewLang {
     Wat,
     C,
     Rust,
+    Go,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -179,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 NewLang::Wat => Lang::Wat,
                 NewLang::C => Lang::C,
                 NewLang::Rust => Lang::Rust,
+                NewLang::Go => Lang::Go,
             };
             let files = new_plugin(&dir, &name, lang).map_err(anyhow::Error::msg)?;
             for f in &files {
@@ -189,6 +191,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Lang::Wat => println!("run it: pulp run {}", manifest.display()),
                 Lang::C => println!(
                     "build it: clang --target=wasm32-wasi -mexec-model=reactor -O2 -I {d} -o {d}/plugin.wasm {d}/plugin.c\nthen: pulp check {m} && pulp run {m}",
+                    d = dir.display(),
+                    m = manifest.display()
+                ),
+                Lang::Go => println!(
+                    "build it: cd {d} && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugin.wasm .\nthen: pulp check {m} && pulp run {m}",
                     d = dir.display(),
                     m = manifest.display()
                 ),

@@ -11,6 +11,8 @@ pub enum Lang {
     C,
     /// Rust with the `pulp-pdk` crate (copied next to it), built for wasm32-wasip1.
     Rust,
+    /// Go with the `pulp.dev/pdk` package (copied next to it), built for wasip1.
+    Go,
 }
 
 const WAT: &str = include_str!("../templates/plugin.wat");
@@ -42,6 +44,29 @@ const PDK: &[(&str, &str)] = pdk_files!(
     "src/sse.rs",
     "src/docker.rs"
 );
+
+const GO_MOD: &str = include_str!("../templates/go/go.mod");
+const GO_MAIN: &str = include_str!("../templates/go/main.go");
+
+/// The Go SDK's files, copied into a Go skeleton as `pulp-pdk/`.
+const GO_PDK: &[(&str, &str)] = &[
+    ("go.mod", include_str!("../../../pdk/go/go.mod")),
+    ("pdk.go", include_str!("../../../pdk/go/pdk.go")),
+    ("api.go", include_str!("../../../pdk/go/api.go")),
+    ("msgpack.go", include_str!("../../../pdk/go/msgpack.go")),
+    (
+        "exports_wasm.go",
+        include_str!("../../../pdk/go/exports_wasm.go"),
+    ),
+    (
+        "imports_wasm.go",
+        include_str!("../../../pdk/go/imports_wasm.go"),
+    ),
+    (
+        "imports_other.go",
+        include_str!("../../../pdk/go/imports_other.go"),
+    ),
+];
 
 /// The wasm file cargo makes of a Rust skeleton named `name`.
 fn rust_wasm_path(name: &str) -> String {
@@ -100,6 +125,18 @@ pub fn new_plugin(dir: &Path, name: &str, lang: Lang) -> Result<Vec<PathBuf>, St
                     .map(|(f, text)| (format!("pulp-pdk/{f}"), text.to_string())),
             );
             (rust_wasm.as_str(), files)
+        }
+        Lang::Go => {
+            let mut files = vec![
+                ("go.mod".to_string(), GO_MOD.replace("{{name}}", name)),
+                ("main.go".into(), GO_MAIN.replace("{{name}}", name)),
+            ];
+            files.extend(
+                GO_PDK
+                    .iter()
+                    .map(|(f, text)| (format!("pulp-pdk/{f}"), text.to_string())),
+            );
+            ("plugin.wasm", files)
         }
     };
     let manifest = format!(

@@ -406,6 +406,46 @@ fn new_rust_skeleton_builds_with_its_copy_of_the_sdk_checks_and_runs() {
     );
 }
 
+#[test]
+fn new_go_skeleton_builds_with_its_copy_of_the_sdk_checks_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let g_dir = dir.path().join("gplug");
+    let out = pulp(dir.path())
+        .args(["new", "g-plug", "--lang", "go", "--dir"])
+        .arg(&g_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = support::toolchain::build(&mut support::toolchain::go(
+        &g_dir,
+        &g_dir.join("plugin.wasm"),
+    ));
+    if !built {
+        return support::skip("Go 1.24 or newer");
+    }
+    let m = g_dir.join("pulp.plugin.toml");
+    let check = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.arg("run").arg(&m);
+    let mut p = Running::start(cmd);
+    p.wait_for("g-plug: started (hello)");
+    p.signal("TERM");
+    let (status, out) = p.exit_within(30);
+    assert!(
+        status.success() && out.contains("g-plug: shutting down after 0 events"),
+        "{out}"
+    );
+}
+
 /// A guest that logs `text` on every step and whose `pulp_step` and
 /// `pulp_shutdown` are the given WAT bodies (each ends with an i32 on the stack).
 fn logging_guest(text: &str, step: &str, shutdown: &str) -> String {

@@ -1,0 +1,93 @@
+//go:build wasm
+
+package pdk
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// ---- the exports ----
+
+//go:wasmexport pulp_alloc
+func pulpAlloc(size int32) int32 {
+	if size < 0 {
+		return 0
+	}
+	b := make([]byte, max(size, 1))
+	p := uintptr(unsafe.Pointer(&b[0]))
+	pinned[p] = b
+	return int32(p)
+}
+
+//go:wasmexport pulp_free
+func pulpFree(ptr, size int32) { delete(pinned, uintptr(ptr)) }
+
+// lent is the host's bytes at ptr for the call in progress.
+func lent(ptr, n int32) []byte {
+	if ptr == 0 || n <= 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(uintptr(ptr))), n)
+}
+
+func statusOf(err error) int32 {
+	if e, ok := err.(*Error); ok && e.Status != 0 {
+		return e.Status
+	}
+	return 1
+}
+
+//go:wasmexport pulp_init
+func pulpInit(ptr, n int32) int32 {
+	if plugin == nil {
+		Log(LevelError, "pulp_init: no plugin registered (call pdk.Register from an init function)")
+		return 1
+	}
+	cfg := Config{raw: append([]byte(nil), lent(ptr, n)...)}
+	if err := guard("pulp_init", func() error { return plugin.Init(cfg) }); err != nil {
+		Log(LevelError, "pulp_init failed: "+err.Error())
+		return statusOf(err)
+	}
+	return 0
+}
+
+//go:wasmexport pulp_step
+func pulpStep(ptr, n int32) int32 {
+	env, ev, err := ParseStep(lent(ptr, n))
+	if err != nil {
+		Log(LevelError, "pulp_step: "+err.Error())
+		return 0
+	}
+	if plugin == nil {
+		return 0
+	}
+	if err := guard("pulp_step", func() error { return plugin.Step(env, ev) }); err != nil {
+		Log(LevelWarn, fmt.Sprintf("step %d: %v", env.CallNumber, err))
+	}
+	return 0
+}
+
+//go:wasmexport pulp_shutdown
+func pulpShutdown() int32 {
+	if plugin == nil {
+		return 0
+	}
+	if err := guard("pulp_shutdown", plugin.Shutdown); err != nil {
+		Log(LevelError, "pulp_shutdown: "+err.Error())
+		return statusOf(err)
+	}
+	return 0
+}
+
+// guard logs a panic, then panics on: the host sees the trap, with the reason in
+// its log first.
+func guard(what string, f func() error) error {
+	defer func() {
+		if r := recover(); r != nil {
+			Log(LevelError, fmt.Sprintf("panic in %s: %v", what, r))
+			panic(r)
+		}
+	}()
+	return f()
+}

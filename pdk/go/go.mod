@@ -1,0 +1,3 @@
+module pulp.dev/pdk
+
+go 1.24

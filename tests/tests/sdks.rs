@@ -1,0 +1,141 @@
+//! The guest SDKs inside a real host, the same probe in each language
+//! (`tests/guests/rust/probe` with `pdk/rust`, `tests/guests/go_probe` with
+//! `pdk/go`): config decoded from the manifest's int64 wire form into the author's
+//! types, errors and panics reaching the host log, the plugin restarted after a
+//! panic like after any trap.
+
+use std::time::{Duration, Instant};
+
+use pulp_ext::Event;
+use pulp_host::{Runtime, RuntimeConfig};
+use pulp_tests::{capture_all_threads_logs, go_example, rust_example, Fixture};
+
+/// The log records (a line with a timestamp and its continuation lines) that name
+/// plugin `name`.
+fn of(text: &str, name: &str) -> String {
+    let quoted = format!("\"{name}\"");
+    let mut out = String::new();
+    let mut record = String::new();
+    for line in text.lines() {
+        if line.starts_with("20") && !record.is_empty() {
+            if record.contains(&quoted) {
+                out.push_str(&record);
+            }
+            record.clear();
+        }
+        record.push_str(line);
+        record.push('\n');
+    }
+    if record.contains(&quoted) {
+        out.push_str(&record);
+    }
+    out
+}
+
+fn wait_for(logs: &pulp_tests::Logs, name: &str, what: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = of(&logs.text(), name);
+        if text.contains(what) {
+            return text;
+        }
+        assert!(Instant::now() < until, "no {what:?} in the log:\n{text}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn config_errors_and_panics_of_a_rust_plugin_reach_the_host() {
+    let Some(wasm) = rust_example("probe") else {
+        return;
+    };
+    probe(&wasm, "probe-rust", "panic: panicked at");
+}
+
+#[test]
+fn config_errors_and_panics_of_a_go_plugin_reach_the_host() {
+    let Some(wasm) = go_example("probe") else {
+        return;
+    };
+    probe(&wasm, "probe-go", "panic in pulp_step:");
+}
+
+/// Drives a probe named `name`; `panicked` starts the SDK's log line for a panic.
+fn probe(wasm: &std::path::Path, name: &str, panicked: &str) {
+    let logs = capture_all_threads_logs();
+    let f = Fixture::new();
+    let config = "[limits]\ntick_ms = 0\n[config]\nmarker = 424242\ngreeting = \"hé\"\n[config.nested]\nlist = [1, -2, 3000000000]";
+    let mut p = f.load_module(name, wasm, config).unwrap();
+    p.init().unwrap();
+    // Integers arrive as int64 (0xd3) and fit the plugin's u32 and i64 fields.
+    wait_for(
+        &logs,
+        name,
+        r#"probe: marker 424242 greeting "hé" list [1, -2, 3000000000]"#,
+    );
+
+    let mut rt = Runtime::new(RuntimeConfig {
+        restart_backoff: Duration::from_millis(10),
+        ..RuntimeConfig::default()
+    });
+    let h = rt.spawn(p).unwrap();
+    h.events()
+        .post("test", Event::from_raw("error", vec![0x80]))
+        .unwrap();
+    wait_for(&logs, name, "the probe was asked to fail (status 4)");
+    h.events()
+        .post("test", Event::from_raw("panic", vec![0x80]))
+        .unwrap();
+    let text = wait_for(&logs, name, "restarting it");
+    let panic = text
+        .find(panicked)
+        .unwrap_or_else(|| panic!("the panic's message is logged:\n{text}"));
+    assert!(
+        text[panic..].contains("the probe was asked to panic"),
+        "{text}"
+    );
+    assert!(
+        panic < text.find("restarting it").unwrap(),
+        "logged before the trap is reported:\n{text}"
+    );
+    // The fresh instance is made from the same config and keeps working.
+    let until = Instant::now() + Duration::from_secs(20);
+    while h.restarts() < 1 {
+        assert!(Instant::now() < until, "no restart");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.events()
+        .post("test", Event::from_raw("error", vec![0x80]))
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while of(&logs.text(), name)
+        .matches("the probe was asked to fail")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < until, "the restarted plugin did not step");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let reports = rt.stop();
+    assert_eq!(reports[0].error, None, "{:?}", reports[0]);
+}
+
+/// The Go SDK's host-independent parts (msgpack, events, config) have unit tests of
+/// their own, run natively with `go test`.
+#[test]
+fn the_go_sdks_own_unit_tests_pass() {
+    let out = std::process::Command::new("go")
+        .args(["test", "./..."])
+        .current_dir(pulp_tests::root().join("pdk/go"))
+        .output();
+    match out {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => pulp_tests::skip("Go 1.24 or newer"),
+        Err(e) => panic!("go test: {e}"),
+        Ok(o) => assert!(
+            o.status.success(),
+            "go test in pdk/go failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    }
+}
