@@ -4,6 +4,12 @@ use crate::status::check;
 use crate::{sys, Result};
 
 /// Fills `buf` (at most 64 KiB: [`crate::Status::TooLarge`] over).
+///
+/// ```no_run
+/// let mut token = [0u8; 16];
+/// pulp_pdk::entropy::fill(&mut token)?;
+/// # Ok::<(), pulp_pdk::Error>(())
+/// ```
 pub fn fill(buf: &mut [u8]) -> Result<()> {
     // SAFETY: (ptr, len) of a live, writable buffer.
     check("entropy_fill", unsafe {
@@ -12,6 +18,11 @@ pub fn fill(buf: &mut [u8]) -> Result<()> {
 }
 
 /// A random `u64`.
+///
+/// ```no_run
+/// let id = pulp_pdk::entropy::u64()?;
+/// # Ok::<(), pulp_pdk::Error>(())
+/// ```
 pub fn u64() -> Result<u64> {
     let mut b = [0u8; 8];
     fill(&mut b)?;

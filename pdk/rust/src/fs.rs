@@ -5,6 +5,16 @@ use crate::status::check;
 use crate::{sys, Result};
 
 /// Reads a file ([`crate::Status::NotFound`] when there is none).
+///
+/// ```no_run
+/// use pulp_pdk::{fs, Status};
+/// let seen = match fs::read("state/seen") {
+///     Ok(bytes) => bytes,
+///     Err(e) if e.status == Status::NotFound => Vec::new(),
+///     Err(e) => return Err(e),
+/// };
+/// # Ok::<(), pulp_pdk::Error>(())
+/// ```
 pub fn read(path: &str) -> Result<Vec<u8>> {
     call_out(&format!("fs_read {path}"), |p, n| {
         // SAFETY: a live string and two live out-pointers.
@@ -13,6 +23,11 @@ pub fn read(path: &str) -> Result<Vec<u8>> {
 }
 
 /// Writes a file atomically, creating its folders.
+///
+/// ```no_run
+/// pulp_pdk::fs::write("state/seen", b"42")?;
+/// # Ok::<(), pulp_pdk::Error>(())
+/// ```
 pub fn write(path: &str, data: &[u8]) -> Result<()> {
     // SAFETY: two live buffers.
     check(&format!("fs_write {path}"), unsafe {
@@ -21,6 +36,11 @@ pub fn write(path: &str, data: &[u8]) -> Result<()> {
 }
 
 /// Deletes a file, a symlink or an empty folder.
+///
+/// ```no_run
+/// pulp_pdk::fs::delete("state/seen")?;
+/// # Ok::<(), pulp_pdk::Error>(())
+/// ```
 pub fn delete(path: &str) -> Result<()> {
     // SAFETY: a live string.
     check(&format!("fs_delete {path}"), unsafe {

@@ -18,6 +18,11 @@ struct Route<'a> {
 
 /// Registers a route (`/notes/:id`, `/files/*rest`); its requests come as
 /// [`crate::Event::Http`].
+///
+/// ```no_run
+/// pulp_pdk::http::register("GET", "/notes/:id")?;
+/// # Ok::<(), pulp_pdk::Error>(())
+/// ```
 pub fn register(method: &str, path: &str) -> Result<()> {
     let req = encode(&Route { method, path })?;
     // SAFETY: (ptr, len) of a live buffer.
@@ -27,6 +32,13 @@ pub fn register(method: &str, path: &str) -> Result<()> {
 }
 
 /// An HTTP request for this plugin (`http.request`).
+///
+/// ```no_run
+/// # fn handle(req: &pulp_pdk::http::Request) -> pulp_pdk::Result<()> {
+/// let id = req.params.get("id").map_or("", String::as_str);
+/// req.reply().json(200, &format!("{{\"id\": \"{id}\"}}"))
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Request {
     /// Its id (see [`Request::reply`]).
@@ -57,6 +69,16 @@ impl Request {
 }
 
 /// Answers one request, once. Plain data: keep it to answer in a later step.
+///
+/// ```no_run
+/// # use pulp_pdk::http::Reply;
+/// # fn later(waiting: &mut Vec<Reply>, req: &pulp_pdk::http::Request) -> pulp_pdk::Result<()> {
+/// waiting.push(req.reply()); // in this step
+/// for r in waiting.drain(..) {
+///     r.text(200, "done\n")?; // in a later one
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply(u64);
 
@@ -82,6 +104,12 @@ impl Reply {
 
     /// Sends status, headers and body. An unknown, answered or expired request
     /// is [`crate::Status::Invalid`].
+    ///
+    /// ```no_run
+    /// # let r = pulp_pdk::http::Reply::from_id(1);
+    /// r.send(201, &[("Content-Type", "application/json"), ("Location", "/notes/7")], b"{}")?;
+    /// # Ok::<(), pulp_pdk::Error>(())
+    /// ```
     pub fn send(self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<()> {
         let r = encode(&Response {
             id: self.0,
@@ -155,6 +183,12 @@ impl Fetch {
 
     /// Sends it: [`crate::Status::Denied`] outside `allowed_hosts`,
     /// [`crate::Status::Timeout`], [`crate::Status::TooLarge`] ...
+    ///
+    /// ```no_run
+    /// let got = pulp_pdk::http::Fetch::get("https://example.com/").send()?;
+    /// assert_eq!(got.status, 200);
+    /// # Ok::<(), pulp_pdk::Error>(())
+    /// ```
     pub fn send(&self) -> Result<Fetched> {
         let req = encode(self)?;
         let out = call_out(&format!("http_fetch {}", self.url), |p, n| {

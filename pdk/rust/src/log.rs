@@ -19,6 +19,12 @@ pub enum Level {
 }
 
 /// Logs `msg` at `level` (newlines and control characters are escaped by the host).
+///
+/// ```no_run
+/// use pulp_pdk::log::{log, Level};
+/// log(Level::Warn, "disk almost full");
+/// pulp_pdk::info!("{} notes", 3); // or the macros
+/// ```
 pub fn log(level: Level, msg: &str) {
     // SAFETY: (ptr, len) of a live string. A log line is not worth failing over:
     // its status is ignored.

@@ -21,11 +21,22 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 }
 
 /// Decodes `bytes` into `T`.
+///
+/// ```
+/// let n: u32 = pulp_pdk::msgpack::decode(&[0xd3, 0, 0, 0, 0, 0, 0, 0, 7]).unwrap(); // an int64
+/// assert_eq!(n, 7);
+/// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     rmp_serde::from_slice(bytes).map_err(|e| Error::decode(std::any::type_name::<T>(), e))
 }
 
 /// One SQLite value (a parameter or a column of a row).
+///
+/// ```
+/// use pulp_pdk::sqlite::Value;
+/// let params: Vec<Value> = vec!["milk".into(), 2i64.into(), None::<i64>.into()];
+/// assert_eq!(params[2], Value::Nil);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// NULL.

@@ -6,6 +6,11 @@ use crate::status::check;
 use crate::{msgpack::encode, sys, Result};
 
 /// Registers an SSE path (a plain path).
+///
+/// ```no_run
+/// pulp_pdk::sse::register("/clock")?;
+/// # Ok::<(), pulp_pdk::Error>(())
+/// ```
 pub fn register(path: &str) -> Result<()> {
     // SAFETY: (ptr, len) of a live string.
     check(&format!("sse_register {path}"), unsafe {
@@ -24,6 +29,11 @@ struct Emit<'a> {
 }
 
 /// Sends an event to every subscriber of `path` (never waits for them).
+///
+/// ```no_run
+/// pulp_pdk::sse::emit("/clock", Some("tick"), Some("42"), "1764028800")?;
+/// # Ok::<(), pulp_pdk::Error>(())
+/// ```
 pub fn emit(path: &str, event: Option<&str>, id: Option<&str>, data: &str) -> Result<()> {
     let req = encode(&Emit {
         path,

@@ -126,7 +126,12 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The host's text for the most recent non-zero status this instance got (empty
-/// when there was none).
+/// when there was none). Every [`Error`] carries it already; this is for a plugin
+/// that calls `sys` imports itself.
+///
+/// ```no_run
+/// let why = pulp_pdk::last_error();
+/// ```
 pub fn last_error() -> String {
     let (mut p, mut n) = (0u32, 0u32);
     // SAFETY: the out-pointers are two live u32s; the host writes only them.

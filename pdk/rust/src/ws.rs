@@ -7,6 +7,11 @@ use crate::status::check;
 use crate::{msgpack::encode, sys, Result};
 
 /// Registers a WebSocket route.
+///
+/// ```no_run
+/// pulp_pdk::ws::register("/ws")?;
+/// # Ok::<(), pulp_pdk::Error>(())
+/// ```
 pub fn register(path: &str) -> Result<()> {
     // SAFETY: (ptr, len) of a live string.
     check(&format!("ws_register {path}"), unsafe {
@@ -35,6 +40,14 @@ fn send(conn_id: u64, opcode: u8, payload: &[u8]) -> Result<()> {
 }
 
 /// Sends a text message ([`crate::Status::Timeout`] when 256 already wait).
+///
+/// ```no_run
+/// # fn on(ev: pulp_pdk::Event) -> pulp_pdk::Result<()> {
+/// if let pulp_pdk::Event::WsFrame(f) = ev {
+///     pulp_pdk::ws::send_text(f.conn_id, f.text().unwrap_or("(binary)"))?;
+/// }
+/// # Ok(()) }
+/// ```
 pub fn send_text(conn_id: u64, text: &str) -> Result<()> {
     send(conn_id, 1, text.as_bytes())
 }
@@ -52,6 +65,11 @@ struct Close<'a> {
 }
 
 /// Closes a connection with `code` (0: 1000) and a reason of at most 123 bytes.
+///
+/// ```no_run
+/// pulp_pdk::ws::close(7, 4000, "bye")?;
+/// # Ok::<(), pulp_pdk::Error>(())
+/// ```
 pub fn close(conn_id: u64, code: u16, reason: &str) -> Result<()> {
     let req = encode(&Close {
         conn_id,
