@@ -89,16 +89,20 @@ struct Result {
 
 /// 64 connections, back-to-back `GET /echo/<unique>` for `ROUND`, bodies checked.
 fn load(addr: SocketAddr) -> Result {
-    load_with(addr, true, CONCURRENCY)
+    load_with(addr, Some("/echo/"), CONCURRENCY)
 }
 
-/// 64 connections, back-to-back requests for `ROUND`; latencies of every request.
-/// `echo`: `GET /echo/<unique>` with the body checked; else `GET /who`, status checked.
-fn load_path(addr: SocketAddr, echo: bool) -> Result {
-    load_with(addr, echo, CONCURRENCY)
+/// 64 connections, back-to-back `GET path` for `ROUND`, status 200 checked.
+fn load_path(addr: SocketAddr, path: &'static str) -> Result {
+    load_with(addr, Some(path), CONCURRENCY)
 }
 
-fn load_with(addr: SocketAddr, echo: bool, connections: usize) -> Result {
+/// `connections` connections, back-to-back requests for `ROUND`; latencies of
+/// every request. A path `/echo/` gets a unique message appended and its body
+/// checked; any other path is requested as it is, its status checked.
+fn load_with(addr: SocketAddr, path: Option<&'static str>, connections: usize) -> Result {
+    let base = path.unwrap_or("/echo/");
+    let echo = base == "/echo/";
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -125,7 +129,7 @@ fn load_with(addr: SocketAddr, echo: bool, connections: usize) -> Result {
                     let path = if echo {
                         format!("/echo/{msg}")
                     } else {
-                        "/who".to_string()
+                        base.to_string()
                     };
                     let req = Request::get(path)
                         .header("Host", "bench")
@@ -203,8 +207,8 @@ fn main() {
     );
     // One connection: no queueing anywhere, so this is the latency of the path itself
     // (for the plugin: the hand-off from the listener to a worker and back).
-    let n = load_with(native, true, 1);
-    let p = load_with(one, true, 1);
+    let n = load_with(native, None, 1);
+    let p = load_with(one, None, 1);
     println!(
         "one connection: native p50 {:.2?} p99 {:.2?}; plugin x1 p50 {:.2?} p99 {:.2?}; plugin / native requests per second {:.2}",
         n.p50, n.p99, p.p50, p.p99, p.rps / n.rps
@@ -247,6 +251,37 @@ fn main() {
         rt.stop();
     }
 
+    // The notes example in each language (#15): module size, and GET /notes/1 (an
+    // SQLite query and a JSON answer) under the same load.
+    let notes = [
+        ("C", pulp_tests::c_module("examples/notes/notes.c")),
+        ("Rust", pulp_tests::rust_example("notes")),
+        ("Go", pulp_tests::go_example("notes")),
+    ];
+    for (lang, wasm) in notes {
+        let Some(wasm) = wasm else { continue };
+        let size = std::fs::metadata(&wasm).unwrap().len();
+        let f = Fixture::new();
+        let rt = f.run_module(
+            "notes",
+            &wasm,
+            "capabilities = [\"storage.sqlite\", \"transport.http.inbound\"]\n[limits]\nqueue = 1024",
+            1,
+        );
+        let addr = ext_http::listening(f.host.shared()).unwrap();
+        let (status, _, _) = pulp_tests::http_once(addr, "POST", "/notes", r#"{"text": "milk"}"#);
+        assert_eq!(status, 201);
+        let r = load_path(addr, "/notes/1");
+        println!(
+            "notes in {lang:<4} {:>7} KiB  GET /notes/1 {:>8.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
+            size / 1024,
+            r.rps,
+            r.p50,
+            r.p99
+        );
+        rt.stop();
+    }
+
     // Where pools pay: a route that works ~5 ms of CPU per request (tests/guests/c/pooled.c).
     let Some(pooled) = pulp_tests::c_guest("pooled.c") else {
         return;
@@ -256,7 +291,7 @@ fn main() {
     let (_g1, w1, one) = start_pool(1);
     let (_g2, w2, two) = start_pool(2);
     for (name, addr) in [("5 ms route x1", one), ("5 ms route x2", two)] {
-        let r = load_path(addr, false);
+        let r = load_path(addr, "/who");
         println!(
             "{name:<14} {:>8.0} req/s  p50 {:>7.2?}  p99 {:>7.2?}",
             r.rps, r.p50, r.p99
