@@ -226,13 +226,17 @@ static void reply(uint64_t id, uint16_t status, buf *body) {
     pulp_http_respond(id, status, status == 204 ? NULL : headers, body ? body->p : NULL, body ? body->len : 0);
 }
 
-static void reply_error(uint64_t id, uint16_t status, const char *message) {
+static void reply_error_n(uint64_t id, uint16_t status, const char *message, size_t n) {
     buf b = {0};
     puts_(&b, "{\"error\": ");
-    put_json_str(&b, message, strlen(message));
+    put_json_str(&b, message, n);
     puts_(&b, "}");
     reply(id, status, &b);
     free(b.p);
+}
+
+static void reply_error(uint64_t id, uint16_t status, const char *message) {
+    reply_error_n(id, status, message, strlen(message));
 }
 
 static void failed(uint64_t id, const char *what) {
@@ -326,8 +330,16 @@ static void on_request(const pulp_http_request *q) {
         free(res);
     } else {
         int64_t id = note_id(q);
-        char msg[64];
-        snprintf(msg, sizeof msg, "no note %.*s", (int)(q->path_len > 7 ? q->path_len - 7 : 0), q->path + 7);
+        /* "no note <the rest of the path>", at most 63 bytes, never cut inside a
+         * UTF-8 character; the path may hold any byte, NUL included. */
+        char msg[64] = "no note ";
+        size_t rest = q->path_len > 7 ? q->path_len - 7 : 0;
+        if (rest > sizeof msg - 9) {
+            rest = sizeof msg - 9;
+            while (rest > 0 && ((unsigned char)q->path[7 + rest] & 0xc0) == 0x80) rest--;
+        }
+        memcpy(msg + 8, q->path + 7, rest);
+        size_t msg_len = 8 + rest;
         pulp_mpw params;
         pulp_mpw_init(&params);
         pulp_mpw_array(&params, 1);
@@ -336,7 +348,7 @@ static void on_request(const pulp_http_request *q) {
             int64_t n = 0;
             int32_t st = id ? pulp_sqlite_exec("DELETE FROM notes WHERE id = ?", &params, &n, NULL) : PULP_OK;
             if (st != PULP_OK) failed(q->id, "delete");
-            else if (n == 0) reply_error(q->id, 404, msg);
+            else if (n == 0) reply_error_n(q->id, 404, msg, msg_len);
             else reply(q->id, 204, NULL);
         } else {
             uint8_t *res = NULL;
@@ -344,7 +356,7 @@ static void on_request(const pulp_http_request *q) {
             int32_t st = id ? pulp_sqlite_query("SELECT id, text FROM notes WHERE id = ?", &params, &res, &len) : PULP_OK;
             int found = st == PULP_OK && res ? put_rows(&b, res, len, 0) : 0;
             if (st != PULP_OK) failed(q->id, "query");
-            else if (found <= 0) reply_error(q->id, 404, msg);
+            else if (found <= 0) reply_error_n(q->id, 404, msg, msg_len);
             else reply(q->id, 200, &b);
             free(res);
         }
