@@ -42,7 +42,11 @@ const BEFORE: &[(&str, &str, &str)] = &[
     ("GET", "/notes/caf%C3%A9", ""),
     ("GET", "/notes/a%22b", ""),
     ("GET", "/notes/%FF%00x", ""),
-    ("GET", "/notes/ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé", ""),
+    (
+        "GET",
+        "/notes/ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé",
+        "",
+    ),
     ("GET", "/notes/1/", ""),
     ("DELETE", "/notes/1", ""),
     ("DELETE", "/notes/1", ""),
@@ -124,7 +128,11 @@ fn notes_in_c_rust_and_go_answer_the_same_script_identically() {
         r#"200 application/json {"id": 2, "text": "two"}"#
     );
     assert!(line(&want, 10).starts_with("404 application/json {\"error\": \"no note 7\"}"));
-    assert!(line(&want, 16).ends_with(r#"{"error": "no note �\u0000x"}"#), "{}", want[16]);
+    assert!(
+        line(&want, 16).ends_with(r#"{"error": "no note �\u0000x"}"#),
+        "{}",
+        want[16]
+    );
     assert_eq!(line(&want, 19), "204 - ");
     assert!(line(&want, 23).starts_with("400 application/json {\"error\": \"malformed JSON: "));
     assert!(line(&want, 37).starts_with("405 "), "{}", want[37]);
