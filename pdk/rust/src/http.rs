@@ -145,7 +145,8 @@ impl Reply {
 /// A request out (`http_fetch`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Fetch {
-    /// `GET` when empty.
+    /// `GET` when empty (left out of the request).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub method: String,
     /// `http://` or `https://`.
     pub url: String,
