@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use pulp_ext::Event;
 use pulp_host::{Runtime, RuntimeConfig};
-use pulp_tests::{capture_all_threads_logs, go_example, rust_example, Fixture};
+use pulp_tests::{
+    capture_all_threads_logs, go_example, msgpack_map, rust_example, Fixture, TestServer,
+};
 
 /// The log records (a line with a timestamp and its continuation lines) that name
 /// plugin `name`.
@@ -64,8 +66,18 @@ fn config_errors_and_panics_of_a_go_plugin_reach_the_host() {
 fn probe(wasm: &std::path::Path, name: &str, panicked: &str) {
     let logs = capture_all_threads_logs();
     let f = Fixture::new();
-    let config = "[limits]\ntick_ms = 0\n[config]\nmarker = 424242\ngreeting = \"hé\"\n[config.nested]\nlist = [1, -2, 3000000000]";
-    let mut p = f.load_module(name, wasm, config).unwrap();
+    let server = TestServer::start(
+        "127.0.0.1",
+        TestServer::response("200 OK", &[], b"pong"),
+        Duration::ZERO,
+    );
+    let config = format!(
+        "capabilities = [\"storage.fs\", \"transport.http.outbound\"]\n\
+         [capability.\"transport.http.outbound\"]\nallowed_hosts = [\"127.0.0.1:{}\"]\n\
+         [limits]\ntick_ms = 0\n[config]\nmarker = 424242\ngreeting = \"hé\"\n[config.nested]\nlist = [1, -2, 3000000000]",
+        server.addr.port()
+    );
+    let mut p = f.load_module(name, wasm, &config).unwrap();
     p.init().unwrap();
     // Integers arrive as int64 (0xd3) and fit the plugin's u32 and i64 fields.
     wait_for(
@@ -79,6 +91,17 @@ fn probe(wasm: &std::path::Path, name: &str, panicked: &str) {
         ..RuntimeConfig::default()
     });
     let h = rt.spawn(p).unwrap();
+    // The wrappers no example uses (fs, entropy, fetch), against the real host.
+    let url = format!("http://127.0.0.1:{}/ping", server.addr.port());
+    let args = msgpack_map(vec![("url", rmpv::Value::from(url.as_str()))]);
+    h.events()
+        .post("test", Event::from_raw("imports", args))
+        .unwrap();
+    wait_for(
+        &logs,
+        name,
+        r#"probe imports: read "hello" then Err(NotFound); escape Err(Invalid); entropy true nonzero; fetch 200 "pong"; metadata Err(Denied)"#,
+    );
     h.events()
         .post("test", Event::from_raw("error", vec![0x80]))
         .unwrap();
