@@ -48,6 +48,15 @@ func ptr(b []byte) unsafe.Pointer {
 	return unsafe.Pointer(&b[0])
 }
 
+// strPtr is the address of s's bytes, which the host only reads (nil when empty):
+// no copy of a string per call.
+func strPtr(s string) unsafe.Pointer {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Pointer(unsafe.StringData(s))
+}
+
 // LastError is the host's text for this instance's most recent non-zero status.
 func LastError() string {
 	var p, n uint32
@@ -57,7 +66,7 @@ func LastError() string {
 	return string(owned(p, n))
 }
 
-func check(what string, code int32) error {
+func check(what func() string, code int32) error {
 	if code == 0 {
 		return nil
 	}
@@ -65,11 +74,11 @@ func check(what string, code int32) error {
 	if text == "" {
 		text = fmt.Sprintf("status %d", code)
 	}
-	return &Error{Status: code, Message: what + ": " + text}
+	return &Error{Status: code, Message: what() + ": " + text}
 }
 
 // withOut calls an import that answers through (ptr_out, len_out).
-func withOut(what string, f func(out, outLen unsafe.Pointer) int32) ([]byte, error) {
+func withOut(what func() string, f func(out, outLen unsafe.Pointer) int32) ([]byte, error) {
 	var p, n uint32
 	code := f(unsafe.Pointer(&p), unsafe.Pointer(&n))
 	b := owned(p, n)
@@ -80,10 +89,10 @@ func withOut(what string, f func(out, outLen unsafe.Pointer) int32) ([]byte, err
 }
 
 // call encodes req, calls an import taking it, and decodes the answer (if any).
-func call(what string, req any, f func(req unsafe.Pointer, n int32, out, outLen unsafe.Pointer) int32) (any, error) {
+func call(what func() string, req any, f func(req unsafe.Pointer, n int32, out, outLen unsafe.Pointer) int32) (any, error) {
 	r, err := Encode(req)
 	if err != nil {
-		return nil, &Error{Status: StatusBadEncoding, Message: what + ": " + err.Error()}
+		return nil, &Error{Status: StatusBadEncoding, Message: what() + ": " + err.Error()}
 	}
 	b, err := withOut(what, func(o, ol unsafe.Pointer) int32 { return f(ptr(r), int32(len(r)), o, ol) })
 	if err != nil || len(b) == 0 {
@@ -91,15 +100,15 @@ func call(what string, req any, f func(req unsafe.Pointer, n int32, out, outLen 
 	}
 	v, err := Decode(b)
 	if err != nil {
-		return nil, &Error{Status: StatusBadEncoding, Message: what + ": the answer: " + err.Error()}
+		return nil, &Error{Status: StatusBadEncoding, Message: what() + ": the answer: " + err.Error()}
 	}
 	return v, nil
 }
 
-func send(what string, req any, f func(req unsafe.Pointer, n int32) int32) error {
+func send(what func() string, req any, f func(req unsafe.Pointer, n int32) int32) error {
 	r, err := Encode(req)
 	if err != nil {
-		return &Error{Status: StatusBadEncoding, Message: what + ": " + err.Error()}
+		return &Error{Status: StatusBadEncoding, Message: what() + ": " + err.Error()}
 	}
 	return check(what, f(ptr(r), int32(len(r))))
 }
@@ -108,15 +117,16 @@ func send(what string, req any, f func(req unsafe.Pointer, n int32) int32) error
 
 // Log writes msg to the host's log at level (LevelInfo ...).
 func Log(level int32, msg string) {
-	b := []byte(msg)
-	hostLog(level, ptr(b), int32(len(b)))
+	hostLog(level, strPtr(msg), int32(len(msg)))
 }
 
 // Logf formats and logs at level.
 func Logf(level int32, format string, args ...any) { Log(level, fmt.Sprintf(format, args...)) }
 
 // Random fills b from the host's OS generator (at most 64 KiB).
-func Random(b []byte) error { return check("entropy_fill", hostEntropyFill(ptr(b), int32(len(b)))) }
+func Random(b []byte) error {
+	return check(func() string { return "entropy_fill" }, hostEntropyFill(ptr(b), int32(len(b))))
+}
 
 // ---- storage.sqlite ----
 
@@ -138,13 +148,11 @@ func sqlite(what, sql string, params []any, f func(q unsafe.Pointer, qn int32, p
 			return nil, &Error{Status: StatusBadEncoding, Message: what + ": " + err.Error()}
 		}
 	}
-	q := []byte(sql)
-	short := sql
-	if len(short) > 60 {
-		short = short[:60]
+	label := func() string { // the statement's first 60 bytes name it in an error
+		return fmt.Sprintf("%s %q", what, sql[:min(len(sql), 60)])
 	}
-	b, err := withOut(fmt.Sprintf("%s %q", what, short), func(o, ol unsafe.Pointer) int32 {
-		return f(ptr(q), int32(len(q)), ptr(pb), int32(len(pb)), o, ol)
+	b, err := withOut(label, func(o, ol unsafe.Pointer) int32 {
+		return f(strPtr(sql), int32(len(sql)), ptr(pb), int32(len(pb)), o, ol)
 	})
 	if err != nil {
 		return nil, err
@@ -191,27 +199,24 @@ func SQLiteQuery(sql string, params ...any) (Rows, error) {
 
 // FSRead reads a file of the plugin's folder.
 func FSRead(path string) ([]byte, error) {
-	p := []byte(path)
-	return withOut("fs_read "+path, func(o, ol unsafe.Pointer) int32 { return hostFSRead(ptr(p), int32(len(p)), o, ol) })
+	return withOut(func() string { return "fs_read " + path }, func(o, ol unsafe.Pointer) int32 { return hostFSRead(strPtr(path), int32(len(path)), o, ol) })
 }
 
 // FSWrite writes a file atomically, creating its folders.
 func FSWrite(path string, data []byte) error {
-	p := []byte(path)
-	return check("fs_write "+path, hostFSWrite(ptr(p), int32(len(p)), ptr(data), int32(len(data))))
+	return check(func() string { return "fs_write " + path }, hostFSWrite(strPtr(path), int32(len(path)), ptr(data), int32(len(data))))
 }
 
 // FSDelete deletes a file, a symlink or an empty folder.
 func FSDelete(path string) error {
-	p := []byte(path)
-	return check("fs_delete "+path, hostFSDelete(ptr(p), int32(len(p))))
+	return check(func() string { return "fs_delete " + path }, hostFSDelete(strPtr(path), int32(len(path))))
 }
 
 // ---- HTTP in ----
 
 // HTTPRegister registers a route (`/notes/:id`, `/files/*rest`).
 func HTTPRegister(method, path string) error {
-	return send("http_register "+method+" "+path, Map{{"method", method}, {"path", path}}, hostHTTPRegister)
+	return send(func() string { return "http_register " + method + " " + path }, Map{{"method", method}, {"path", path}}, hostHTTPRegister)
 }
 
 // Request is an http.request event.
@@ -230,11 +235,8 @@ type Reply uint64
 
 // Send answers with status, headers and body.
 func (r Reply) Send(status int, headers map[string]string, body []byte) error {
-	if headers == nil {
-		headers = map[string]string{}
-	}
 	req := Map{{"id", uint64(r)}, {"status", status}, {"headers", headers}, {"body", Bin(body)}}
-	return send(fmt.Sprintf("http_respond to request %d", uint64(r)), req, hostHTTPRespond)
+	return send(func() string { return fmt.Sprintf("http_respond to request %d", uint64(r)) }, req, hostHTTPRespond)
 }
 
 // Text answers with text/plain.
@@ -265,7 +267,7 @@ func HTTPFetch(method, url string, headers map[string]string, body []byte, timeo
 		headers = map[string]string{}
 	}
 	req := Map{{"method", method}, {"url", url}, {"headers", headers}, {"body", Bin(body)}, {"timeout_ms", timeoutMs}}
-	v, err := call("http_fetch "+url, req, hostHTTPFetch)
+	v, err := call(func() string { return "http_fetch " + url }, req, hostHTTPFetch)
 	if err != nil {
 		return Fetched{}, err
 	}
@@ -298,24 +300,22 @@ type WsClose struct {
 
 // WSRegister registers a WebSocket route.
 func WSRegister(path string) error {
-	p := []byte(path)
-	return check("ws_register "+path, hostWSRegister(ptr(p), int32(len(p))))
+	return check(func() string { return "ws_register " + path }, hostWSRegister(strPtr(path), int32(len(path))))
 }
 
 // WSSend sends a message (opcode 1 text, 2 binary); 12 when 256 already wait.
 func WSSend(conn uint64, opcode int, payload []byte) error {
-	return send(fmt.Sprintf("ws_send to connection %d", conn), Map{{"conn_id", conn}, {"opcode", opcode}, {"payload", Bin(payload)}}, hostWSSend)
+	return send(func() string { return fmt.Sprintf("ws_send to connection %d", conn) }, Map{{"conn_id", conn}, {"opcode", opcode}, {"payload", Bin(payload)}}, hostWSSend)
 }
 
 // WSClose closes a connection (code 0: 1000).
 func WSClose(conn uint64, code int, reason string) error {
-	return send(fmt.Sprintf("ws_close of connection %d", conn), Map{{"conn_id", conn}, {"code", code}, {"reason", reason}}, hostWSClose)
+	return send(func() string { return fmt.Sprintf("ws_close of connection %d", conn) }, Map{{"conn_id", conn}, {"code", code}, {"reason", reason}}, hostWSClose)
 }
 
 // SSERegister registers an SSE path.
 func SSERegister(path string) error {
-	p := []byte(path)
-	return check("sse_register "+path, hostSSERegister(ptr(p), int32(len(p))))
+	return check(func() string { return "sse_register " + path }, hostSSERegister(strPtr(path), int32(len(path))))
 }
 
 // SSEEmit sends an event to every subscriber of path (event and id may be "").
@@ -327,7 +327,7 @@ func SSEEmit(path, event, id, data string) error {
 	if id != "" {
 		req = append(req, KV{"id", id})
 	}
-	return send("sse_emit on "+path, req, hostSSEEmit)
+	return send(func() string { return "sse_emit on " + path }, req, hostSSEEmit)
 }
 
 // ---- spawn.docker ----
@@ -336,39 +336,41 @@ func SSEEmit(path, event, id, data string) error {
 // return them as Map and map[string]any.
 
 // DockerRun runs a container to its end: {image, cmd, env, stdin, timeout_ms, ...}.
-func DockerRun(req Map) (map[string]any, error) { return asMap(call("docker_run", req, hostDockerRun)) }
+func DockerRun(req Map) (map[string]any, error) {
+	return asMap(call(func() string { return "docker_run" }, req, hostDockerRun))
+}
 
 // DockerCreate creates and starts a container: {image, cmd, env, name, ...}.
 func DockerCreate(req Map) (map[string]any, error) {
-	return asMap(call("docker_create", req, hostDockerCreate))
+	return asMap(call(func() string { return "docker_create" }, req, hostDockerCreate))
 }
 
 // DockerGet describes one of this plugin's containers.
 func DockerGet(id string) (map[string]any, error) {
-	return asMap(call("docker_get "+id, Map{{"id", id}}, hostDockerGet))
+	return asMap(call(func() string { return "docker_get " + id }, Map{{"id", id}}, hostDockerGet))
 }
 
 // DockerList lists this plugin's containers (filter keys state, name, image).
 func DockerList(filter map[string]string) ([]any, error) {
-	v, err := call("docker_list", Map{{"filter", filter}}, hostDockerList)
+	v, err := call(func() string { return "docker_list" }, Map{{"filter", filter}}, hostDockerList)
 	l, _ := v.([]any)
 	return l, err
 }
 
 // DockerExec runs a command in a running container: {output, exit_code}.
 func DockerExec(id string, cmd []string) (map[string]any, error) {
-	return asMap(call("docker_exec "+id, Map{{"id", id}, {"cmd", cmd}}, hostDockerExec))
+	return asMap(call(func() string { return "docker_exec " + id }, Map{{"id", id}, {"cmd", cmd}}, hostDockerExec))
 }
 
 // DockerLogs is the last tail lines of a container's log.
 func DockerLogs(id string, tail int) (string, error) {
-	m, err := asMap(call("docker_logs "+id, Map{{"id", id}, {"tail", tail}}, hostDockerLogs))
+	m, err := asMap(call(func() string { return "docker_logs " + id }, Map{{"id", id}, {"tail", tail}}, hostDockerLogs))
 	return asStr(m["logs"]), err
 }
 
 // DockerStats is a container's resource use: {cpu_percent, mem_bytes, mem_limit_bytes}.
 func DockerStats(id string) (map[string]any, error) {
-	return asMap(call("docker_stats "+id, Map{{"id", id}}, hostDockerStats))
+	return asMap(call(func() string { return "docker_stats " + id }, Map{{"id", id}}, hostDockerStats))
 }
 
 // DockerReadFile reads a file inside a container.
@@ -377,29 +379,29 @@ func DockerReadFile(id, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withOut("docker_files_read "+id+" "+path, func(o, ol unsafe.Pointer) int32 {
+	return withOut(func() string { return "docker_files_read " + id + " " + path }, func(o, ol unsafe.Pointer) int32 {
 		return hostDockerFilesRead(ptr(r), int32(len(r)), o, ol)
 	})
 }
 
 // DockerWriteFile writes a file inside a container.
 func DockerWriteFile(id, path string, data []byte) error {
-	return send("docker_files_write "+id+" "+path, Map{{"id", id}, {"path", path}, {"data", Bin(data)}}, hostDockerFilesWrite)
+	return send(func() string { return "docker_files_write " + id + " " + path }, Map{{"id", id}, {"path", path}, {"data", Bin(data)}}, hostDockerFilesWrite)
 }
 
 // DockerRestart restarts a container.
 func DockerRestart(id string) error {
-	return send("docker_restart "+id, Map{{"id", id}}, hostDockerRestart)
+	return send(func() string { return "docker_restart " + id }, Map{{"id", id}}, hostDockerRestart)
 }
 
 // DockerDestroy stops and removes a container.
 func DockerDestroy(id string) error {
-	return send("docker_destroy "+id, Map{{"id", id}}, hostDockerDestroy)
+	return send(func() string { return "docker_destroy " + id }, Map{{"id", id}}, hostDockerDestroy)
 }
 
 // DockerEvents lists events of this plugin's containers since sinceNanos.
 func DockerEvents(sinceNanos int64, limit int) ([]any, error) {
-	v, err := call("docker_events_poll", Map{{"since_nanos", sinceNanos}, {"limit", limit}}, hostDockerEventsPoll)
+	v, err := call(func() string { return "docker_events_poll" }, Map{{"since_nanos", sinceNanos}, {"limit", limit}}, hostDockerEventsPoll)
 	l, _ := v.([]any)
 	return l, err
 }

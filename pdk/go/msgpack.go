@@ -121,11 +121,16 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return b, nil
 	case map[string]string:
-		m := make(map[string]any, len(x))
-		for k, v := range x {
-			m[k] = v
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
 		}
-		return appendValue(b, m, depth)
+		sort.Strings(keys)
+		b = appendLen(b, len(x), 0x80, 15, 0, 0xde, 0xdf)
+		for _, k := range keys {
+			b = appendStr(appendStr(b, k), x[k])
+		}
+		return b, nil
 	case map[string]any:
 		keys := make([]string, 0, len(x))
 		for k := range x {

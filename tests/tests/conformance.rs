@@ -4,7 +4,7 @@
 //! script of requests, across a restart on the same storage, with the same
 //! statuses, content types and bodies, byte for byte.
 
-use pulp_tests::{c_module, go_example, header, http_once, rust_example, Fixture};
+use pulp_tests::{c_module, go_module, header, http_once, rust_example, Fixture};
 
 const NOTES: &str = "capabilities = [\"storage.sqlite\", \"transport.http.inbound\"]";
 
@@ -112,7 +112,7 @@ fn notes_in_c_rust_and_go_answer_the_same_script_identically() {
     let Some(rust) = rust_example("notes") else {
         return;
     };
-    let Some(go) = go_example("notes") else {
+    let Some(go) = go_module("examples/go/notes") else {
         return;
     };
     let want = transcript(&c);

@@ -60,7 +60,7 @@ fn echo_in(lang: Lang, f: &Fixture, extra: &str) -> Option<Runtime> {
     let wasm = match lang {
         Lang::C => c_module("examples/echo/echo.c")?,
         Lang::Rust => pulp_tests::rust_example("echo")?,
-        Lang::Go => pulp_tests::go_example("echo")?,
+        Lang::Go => pulp_tests::go_module("examples/go/echo")?,
     };
     let manifest = format!(
         "capabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]\n{extra}"

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use pulp_ext::Event;
 use pulp_host::{Runtime, RuntimeConfig};
 use pulp_tests::{
-    capture_all_threads_logs, go_example, msgpack_map, rust_example, Fixture, TestServer,
+    capture_all_threads_logs, go_module, msgpack_map, rust_example, Fixture, TestServer,
 };
 
 /// The log records (a line with a timestamp and its continuation lines) that name
@@ -56,7 +56,7 @@ fn config_errors_and_panics_of_a_rust_plugin_reach_the_host() {
 
 #[test]
 fn config_errors_and_panics_of_a_go_plugin_reach_the_host() {
-    let Some(wasm) = go_example("probe") else {
+    let Some(wasm) = go_module("tests/guests/go_probe") else {
         return;
     };
     probe(&wasm, "probe-go", "panic in pulp_step:");

@@ -13,16 +13,17 @@ use serde::Serialize;
 use crate::host::{HostEvents, Waker};
 use crate::{Budget, Charge, OverBudget};
 
-/// What tells an event's sender that the plugin could not take it (see [`Event::on_refused`]).
-type Refuse = Arc<dyn Fn(&str) + Send + Sync>;
+/// What tells an event's sender what became of it: refused ([`Event::on_refused`]) or
+/// its step failed ([`Event::on_failed`]).
+type Notify = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// One event for `pulp_step`: a kind and its payload map, already msgpack.
 #[derive(Clone)]
 pub struct Event {
     kind: String,
     payload: Vec<u8>,
-    refuse: Option<Refuse>,
-    failed: Option<Refuse>,
+    refuse: Option<Notify>,
+    failed: Option<Notify>,
 }
 
 impl PartialEq for Event {

@@ -92,8 +92,7 @@ pub fn new_plugin(dir: &Path, name: &str, lang: Lang) -> Result<Vec<PathBuf>, St
         return Err(format!("{} exists and is not empty", dir.display()));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let rust_wasm = rust_wasm_path(name);
-    let (wasm, files): (&str, Vec<(String, String)>) = match lang {
+    let (wasm, files): (String, Vec<(String, String)>) = match lang {
         Lang::Wat => {
             let started = format!("{name}: started");
             let stopping = format!("{name}: shutting down");
@@ -101,10 +100,10 @@ pub fn new_plugin(dir: &Path, name: &str, lang: Lang) -> Result<Vec<PathBuf>, St
                 .replace("{{started_len}}", &started.len().to_string())
                 .replace("{{stopping_len}}", &stopping.len().to_string())
                 .replace("{{name}}", name);
-            ("plugin.wat", vec![("plugin.wat".into(), src)])
+            ("plugin.wat".into(), vec![("plugin.wat".into(), src)])
         }
         Lang::C => (
-            "plugin.wasm",
+            "plugin.wasm".into(),
             vec![
                 ("plugin.c".into(), C.replace("{{name}}", name)),
                 ("pulp.h".into(), HEADER.to_string()),
@@ -124,7 +123,7 @@ pub fn new_plugin(dir: &Path, name: &str, lang: Lang) -> Result<Vec<PathBuf>, St
                 PDK.iter()
                     .map(|(f, text)| (format!("pulp-pdk/{f}"), text.to_string())),
             );
-            (rust_wasm.as_str(), files)
+            (rust_wasm_path(name), files)
         }
         Lang::Go => {
             let mut files = vec![
@@ -136,7 +135,7 @@ pub fn new_plugin(dir: &Path, name: &str, lang: Lang) -> Result<Vec<PathBuf>, St
                     .iter()
                     .map(|(f, text)| (format!("pulp-pdk/{f}"), text.to_string())),
             );
-            ("plugin.wasm", files)
+            ("plugin.wasm".into(), files)
         }
     };
     let manifest = format!(

@@ -266,6 +266,24 @@ fn a_listener_that_cannot_bind_fails_start_up_naming_the_address() {
     assert!(err.contains(&format!("cannot listen on {at}")), "{err}");
 }
 
+/// `pulp check` passes on manifest `m`; `pulp run` logs `started`, and on SIGTERM
+/// `stopped`, then exits 0.
+fn checks_runs_and_stops(dir: &std::path::Path, m: &std::path::Path, started: &str, stopped: &str) {
+    let check = pulp(dir).arg("check").arg(m).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let mut cmd = pulp(dir);
+    cmd.arg("run").arg(m);
+    let mut p = Running::start(cmd);
+    p.wait_for(started);
+    p.signal("TERM");
+    let (status, out) = p.exit_within(30);
+    assert!(status.success() && out.contains(stopped), "{out}");
+}
+
 #[test]
 fn new_writes_skeletons_that_pass_check_and_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -281,21 +299,11 @@ fn new_writes_skeletons_that_pass_check_and_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     let m = dir.path().join("my-plugin/pulp.plugin.toml");
-    let check = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    let mut cmd = pulp(dir.path());
-    cmd.arg("run").arg(&m);
-    let mut p = Running::start(cmd);
-    p.wait_for("my-plugin: started");
-    p.signal("TERM");
-    let (status, out) = p.exit_within(30);
-    assert!(
-        status.success() && out.contains("my-plugin: shutting down"),
-        "{out}"
+    checks_runs_and_stops(
+        dir.path(),
+        &m,
+        "my-plugin: started",
+        "my-plugin: shutting down",
     );
 
     // Refused: a bad name, a folder that is not empty.
@@ -388,21 +396,11 @@ fn new_rust_skeleton_builds_with_its_copy_of_the_sdk_checks_and_runs() {
     )
     .unwrap();
     let m = r_dir.join("pulp.plugin.toml");
-    let check = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    let mut cmd = pulp(dir.path());
-    cmd.arg("run").arg(&m);
-    let mut p = Running::start(cmd);
-    p.wait_for("r.plug: started (hello)");
-    p.signal("TERM");
-    let (status, out) = p.exit_within(30);
-    assert!(
-        status.success() && out.contains("r.plug: shutting down after 0 events"),
-        "{out}"
+    checks_runs_and_stops(
+        dir.path(),
+        &m,
+        "r.plug: started (hello)",
+        "r.plug: shutting down after 0 events",
     );
 }
 
@@ -428,21 +426,11 @@ fn new_go_skeleton_builds_with_its_copy_of_the_sdk_checks_and_runs() {
         return support::skip("Go 1.24 or newer");
     }
     let m = g_dir.join("pulp.plugin.toml");
-    let check = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    let mut cmd = pulp(dir.path());
-    cmd.arg("run").arg(&m);
-    let mut p = Running::start(cmd);
-    p.wait_for("g-plug: started (hello)");
-    p.signal("TERM");
-    let (status, out) = p.exit_within(30);
-    assert!(
-        status.success() && out.contains("g-plug: shutting down after 0 events"),
-        "{out}"
+    checks_runs_and_stops(
+        dir.path(),
+        &m,
+        "g-plug: started (hello)",
+        "g-plug: shutting down after 0 events",
     );
 }
 

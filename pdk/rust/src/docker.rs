@@ -20,7 +20,7 @@ use crate::{sys, Result};
 // The closures below wrap the raw imports: each is handed live buffers and live
 // out-pointers by these two functions, which is all the imports need (SAFETY).
 fn with_result<T: DeserializeOwned>(
-    name: &str,
+    name: std::fmt::Arguments<'_>,
     req: &impl Serialize,
     f: impl Fn(*const u8, usize, *mut u32, *mut u32) -> i32,
 ) -> Result<T> {
@@ -28,7 +28,11 @@ fn with_result<T: DeserializeOwned>(
     decode(&call_out(name, |p, n| f(req.as_ptr(), req.len(), p, n))?)
 }
 
-fn no_result(name: &str, req: &impl Serialize, f: impl Fn(*const u8, usize) -> i32) -> Result<()> {
+fn no_result(
+    name: std::fmt::Arguments<'_>,
+    req: &impl Serialize,
+    f: impl Fn(*const u8, usize) -> i32,
+) -> Result<()> {
     let req = encode(req)?;
     check(name, f(req.as_ptr(), req.len()))
 }
@@ -73,9 +77,11 @@ pub struct Ran {
 
 /// Runs a container to its end.
 pub fn run(r: &Run) -> Result<Ran> {
-    with_result(&format!("docker_run {}", r.image), r, |a, b, c, d| unsafe {
-        sys::docker_run(a, b, c, d)
-    })
+    with_result(
+        format_args!("docker_run {}", r.image),
+        r,
+        |a, b, c, d| unsafe { sys::docker_run(a, b, c, d) },
+    )
 }
 
 /// `docker_create`: a container that keeps running.
@@ -110,7 +116,7 @@ pub struct Created {
 /// Creates and starts a container.
 pub fn create(c: &Create) -> Result<Created> {
     with_result(
-        &format!("docker_create {}", c.image),
+        format_args!("docker_create {}", c.image),
         c,
         |a, b, d, e| unsafe { sys::docker_create(a, b, d, e) },
     )
@@ -140,7 +146,7 @@ struct Id<'a> {
 /// A container of this plugin ([`crate::Status::NotFound`] for any other).
 pub fn get(id: &str) -> Result<Container> {
     with_result(
-        &format!("docker_get {id}"),
+        format_args!("docker_get {id}"),
         &Id { id },
         |a, b, c, d| unsafe { sys::docker_get(a, b, c, d) },
     )
@@ -153,9 +159,11 @@ struct List<'a> {
 
 /// This plugin's containers (filter keys `state`, `name`, `image`).
 pub fn list(filter: &BTreeMap<String, String>) -> Result<Vec<Container>> {
-    with_result("docker_list", &List { filter }, |a, b, c, d| unsafe {
-        sys::docker_list(a, b, c, d)
-    })
+    with_result(
+        format_args!("docker_list"),
+        &List { filter },
+        |a, b, c, d| unsafe { sys::docker_list(a, b, c, d) },
+    )
 }
 
 #[derive(Serialize)]
@@ -176,7 +184,7 @@ pub struct Executed {
 /// Runs a command in a running container.
 pub fn exec(id: &str, cmd: &[String]) -> Result<Executed> {
     with_result(
-        &format!("docker_exec {id}"),
+        format_args!("docker_exec {id}"),
         &Exec { id, cmd },
         |a, b, c, d| unsafe { sys::docker_exec(a, b, c, d) },
     )
@@ -196,7 +204,7 @@ struct LogText {
 /// The last `tail` lines of a container's log.
 pub fn logs(id: &str, tail: u32) -> Result<String> {
     let l: LogText = with_result(
-        &format!("docker_logs {id}"),
+        format_args!("docker_logs {id}"),
         &Logs { id, tail },
         |a, b, c, d| unsafe { sys::docker_logs(a, b, c, d) },
     )?;
@@ -217,7 +225,7 @@ pub struct Stats {
 /// A container's resource use now.
 pub fn stats(id: &str) -> Result<Stats> {
     with_result(
-        &format!("docker_stats {id}"),
+        format_args!("docker_stats {id}"),
         &Id { id },
         |a, b, c, d| unsafe { sys::docker_stats(a, b, c, d) },
     )
@@ -233,9 +241,10 @@ struct FilePath<'a> {
 pub fn read_file(id: &str, path: &str) -> Result<Vec<u8>> {
     let req = encode(&FilePath { id, path })?;
     // SAFETY: a live buffer and two live out-pointers.
-    call_out(&format!("docker_files_read {id} {path}"), |p, n| unsafe {
-        sys::docker_files_read(req.as_ptr(), req.len(), p, n)
-    })
+    call_out(
+        format_args!("docker_files_read {id} {path}"),
+        |p, n| unsafe { sys::docker_files_read(req.as_ptr(), req.len(), p, n) },
+    )
 }
 
 #[derive(Serialize)]
@@ -249,7 +258,7 @@ struct FileData<'a> {
 /// Writes a file inside a container.
 pub fn write_file(id: &str, path: &str, data: &[u8]) -> Result<()> {
     no_result(
-        &format!("docker_files_write {id} {path}"),
+        format_args!("docker_files_write {id} {path}"),
         &FileData { id, path, data },
         |a, b| unsafe { sys::docker_files_write(a, b) },
     )
@@ -257,16 +266,20 @@ pub fn write_file(id: &str, path: &str, data: &[u8]) -> Result<()> {
 
 /// Restarts a container.
 pub fn restart(id: &str) -> Result<()> {
-    no_result(&format!("docker_restart {id}"), &Id { id }, |a, b| unsafe {
-        sys::docker_restart(a, b)
-    })
+    no_result(
+        format_args!("docker_restart {id}"),
+        &Id { id },
+        |a, b| unsafe { sys::docker_restart(a, b) },
+    )
 }
 
 /// Stops and removes a container.
 pub fn destroy(id: &str) -> Result<()> {
-    no_result(&format!("docker_destroy {id}"), &Id { id }, |a, b| unsafe {
-        sys::docker_destroy(a, b)
-    })
+    no_result(
+        format_args!("docker_destroy {id}"),
+        &Id { id },
+        |a, b| unsafe { sys::docker_destroy(a, b) },
+    )
 }
 
 #[derive(Serialize)]
@@ -291,7 +304,7 @@ pub struct ContainerEvent {
 /// Events of this plugin's containers since `since_nanos`, at most `limit`.
 pub fn events(since_nanos: i64, limit: u32) -> Result<Vec<ContainerEvent>> {
     with_result(
-        "docker_events_poll",
+        format_args!("docker_events_poll"),
         &Poll { since_nanos, limit },
         |a, b, c, d| unsafe { sys::docker_events_poll(a, b, c, d) },
     )

@@ -12,7 +12,7 @@ use crate::{sys, Result};
 /// ```
 pub fn fill(buf: &mut [u8]) -> Result<()> {
     // SAFETY: (ptr, len) of a live, writable buffer.
-    check("entropy_fill", unsafe {
+    check(format_args!("entropy_fill"), unsafe {
         sys::entropy_fill(buf.as_mut_ptr(), buf.len())
     })
 }

@@ -133,12 +133,13 @@ impl Event {
         let (mut kind, mut payload) = (None, None);
         for _ in 0..n {
             let klen = value_len(&bytes[at..]).ok_or_else(|| bad("a cut event"))?;
-            let key: String = decode(&bytes[at..at + klen])?;
+            let key: &str = rmp_serde::from_slice(&bytes[at..at + klen])
+                .map_err(|e| Error::decode("an event key", e))?;
             at += klen;
             let vlen = value_len(&bytes[at..]).ok_or_else(|| bad("a cut event"))?;
             let value = &bytes[at..at + vlen];
             at += vlen;
-            match key.as_str() {
+            match key {
                 "kind" => kind = Some(decode::<String>(value)?),
                 "payload" => payload = Some(value),
                 _ => {}

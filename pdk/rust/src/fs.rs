@@ -16,7 +16,7 @@ use crate::{sys, Result};
 /// # Ok::<(), pulp_pdk::Error>(())
 /// ```
 pub fn read(path: &str) -> Result<Vec<u8>> {
-    call_out(&format!("fs_read {path}"), |p, n| {
+    call_out(format_args!("fs_read {path}"), |p, n| {
         // SAFETY: a live string and two live out-pointers.
         unsafe { sys::fs_read(path.as_ptr(), path.len(), p, n) }
     })
@@ -30,7 +30,7 @@ pub fn read(path: &str) -> Result<Vec<u8>> {
 /// ```
 pub fn write(path: &str, data: &[u8]) -> Result<()> {
     // SAFETY: two live buffers.
-    check(&format!("fs_write {path}"), unsafe {
+    check(format_args!("fs_write {path}"), unsafe {
         sys::fs_write(path.as_ptr(), path.len(), data.as_ptr(), data.len())
     })
 }
@@ -43,7 +43,7 @@ pub fn write(path: &str, data: &[u8]) -> Result<()> {
 /// ```
 pub fn delete(path: &str) -> Result<()> {
     // SAFETY: a live string.
-    check(&format!("fs_delete {path}"), unsafe {
+    check(format_args!("fs_delete {path}"), unsafe {
         sys::fs_delete(path.as_ptr(), path.len())
     })
 }

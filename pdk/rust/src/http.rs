@@ -26,7 +26,7 @@ struct Route<'a> {
 pub fn register(method: &str, path: &str) -> Result<()> {
     let req = encode(&Route { method, path })?;
     // SAFETY: (ptr, len) of a live buffer.
-    check(&format!("http_register {method} {path}"), unsafe {
+    check(format_args!("http_register {method} {path}"), unsafe {
         sys::http_register(req.as_ptr(), req.len())
     })
 }
@@ -118,7 +118,7 @@ impl Reply {
             body,
         })?;
         // SAFETY: (ptr, len) of a live buffer.
-        check(&format!("http_respond to request {}", self.0), unsafe {
+        check(format_args!("http_respond to request {}", self.0), unsafe {
             sys::http_respond(r.as_ptr(), r.len())
         })
     }
@@ -192,7 +192,7 @@ impl Fetch {
     /// ```
     pub fn send(&self) -> Result<Fetched> {
         let req = encode(self)?;
-        let out = call_out(&format!("http_fetch {}", self.url), |p, n| {
+        let out = call_out(format_args!("http_fetch {}", self.url), |p, n| {
             // SAFETY: a live buffer and two live out-pointers.
             unsafe { sys::http_fetch(req.as_ptr(), req.len(), p, n) }
         })?;

@@ -57,7 +57,7 @@ pub fn take(ptr: u32, len: u32) -> Vec<u8> {
 
 /// Calls an import that returns bytes through `(ptr_out, len_out)`.
 pub(crate) fn call_out(
-    what: &str,
+    what: std::fmt::Arguments<'_>,
     f: impl FnOnce(*mut u32, *mut u32) -> i32,
 ) -> crate::Result<Vec<u8>> {
     let (mut p, mut n) = (0u32, 0u32);

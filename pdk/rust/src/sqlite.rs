@@ -46,13 +46,14 @@ type Raw<'a> = &'a dyn Fn(*const u8, usize, *const u8, usize, *mut u32, *mut u32
 
 fn call(name: &str, f: Raw<'_>, sql: &str, p: &[Value]) -> Result<Vec<u8>> {
     let p = params(p)?;
-    let short: String = sql.chars().take(60).collect();
     let pp = if p.is_empty() {
         std::ptr::null()
     } else {
         p.as_ptr()
     };
-    call_out(&format!("{name} \"{short}\""), |out, n| {
+    // The statement's first 60 characters name it in an error (formatted only then).
+    let short = sql.char_indices().nth(60).map_or(sql, |(i, _)| &sql[..i]);
+    call_out(format_args!("{name} \"{short}\""), |out, n| {
         f(sql.as_ptr(), sql.len(), pp, p.len(), out, n)
     })
 }

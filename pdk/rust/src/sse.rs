@@ -13,7 +13,7 @@ use crate::{msgpack::encode, sys, Result};
 /// ```
 pub fn register(path: &str) -> Result<()> {
     // SAFETY: (ptr, len) of a live string.
-    check(&format!("sse_register {path}"), unsafe {
+    check(format_args!("sse_register {path}"), unsafe {
         sys::sse_register(path.as_ptr(), path.len())
     })
 }
@@ -42,7 +42,7 @@ pub fn emit(path: &str, event: Option<&str>, id: Option<&str>, data: &str) -> Re
         data,
     })?;
     // SAFETY: (ptr, len) of a live buffer.
-    check(&format!("sse_emit on {path}"), unsafe {
+    check(format_args!("sse_emit on {path}"), unsafe {
         sys::sse_emit(req.as_ptr(), req.len())
     })
 }

@@ -142,8 +142,9 @@ pub fn last_error() -> String {
     String::from_utf8_lossy(&crate::mem::take(p, n)).into_owned()
 }
 
-/// `Ok` for 0; else the status with `last_error`'s text, prefixed by `what`.
-pub(crate) fn check(what: &str, code: i32) -> Result<()> {
+/// `Ok` for 0; else the status with `last_error`'s text, prefixed by `what` (only
+/// formatted then: a successful call allocates nothing for its label).
+pub(crate) fn check(what: std::fmt::Arguments<'_>, code: i32) -> Result<()> {
     if code == 0 {
         return Ok(());
     }
@@ -169,7 +170,7 @@ mod tests {
 
     #[test]
     fn a_failure_names_the_call_even_without_a_host() {
-        let e = check("sqlite_query", 99).unwrap_err();
+        let e = check(format_args!("sqlite_query"), 99).unwrap_err();
         assert_eq!(e.status, Status::NotDeclared);
         assert_eq!(e.message, "sqlite_query: status 99");
     }

@@ -14,7 +14,7 @@ use crate::{msgpack::encode, sys, Result};
 /// ```
 pub fn register(path: &str) -> Result<()> {
     // SAFETY: (ptr, len) of a live string.
-    check(&format!("ws_register {path}"), unsafe {
+    check(format_args!("ws_register {path}"), unsafe {
         sys::ws_register(path.as_ptr(), path.len())
     })
 }
@@ -34,7 +34,7 @@ fn send(conn_id: u64, opcode: u8, payload: &[u8]) -> Result<()> {
         payload,
     })?;
     // SAFETY: (ptr, len) of a live buffer.
-    check(&format!("ws_send to connection {conn_id}"), unsafe {
+    check(format_args!("ws_send to connection {conn_id}"), unsafe {
         sys::ws_send(req.as_ptr(), req.len())
     })
 }
@@ -77,7 +77,7 @@ pub fn close(conn_id: u64, code: u16, reason: &str) -> Result<()> {
         reason,
     })?;
     // SAFETY: (ptr, len) of a live buffer.
-    check(&format!("ws_close of connection {conn_id}"), unsafe {
+    check(format_args!("ws_close of connection {conn_id}"), unsafe {
         sys::ws_close(req.as_ptr(), req.len())
     })
 }
