@@ -375,13 +375,9 @@ func DockerStats(id string) (map[string]any, error) {
 
 // DockerReadFile reads a file inside a container.
 func DockerReadFile(id, path string) ([]byte, error) {
-	r, err := Encode(Map{{"id", id}, {"path", path}})
-	if err != nil {
-		return nil, err
-	}
-	return withOut(func() string { return "docker_files_read " + id + " " + path }, func(o, ol unsafe.Pointer) int32 {
-		return hostDockerFilesRead(ptr(r), int32(len(r)), o, ol)
-	})
+	v, err := call(func() string { return "docker_files_read " + id + " " + path }, Map{{"id", id}, {"path", path}}, hostDockerFilesRead)
+	b, _ := v.([]byte)
+	return b, err
 }
 
 // DockerWriteFile writes a file inside a container.

@@ -141,14 +141,18 @@ fn step(c: &mut Criterion) {
     .collect();
     let mut g = c.benchmark_group("step");
     for size in [0usize, 1024, 64 * 1024] {
-        // An event whose whole StepEvent encoding is `size` bytes (a bin payload).
+        // An event whose whole StepEvent encoding is `size` bytes: its payload is
+        // one msgpack bin (valid msgpack, so an SDK's parser reads it all).
         let event = (size > 0).then(|| {
             let overhead = {
                 let mut v = Vec::new();
                 Event::from_raw("bench", vec![]).encode_into(&mut v);
                 v.len()
             };
-            Event::from_raw("bench", vec![0x5a; size - overhead])
+            let bin = size - overhead - 3; // a bin16 header is 3 bytes
+            let mut payload = Vec::with_capacity(size);
+            rmp::encode::write_bin(&mut payload, &vec![0x5a; bin]).unwrap();
+            Event::from_raw("bench", payload)
         });
         let mut bytes = Vec::new();
         if let Some(e) = &event {

@@ -162,3 +162,64 @@ fn the_go_sdks_own_unit_tests_pass() {
         ),
     }
 }
+
+/// What both probes log after calling every docker wrapper against the real engine.
+const DOCKER_KIT: &str = r#"probe docker: run 3 "in" "err\n"; name true; running, listed 1; exec 0 "x\n"; file "data"; logs "started\n"; memory limit true; restarted running; start event true; destroyed then Err(NotFound); other image Err(Denied)"#;
+
+/// Runs the probe's "docker" event: every docker wrapper of the SDK against a real
+/// engine and the locally made test image.
+fn docker_kit(wasm: &std::path::Path, name: &str) {
+    let logs = capture_all_threads_logs();
+    let f = Fixture::new();
+    let manifest = "capabilities = [\"spawn.docker\"]\n\
+         [capability.\"spawn.docker\"]\nimages = [\"pulp-test/*\"]\n\
+         [limits]\ntick_ms = 0\ncall_timeout_ms = 60000";
+    let mut p = f.load_module(name, wasm, manifest).unwrap();
+    p.init().unwrap();
+    let mut rt = Runtime::new(RuntimeConfig::default());
+    let h = rt.spawn(p).unwrap();
+    let args = msgpack_map(vec![(
+        "image",
+        rmpv::Value::from(pulp_tests::toolchain::TEST_IMAGE),
+    )]);
+    h.events()
+        .post("test", Event::from_raw("docker", args))
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(90);
+    let text = loop {
+        let text = of(&logs.text(), name);
+        if text.contains("probe docker:") || text.contains("step ") {
+            break text;
+        }
+        assert!(
+            Instant::now() < until,
+            "the docker kit did not finish:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(text.contains(DOCKER_KIT), "{text}");
+    let reports = rt.stop();
+    assert_eq!(reports[0].error, None, "{:?}", reports[0]);
+}
+
+#[test]
+fn the_rust_sdks_docker_wrappers_work_end_to_end() {
+    if !pulp_tests::docker() {
+        return;
+    }
+    let Some(wasm) = rust_example("probe") else {
+        return;
+    };
+    docker_kit(&wasm, "probe-rust-docker");
+}
+
+#[test]
+fn the_go_sdks_docker_wrappers_work_end_to_end() {
+    if !pulp_tests::docker() {
+        return;
+    }
+    let Some(wasm) = go_module("tests/guests/go_probe") else {
+        return;
+    };
+    docker_kit(&wasm, "probe-go-docker");
+}

@@ -239,12 +239,12 @@ struct FilePath<'a> {
 
 /// Reads a file inside a container.
 pub fn read_file(id: &str, path: &str) -> Result<Vec<u8>> {
-    let req = encode(&FilePath { id, path })?;
-    // SAFETY: a live buffer and two live out-pointers.
-    call_out(
+    let data: serde_bytes::ByteBuf = with_result(
         format_args!("docker_files_read {id} {path}"),
-        |p, n| unsafe { sys::docker_files_read(req.as_ptr(), req.len(), p, n) },
-    )
+        &FilePath { id, path },
+        |a, b, c, d| unsafe { sys::docker_files_read(a, b, c, d) },
+    )?;
+    Ok(data.into_vec())
 }
 
 #[derive(Serialize)]

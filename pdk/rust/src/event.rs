@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::msgpack::{decode, value_len};
+use crate::msgpack::{decode, str_bytes, value_len};
 use crate::{http, Error, Result, Status};
 
 /// What every step carries besides its event.
@@ -16,9 +16,10 @@ pub struct Envelope {
     pub wall_time: u64,
 }
 
-/// One step's event.
+/// One step's event. Unknown kinds borrow the step's input (no copy); copy what
+/// must outlive the step.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Event {
+pub enum Event<'a> {
     /// An idle tick: no event.
     Tick,
     /// An HTTP request on a route this plugin registered; answer it with
@@ -33,9 +34,9 @@ pub enum Event {
     /// A kind this SDK does not know, with its payload as msgpack.
     Other {
         /// The event's kind.
-        kind: String,
+        kind: &'a str,
         /// Its payload map, msgpack.
-        payload: Vec<u8>,
+        payload: &'a [u8],
     },
 }
 
@@ -102,7 +103,7 @@ impl Envelope {
     /// assert_eq!(env.call_number, 7);
     /// assert_eq!(event, pulp_pdk::Event::Tick);
     /// ```
-    pub fn parse(input: &[u8]) -> Result<(Envelope, Event)> {
+    pub fn parse(input: &[u8]) -> Result<(Envelope, Event<'_>)> {
         let header = input
             .get(..20)
             .ok_or_else(|| bad(format!("a step input of {} bytes, under 20", input.len())))?;
@@ -122,9 +123,9 @@ impl Envelope {
     }
 }
 
-impl Event {
+impl<'a> Event<'a> {
     /// Reads a `StepEvent` map `{kind, payload}` (the payload map inline).
-    pub fn parse(bytes: &[u8]) -> Result<Event> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Event<'a>> {
         let (n, mut at) = match *bytes.first().ok_or_else(|| bad("an empty event"))? {
             b @ 0x80..=0x8f => ((b & 0x0f) as usize, 1),
             0xde if bytes.len() >= 3 => (u16::from_be_bytes([bytes[1], bytes[2]]) as usize, 3),
@@ -133,28 +134,34 @@ impl Event {
         let (mut kind, mut payload) = (None, None);
         for _ in 0..n {
             let klen = value_len(&bytes[at..]).ok_or_else(|| bad("a cut event"))?;
-            let key: &str = rmp_serde::from_slice(&bytes[at..at + klen])
-                .map_err(|e| Error::decode("an event key", e))?;
+            let key = &bytes[at..at + klen];
             at += klen;
             let vlen = value_len(&bytes[at..]).ok_or_else(|| bad("a cut event"))?;
             let value = &bytes[at..at + vlen];
             at += vlen;
-            match key {
-                "kind" => kind = Some(decode::<String>(value)?),
-                "payload" => payload = Some(value),
+            // Keys and kinds are compared as msgpack strs' bytes: no serde, and
+            // UTF-8 is checked only for a kind this SDK does not know.
+            match str_bytes(key) {
+                Some(b"kind") => {
+                    kind = Some(
+                        str_bytes(value).ok_or_else(|| bad("an event kind that is not text"))?,
+                    )
+                }
+                Some(b"payload") => payload = Some(value),
                 _ => {}
             }
         }
         let kind = kind.ok_or_else(|| bad("an event without a kind"))?;
         let payload = payload.unwrap_or(&[0x80]);
-        Ok(match kind.as_str() {
-            "http.request" => Event::Http(decode(payload)?),
-            "ws.open" => Event::WsOpen(decode(payload)?),
-            "ws.frame" => Event::WsFrame(decode(payload)?),
-            "ws.close" => Event::WsClose(decode(payload)?),
+        Ok(match kind {
+            b"http.request" => Event::Http(decode(payload)?),
+            b"ws.open" => Event::WsOpen(decode(payload)?),
+            b"ws.frame" => Event::WsFrame(decode(payload)?),
+            b"ws.close" => Event::WsClose(decode(payload)?),
             _ => Event::Other {
-                kind,
-                payload: payload.to_vec(),
+                kind: std::str::from_utf8(kind)
+                    .map_err(|_| bad("an event kind that is not UTF-8"))?,
+                payload,
             },
         })
     }
@@ -187,7 +194,8 @@ mod tests {
 
     #[test]
     fn the_abi_http_vector_is_a_typed_request() {
-        let (env, ev) = Envelope::parse(&envelope(&hex(HTTP))).unwrap();
+        let input = envelope(&hex(HTTP));
+        let (env, ev) = Envelope::parse(&input).unwrap();
         assert_eq!((env.call_number, env.wall_time), (3, 9));
         let Event::Http(r) = ev else { panic!("{ev:?}") };
         assert_eq!(
@@ -235,7 +243,7 @@ mod tests {
             panic!()
         };
         assert_eq!(kind, "timer.fired");
-        assert_eq!(payload, vec![0x81, 0xa1, b'n', 0x01]);
+        assert_eq!(payload, [0x81, 0xa1, b'n', 0x01]);
     }
 
     #[test]

@@ -200,6 +200,24 @@ pub(crate) fn value_len(bytes: &[u8]) -> Option<usize> {
     Some(at)
 }
 
+/// The bytes of `value` when it is exactly one msgpack str, not checked for UTF-8
+/// (no copy, no serde: the step path matches its keys and kind with this).
+pub(crate) fn str_bytes(value: &[u8]) -> Option<&[u8]> {
+    let be = |n: usize| -> Option<usize> {
+        let s = value.get(1..1 + n)?;
+        Some(s.iter().fold(0usize, |acc, &x| acc << 8 | x as usize))
+    };
+    let (head, len): (usize, usize) = match *value.first()? {
+        b @ 0xa0..=0xbf => (1, (b & 0x1f) as usize),
+        0xd9 => (2, be(1)?),
+        0xda => (3, be(2)?),
+        0xdb => (5, be(4)?),
+        _ => return None,
+    };
+    let text = value.get(head..head.checked_add(len)?)?;
+    (head + len == value.len()).then_some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +246,12 @@ mod tests {
         }
         assert_eq!(value_len(&[0xc1]), None);
         assert_eq!(value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(str_bytes(&encode("kind").unwrap()), Some(&b"kind"[..]));
+        let long = "x".repeat(300);
+        assert_eq!(str_bytes(&encode(&long).unwrap()), Some(long.as_bytes()));
+        assert_eq!(str_bytes(&[0xa2, b'a']), None); // cut
+        assert_eq!(str_bytes(&[0xa1, b'a', 0]), None); // more than one value
+        assert_eq!(str_bytes(&[0xc4, 0x01, b'a']), None); // bin, not str
         let mut deep = vec![0x91; 100_000];
         deep.push(0xc0);
         assert_eq!(value_len(&deep), Some(deep.len()));

@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"pulp.dev/pdk"
 )
@@ -68,11 +69,90 @@ func (probe) Step(_ pdk.Envelope, ev pdk.Event) error {
 		_, denied := pdk.HTTPFetch("", "http://169.254.169.254/", nil, nil, 0)
 		pdk.Logf(pdk.LevelInfo, "probe imports: read %q then %s; escape %s; entropy %t nonzero; fetch %d %q; metadata %s",
 			read, status(gone), status(escape), nonzero, got.Status, got.Body, status(denied))
+	case "docker":
+		image, _ := ev.Payload["image"].(string)
+		return dockerKit(image)
 	}
 	return nil
 }
 
 func (probe) Shutdown() error { return nil }
+
+// dockerKit calls every docker wrapper against the real engine and logs one line
+// of what each gave (sdks.rs expects the same line from the Rust probe).
+func dockerKit(image string) error {
+	ran, err := pdk.DockerRun(pdk.Map{{"image", image}, {"cmd", []string{"sh", "-c", "cat; echo err >&2; exit 3"}}, {"stdin", pdk.Bin("in")}})
+	if err != nil {
+		return err
+	}
+	c, err := pdk.DockerCreate(pdk.Map{{"image", image}, {"cmd", []string{"sh", "-c", "echo started; exec sleep 60"}}, {"name", "kit"}})
+	if err != nil {
+		return err
+	}
+	id, _ := c["id"].(string)
+	name, _ := c["name"].(string)
+	got, err := pdk.DockerGet(id)
+	if err != nil {
+		return err
+	}
+	listed, err := pdk.DockerList(nil)
+	if err != nil {
+		return err
+	}
+	ex, err := pdk.DockerExec(id, []string{"echo", "x"})
+	if err != nil {
+		return err
+	}
+	if err := pdk.DockerWriteFile(id, "/tmp/f", []byte("data")); err != nil {
+		return err
+	}
+	file, err := pdk.DockerReadFile(id, "/tmp/f")
+	if err != nil {
+		return err
+	}
+	logs := ""
+	for i := 0; i < 50 && logs == ""; i++ {
+		if logs, err = pdk.DockerLogs(id, 10); err != nil {
+			return err
+		}
+		if logs == "" {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	stats, err := pdk.DockerStats(id)
+	if err != nil {
+		return err
+	}
+	if err := pdk.DockerRestart(id); err != nil {
+		return err
+	}
+	after, err := pdk.DockerGet(id)
+	if err != nil {
+		return err
+	}
+	events, err := pdk.DockerEvents(0, 100)
+	if err != nil {
+		return err
+	}
+	started := false
+	for _, e := range events {
+		m, _ := e.(map[string]any)
+		started = started || (m["container_id"] == id && m["action"] == "start")
+	}
+	if err := pdk.DockerDestroy(id); err != nil {
+		return err
+	}
+	_, gone := pdk.DockerGet(id)
+	_, denied := pdk.DockerRun(pdk.Map{{"image", "debian:12"}})
+	limit, _ := stats["mem_limit_bytes"].(int64)
+	if u, ok := stats["mem_limit_bytes"].(uint64); ok {
+		limit = int64(u)
+	}
+	pdk.Logf(pdk.LevelInfo, "probe docker: run %d %q %q; name %t; %s, listed %d; exec %d %q; file %q; logs %q; memory limit %t; restarted %s; start event %t; destroyed then %s; other image %s",
+		ran["exit_code"], ran["stdout"], ran["stderr"], strings.HasSuffix(name, "-kit"), got["state"], len(listed),
+		ex["exit_code"], ex["output"], file, logs, limit > 0, after["state"], started, status(gone), status(denied))
+	return nil
+}
 
 // status is an import error's status, as the Rust probe prints it.
 func status(err error) string {

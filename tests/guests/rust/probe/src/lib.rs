@@ -39,7 +39,7 @@ impl Plugin for Probe {
                 // Every wrapper the notes and echo examples do not use, against
                 // the real host: fs, entropy, fetch (the URL comes in the event).
                 let args: std::collections::BTreeMap<String, String> =
-                    pulp_pdk::msgpack::decode(&payload)?;
+                    pulp_pdk::msgpack::decode(payload)?;
                 use pulp_pdk::{entropy, fs, http::Fetch};
                 fs::write("dir/a.txt", b"hello")?;
                 let read = fs::read("dir/a.txt")?;
@@ -62,9 +62,69 @@ impl Plugin for Probe {
                 );
                 Ok(())
             }
+            Event::Other { kind, payload } if kind == "docker" => {
+                let args: std::collections::BTreeMap<String, String> =
+                    pulp_pdk::msgpack::decode(payload)?;
+                docker_kit(&args["image"])
+            }
             _ => Ok(()),
         }
     }
+}
+
+/// Every docker wrapper against the real engine, one line of what each gave
+/// (sdks.rs expects the same line from the Go probe).
+fn docker_kit(image: &str) -> pulp_pdk::Result<()> {
+    use pulp_pdk::docker::{self, Create, Run};
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let ran = docker::run(&Run {
+        image: image.into(),
+        cmd: s(&["sh", "-c", "cat; echo err >&2; exit 3"]),
+        stdin: b"in".to_vec(),
+        ..Run::default()
+    })?;
+    let c = docker::create(&Create {
+        image: image.into(),
+        cmd: s(&["sh", "-c", "echo started; exec sleep 60"]),
+        name: Some("kit".into()),
+        ..Create::default()
+    })?;
+    let state = docker::get(&c.id)?.state;
+    let listed = docker::list(&Default::default())?.len();
+    let ex = docker::exec(&c.id, &s(&["echo", "x"]))?;
+    docker::write_file(&c.id, "/tmp/f", b"data")?;
+    let file = docker::read_file(&c.id, "/tmp/f")?;
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = docker::logs(&c.id, 10)?;
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stats = docker::stats(&c.id)?;
+    docker::restart(&c.id)?;
+    let after = docker::get(&c.id)?.state;
+    let events = docker::events(0, 100)?;
+    let started = events.iter().any(|e| e.container_id == c.id && e.action == "start");
+    docker::destroy(&c.id)?;
+    let gone = docker::get(&c.id).map(|_| ()).map_err(|e| e.status);
+    let denied = docker::run(&Run { image: "debian:12".into(), ..Run::default() }).map(|_| ()).map_err(|e| e.status);
+    pulp_pdk::info!(
+        "probe docker: run {} {:?} {:?}; name {}; {state}, listed {listed}; exec {} {:?}; file {:?}; logs {:?}; memory limit {}; restarted {after}; start event {started}; destroyed then {:?}; other image {:?}",
+        ran.exit_code,
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr),
+        c.name.ends_with("-kit"),
+        ex.exit_code,
+        ex.output,
+        String::from_utf8_lossy(&file),
+        logs,
+        stats.mem_limit_bytes > 0,
+        gone,
+        denied
+    );
+    Ok(())
 }
 
 pulp_pdk::plugin!(Probe);
