@@ -1,46 +1,4 @@
-//! Write [Pulp](https://github.com/) plugins in Rust.
-//!
-//! A plugin is a type that implements [`Plugin`]; [`plugin!`] turns it into the
-//! exports the host calls (`pulp_init`, `pulp_step`, `pulp_shutdown`, `pulp_alloc`,
-//! `pulp_free`). Each capability of the manifest is a module of safe, typed
-//! functions: [`log`], [`entropy`], [`sqlite`], [`fs`], [`http`], [`ws`], [`sse`],
-//! [`docker`]. A failed call is an [`Error`] carrying the host's [`Status`] and its
-//! `last_error` text.
-//!
-//! ```no_run
-//! use pulp_pdk::{http, Envelope, Event, Plugin};
-//!
-//! #[derive(serde::Deserialize, Default)]
-//! struct Config {
-//!     greeting: String,
-//! }
-//!
-//! struct Hello {
-//!     greeting: String,
-//! }
-//!
-//! impl Plugin for Hello {
-//!     type Config = Config;
-//!
-//!     fn init(config: Config) -> pulp_pdk::Result<Hello> {
-//!         http::register("GET", "/hello/:name")?;
-//!         Ok(Hello { greeting: config.greeting })
-//!     }
-//!
-//!     fn step(&mut self, _envelope: &Envelope, event: Event) -> pulp_pdk::Result<()> {
-//!         if let Event::Http(req) = event {
-//!             let name = req.params.get("name").cloned().unwrap_or_default();
-//!             req.reply().text(200, &format!("{} {name}\n", self.greeting))?;
-//!         }
-//!         Ok(())
-//!     }
-//! }
-//!
-//! pulp_pdk::plugin!(Hello);
-//! ```
-//!
-//! Build with `cargo build --release --target wasm32-wasip1` (crate type `cdylib`);
-//! see the README's "Write a plugin" for the Debian route without rustup.
+#![doc = include_str!("../README.md")]
 
 pub mod docker;
 pub mod entropy;
