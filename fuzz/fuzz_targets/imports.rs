@@ -268,6 +268,7 @@ fn target() -> &'static Mutex<Target> {
             cache_dir: Some(dir.path().join("cache")),
             fuel: false,
             settings: settings.into(),
+            require_pinned: false,
         })
         .unwrap();
         let registry = Registry::new().unwrap();

@@ -46,8 +46,7 @@ fn host(dir: &std::path::Path, cache: bool) -> Host {
     Host::new(HostConfig {
         storage_root: dir.join("data"),
         cache_dir: cache.then(|| dir.join("cache")),
-        fuel: false,
-        settings: Default::default(),
+        ..Default::default()
     })
     .unwrap()
 }

@@ -68,6 +68,7 @@ impl Fixture {
             cache_dir: Some(dir.path().join("cache")),
             fuel: false,
             settings,
+            require_pinned: false,
         })
         .unwrap();
         Fixture {

@@ -287,7 +287,7 @@ fn fuel_limits_a_call_when_the_host_meters_fuel() {
         storage_root: dir.path().join("data"),
         cache_dir: None,
         fuel: true,
-        settings: Default::default(),
+        ..Default::default()
     })
     .unwrap();
     let f = Fixture::new();

@@ -26,15 +26,24 @@ pub fn check(host: &Host, path: &Path, registry: &Registry) -> Vec<String> {
             ));
             None
         }
-        Ok(wasm) => match cache::load(host.engine(), &wasm, host.config().cache_dir.as_deref()) {
-            Ok((m, _)) => Some(m),
-            Err(e) => {
-                problems.push(format!(
-                    "module {} does not compile: {e:#}",
-                    manifest.wasm.display()
-                ));
+        Ok(wasm) => match manifest.pin_problem(
+            &crate::manifest::sha256_hex(&wasm),
+            host.config().require_pinned,
+        ) {
+            Some(problem) => {
+                problems.push(problem);
                 None
             }
+            None => match cache::load(host.engine(), &wasm, host.config().cache_dir.as_deref()) {
+                Ok((m, _)) => Some(m),
+                Err(e) => {
+                    problems.push(format!(
+                        "module {} does not compile: {e:#}",
+                        manifest.wasm.display()
+                    ));
+                    None
+                }
+            },
         },
     };
     let view = View::new(

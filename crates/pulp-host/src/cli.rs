@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
-    check, new_plugin, Host, HostConfig, Lang, Manifest, Plugin, Registry, Runtime, RuntimeConfig,
+    check, new_plugin, sha256_hex, Host, HostConfig, Lang, Manifest, Plugin, Registry, Runtime,
+    RuntimeConfig,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -77,12 +78,19 @@ enum Command {
         /// PEM private key for --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Refuse every module whose manifest does not pin it with `wasm_sha256`.
+        #[arg(long, env = "PULP_REQUIRE_PINNED")]
+        require_pinned: bool,
     },
     /// Report every problem of a plugin without running it; non-zero exit on any.
+    /// Prints each module's SHA-256 (what `wasm_sha256` pins).
     Check {
         /// Manifests to check.
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
+        /// Count a module whose manifest has no `wasm_sha256` as a problem.
+        #[arg(long, env = "PULP_REQUIRE_PINNED")]
+        require_pinned: bool,
     },
     /// List the capabilities compiled into this program, with their imports.
     Caps,
@@ -147,7 +155,7 @@ fn init_logging(format: LogFormat) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let registry = Registry::new()?;
-    let host_config = |fuel, settings| HostConfig {
+    let host_config = |fuel, settings, require_pinned| HostConfig {
         storage_root: cli.storage_root.clone(),
         cache_dir: if cli.no_cache {
             None
@@ -156,6 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         fuel,
         settings,
+        require_pinned,
     };
     match cli.command {
         Command::Caps => {
@@ -207,11 +216,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { manifests } => {
-            let host = Host::new(host_config(false, Default::default()))?;
+        Command::Check {
+            manifests,
+            require_pinned,
+        } => {
+            let host = Host::new(host_config(false, Default::default(), require_pinned))?;
             let mut failed = false;
             for path in manifests {
                 let problems = check(&host, &path, &registry);
+                if let Ok(m) = Manifest::load(&path) {
+                    if let Ok(wasm) = std::fs::read(&m.wasm) {
+                        println!(
+                            "{}: module {} sha256 {}",
+                            path.display(),
+                            m.wasm.display(),
+                            sha256_hex(&wasm)
+                        );
+                    }
+                }
                 if problems.is_empty() {
                     println!("{}: ok", path.display());
                 } else {
@@ -237,6 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             tls_cert,
             tls_key,
+            require_pinned,
         } => {
             // Before anything else, so a signal during start-up is not the default kill.
             let stop = stop_flag()?;
@@ -276,7 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !problems.is_empty() {
                 anyhow::bail!("{}", problems.join("; "));
             }
-            let host = Host::new(host_config(fuel, settings))?;
+            let host = Host::new(host_config(fuel, settings, require_pinned))?;
             let mut plugins = Vec::new();
             for m in &manifests {
                 let mut p = Plugin::load(&host, m, Some(&registry))?;

@@ -16,6 +16,15 @@ pub enum LoadError {
         /// The I/O error (in the message, so not also a `source()`).
         cause: std::io::Error,
     },
+    /// The module's digest is not the one the manifest pins (`wasm_sha256`), or it
+    /// pins none and the host requires pinned modules.
+    #[error("plugin \"{plugin}\": {message}")]
+    Pin {
+        /// The plugin.
+        plugin: String,
+        /// Both digests, or why an unpinned module is refused.
+        message: String,
+    },
     /// The module is not valid wasm (or WAT).
     #[error("plugin \"{plugin}\": module {} does not compile: {message}", path.display())]
     Compile {

@@ -26,6 +26,8 @@ pub struct HostConfig {
     /// Host-level settings sections for capabilities' shared services, e.g.
     /// `"http"` → `{listen = "127.0.0.1:8080"}` for the HTTP listener.
     pub settings: BTreeMap<String, toml::Table>,
+    /// Refuse modules whose manifest pins no `wasm_sha256` (`pulp run --require-pinned`).
+    pub require_pinned: bool,
 }
 
 impl Default for HostConfig {
@@ -35,6 +37,7 @@ impl Default for HostConfig {
             cache_dir: HostConfig::default_cache_dir(),
             fuel: false,
             settings: BTreeMap::new(),
+            require_pinned: false,
         }
     }
 }

@@ -156,6 +156,9 @@ pub struct Manifest {
     pub version: String,
     /// The module: `.wasm`, or `.wat` text. Relative paths are joined to the manifest's folder.
     pub wasm: PathBuf,
+    /// `wasm_sha256`: the module file's SHA-256 (64 lowercase hex digits). A module
+    /// whose digest differs is refused at load.
+    pub wasm_sha256: Option<String>,
     /// Declared capabilities: trimmed, lowercased, de-duplicated, in order.
     pub capabilities: Vec<String>,
     /// Kept for compatibility; unused.
@@ -197,6 +200,7 @@ const KEYS: &[&str] = &[
     "name",
     "version",
     "wasm",
+    "wasm_sha256",
     "capabilities",
     "provides",
     "consumes",
@@ -219,6 +223,7 @@ struct Raw {
     #[serde(default)]
     version: String,
     wasm: Option<String>,
+    wasm_sha256: Option<String>,
     #[serde(default)]
     capabilities: Vec<String>,
     #[serde(default)]
@@ -333,6 +338,14 @@ impl Manifest {
         let wasm = raw.wasm.as_deref().map(str::trim).unwrap_or("");
         let wasm = if wasm.is_empty() { "plugin.wasm" } else { wasm };
         let dir = path.parent().unwrap_or(Path::new("."));
+        let wasm_sha256 = raw.wasm_sha256.map(|d| d.trim().to_ascii_lowercase());
+        if let Some(d) = wasm_sha256.as_deref() {
+            if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                problems.push(format!(
+                    "wasm_sha256 {d:?} is not a SHA-256 digest (64 hex digits; `pulp check` prints the module's)"
+                ));
+            }
+        }
         let capabilities = dedup(raw.capabilities.iter().map(|c| c.trim().to_lowercase()));
         let settings: BTreeMap<String, toml::Table> = raw
             .capability
@@ -358,6 +371,7 @@ impl Manifest {
             name,
             version,
             wasm: dir.join(wasm),
+            wasm_sha256,
             capabilities,
             provides: dedup(raw.provides.into_iter()),
             consumes: dedup(raw.consumes.into_iter()),
@@ -372,6 +386,23 @@ impl Manifest {
         Ok((manifest, problems))
     }
 
+    /// Whether module bytes `wasm` (with SHA-256 `digest`, [`sha256_hex`]) may run
+    /// for this manifest: the problem when the digest differs from `wasm_sha256`,
+    /// or when `require_pinned` is set and the manifest pins none.
+    pub fn pin_problem(&self, digest: &str, require_pinned: bool) -> Option<String> {
+        match self.wasm_sha256.as_deref() {
+            Some(pinned) if pinned != digest => Some(format!(
+                "module {} has SHA-256 {digest}, but the manifest pins wasm_sha256 = {pinned}",
+                self.wasm.display()
+            )),
+            None if require_pinned => Some(format!(
+                "module {} is not pinned (the manifest has no wasm_sha256; its SHA-256 is {digest}) and pinned modules are required",
+                self.wasm.display()
+            )),
+            _ => None,
+        }
+    }
+
     /// `[config]` as the bytes `pulp_init` receives: empty when there is no config.
     pub fn encoded_config(&self) -> Vec<u8> {
         self.config
@@ -379,6 +410,13 @@ impl Manifest {
             .map(crate::config::encode)
             .unwrap_or_default()
     }
+}
+
+/// The SHA-256 of `bytes` as 64 lowercase hex digits (a module's `wasm_sha256`).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit: a

@@ -74,6 +74,15 @@ impl Plugin {
             path: manifest.wasm.clone(),
             cause,
         })?;
+        // Checked before anything is compiled: a module that is not the pinned one
+        // runs no code, not even the compiler's.
+        let digest = crate::manifest::sha256_hex(&wasm);
+        if let Some(message) = manifest.pin_problem(&digest, host.config().require_pinned) {
+            return Err(LoadError::Pin {
+                plugin: name,
+                message,
+            });
+        }
         let engine = host.engine();
         let (module, source) = cache::load(engine, &wasm, host.config().cache_dir.as_deref())
             .map_err(|e| LoadError::Compile {

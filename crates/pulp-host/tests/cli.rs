@@ -701,3 +701,87 @@ fn idle_ticks_back_off_from_tick_ms_to_max_tick_ms_without_a_start_up_burst() {
         "{late} ticks in 3 s once backed off (1 ms would give thousands, 1000 ms about 3; {early} in the first 1.5 s)"
     );
 }
+
+#[test]
+fn pinned_modules_run_and_a_changed_or_unpinned_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = guest("reactor.wat");
+    let m = plugin(dir.path(), "pinned", &wat, "");
+    // `pulp check` prints the module's digest: what a manifest pins.
+    let out = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    let digest = text
+        .split("sha256 ")
+        .nth(1)
+        .and_then(|t| t.get(..64))
+        .unwrap_or_else(|| panic!("no digest in:\n{text}"))
+        .to_string();
+    assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()), "{digest}");
+
+    // Unpinned: refused with --require-pinned, by check and by run.
+    let out = pulp(dir.path())
+        .args(["check", "--require-pinned"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("is not pinned") && text.contains(&digest),
+        "{text}"
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--require-pinned"]).arg(&m);
+    let (status, out) = Running::start(cmd).exit_within(30);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("plugin \"pinned\"") && out.contains("is not pinned"),
+        "{out}"
+    );
+
+    // Pinned with its digest (any case): checks and runs with --require-pinned.
+    let manifest = std::fs::read_to_string(&m).unwrap();
+    let pinned = format!("wasm_sha256 = \"{}\"\n{manifest}", digest.to_uppercase());
+    std::fs::write(&m, &pinned).unwrap();
+    let out = pulp(dir.path())
+        .args(["check", "--require-pinned"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--require-pinned"]).arg(&m);
+    let mut p = Running::start(cmd);
+    p.wait_for("plugin started");
+    p.signal("TERM");
+    assert!(p.exit_within(30).0.success());
+
+    // The module changes under the manifest: refused, naming both digests, before
+    // it is compiled.
+    let module = dir.path().join("pinned/plugin.wat");
+    std::fs::write(&module, format!("{wat}\n;; changed\n")).unwrap();
+    let mut cmd = pulp(dir.path());
+    cmd.arg("run").arg(&m);
+    let (status, out) = Running::start(cmd).exit_within(30);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("but the manifest pins wasm_sha256 = ") && out.contains(&digest),
+        "{out}"
+    );
+    assert!(!out.contains("plugin started"), "{out}");
+    let out = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("but the manifest pins"), "{text}");
+
+    // A digest that is not one is a manifest problem.
+    std::fs::write(&m, format!("wasm_sha256 = \"abc\"\n{manifest}")).unwrap();
+    let out = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("wasm_sha256 \"abc\" is not a SHA-256 digest"),
+        "{text}"
+    );
+}
