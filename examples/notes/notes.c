@@ -183,6 +183,29 @@ static int value(json *j, int depth) {
 }
 
 /* Parses a JSON object and returns its "text" string; NULL with `*error` set otherwise. */
+/* Well-formed UTF-8: no stray or missing continuation bytes, overlong forms,
+ * surrogates or code points past U+10FFFF (what Rust's and Go's checks refuse). */
+static int valid_utf8(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], cp, min;
+        size_t k;
+        if (c < 0x80) { i++; continue; }
+        if ((c & 0xe0) == 0xc0) { k = 1; cp = c & 0x1f; min = 0x80; }
+        else if ((c & 0xf0) == 0xe0) { k = 2; cp = c & 0x0f; min = 0x800; }
+        else if ((c & 0xf8) == 0xf0) { k = 3; cp = c & 0x07; min = 0x10000; }
+        else return 0;
+        if (n - i <= k) return 0;
+        for (size_t m = 1; m <= k; m++) {
+            if ((s[i + m] & 0xc0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + m] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
 static int read_text(const uint8_t *body, uint32_t len, buf *text, const char **error) {
     json j = {(const char *)body, (const char *)body + len, NULL};
     int found = 0;
@@ -215,6 +238,8 @@ static int read_text(const uint8_t *body, uint32_t len, buf *text, const char **
     ws(&j);
     if (j.p != j.end) { *error = "text after the JSON object"; return 0; }
     if (!found) { *error = "the object has no \"text\" string"; return 0; }
+    /* Raw bytes in a string were the body's own: keep them if they are UTF-8. */
+    if (!valid_utf8((const unsigned char *)text->p, text->len)) { *error = "a string that is not UTF-8"; return 0; }
     if (!text->p) puts_(text, "");
     return 1;
 }

@@ -44,7 +44,9 @@ type Plugin interface {
 	// Init is pulp_init: the manifest's [config] (decode it with Config.Decode).
 	// An error fails the load (logged, status 1 or the error's status).
 	Init(Config) error
-	// Step is one event, or an idle tick (Event.Kind is ""). An error is logged.
+	// Step is one event, or an idle tick (Event.Kind is ""). An error is logged;
+	// an error while handling ev.HTTP also answers that request 500 if it is
+	// still open.
 	Step(Envelope, Event) error
 	// Shutdown is pulp_shutdown.
 	Shutdown() error

@@ -259,11 +259,16 @@ pub fn example_manifest(example: &str) -> String {
 /// Sends raw bytes over a fresh connection and reads the answer until the server
 /// closes (at most 5 s of silence).
 pub fn raw_http(to: std::net::SocketAddr, request: &str) -> String {
+    raw_http_bytes(to, request.as_bytes())
+}
+
+/// [`raw_http`] with a request of any bytes.
+pub fn raw_http_bytes(to: std::net::SocketAddr, request: &[u8]) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(to).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
-    s.write_all(request.as_bytes()).unwrap();
+    s.write_all(request).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
@@ -350,13 +355,23 @@ pub fn http_once(
     path: &str,
     body: &str,
 ) -> (u16, String, String) {
-    let out = raw_http(
-        addr,
-        &format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    );
+    http_once_bytes(addr, method, path, body.as_bytes())
+}
+
+/// [`http_once`] with a body of any bytes.
+pub fn http_once_bytes(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    let out = raw_http_bytes(addr, &request);
     let (head, body) = out
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("{method} {path}: no answer: {out:?}"));

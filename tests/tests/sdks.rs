@@ -223,3 +223,38 @@ fn the_go_sdks_docker_wrappers_work_end_to_end() {
     };
     docker_kit(&wasm, "probe-go-docker");
 }
+
+/// A step that returns an error while handling a request: the SDK answers it 500 at
+/// once (the client does not wait for the host's request timeout).
+fn failed_request(wasm: &std::path::Path, name: &str) {
+    let f = Fixture::new();
+    let manifest = "capabilities = [\"transport.http.inbound\"]\n[limits]\ntick_ms = 0";
+    let rt = f.run_module(name, wasm, manifest, 1);
+    let addr = ext_http::listening(f.host.shared()).unwrap();
+    let started = Instant::now();
+    let (status, _, body) = pulp_tests::http_once(addr, "GET", "/fail", "");
+    assert_eq!(
+        (status, body.as_str()),
+        (500, "the plugin failed while handling this request\n")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    rt.stop();
+}
+
+#[test]
+fn a_rust_step_that_fails_on_a_request_answers_it_500() {
+    if let Some(wasm) = rust_example("probe") {
+        failed_request(&wasm, "probe-rust-500");
+    }
+}
+
+#[test]
+fn a_go_step_that_fails_on_a_request_answers_it_500() {
+    if let Some(wasm) = go_module("tests/guests/go_probe") {
+        failed_request(&wasm, "probe-go-500");
+    }
+}

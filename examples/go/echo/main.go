@@ -80,8 +80,8 @@ func (e *echo) request(q *pdk.Request, call uint64) error {
 	r := q.Reply()
 	switch {
 	case q.Method == "POST" && q.Path == "/echo":
-		ty := q.Headers["Content-Type"]
-		if ty == "" || len(ty) >= 128 {
+		ty, ok := q.Headers["Content-Type"]
+		if !ok || len(ty) >= 128 {
 			ty = "application/octet-stream"
 		}
 		return r.Send(200, map[string]string{"Content-Type": ty}, q.Body)

@@ -267,5 +267,9 @@ func readText(body []byte) (string, string) {
 	if !found {
 		return "", `the object has no "text" string`
 	}
+	// Raw bytes in a string were the body's own: keep them if they are UTF-8.
+	if !utf8.Valid(text) {
+		return "", "a string that is not UTF-8"
+	}
 	return string(text), ""
 }

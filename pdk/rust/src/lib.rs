@@ -31,8 +31,9 @@ pub trait Plugin: Sized + 'static {
     /// `pulp_init` with its status, after logging it.
     fn init(config: Self::Config) -> Result<Self>;
 
-    /// One event, or an idle tick ([`Event::Tick`]). An error is logged; the
-    /// plugin keeps running (return it for what the host should know about).
+    /// One event, or an idle tick ([`Event::Tick`]). An error is logged and the
+    /// plugin keeps running; an error while handling [`Event::Http`] also answers
+    /// that request 500 if it is still open.
     fn step(&mut self, envelope: &Envelope, event: Event) -> Result<()>;
 
     /// The host is stopping the plugin.
@@ -79,7 +80,7 @@ pub mod __run {
     use std::any::Any;
     use std::cell::RefCell;
 
-    use crate::{log, mem, Envelope, Plugin};
+    use crate::{log, mem, Envelope, Event, Plugin};
 
     thread_local! {
         static PLUGIN: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
@@ -122,8 +123,17 @@ pub mod __run {
                 return 0;
             }
         };
+        let request = match &event {
+            Event::Http(r) => Some(r.reply()),
+            _ => None,
+        };
         if let Some(Err(e)) = with::<P, _>(|p| p.step(&envelope, event)) {
             log::warn(&format!("step {}: {e}", envelope.call_number));
+            // The client is not left waiting for the host's timeout. Refused when
+            // the plugin answered it already, which is fine.
+            if let Some(reply) = request {
+                let _ = reply.text(500, "the plugin failed while handling this request\n");
+            }
         }
         0
     }

@@ -1,9 +1,11 @@
 //! Guest memory shared with the host: `pulp_alloc`/`pulp_free`, inputs the host
 //! lends for one call, and results it hands over.
 //!
-//! Every block is allocated with alignment 1 and exactly its size, so a result the
-//! host wrote into a `pulp_alloc`ed block becomes a `Vec<u8>` without a copy, and a
-//! block the host keeps until it calls `pulp_free` stays valid until then.
+//! A block the host keeps until it calls `pulp_free` stays valid until then. Blocks
+//! come from one static 4 KiB slot while it is free (each step's input), else from
+//! the allocator with alignment 1 and exactly their size. Own a result only through
+//! [`take`]: it copies a result out of the slot (and frees the slot), and turns any
+//! other block into a `Vec<u8>` without a copy.
 
 use std::alloc::{alloc as raw_alloc, dealloc, Layout};
 use std::cell::{Cell, UnsafeCell};
@@ -51,12 +53,14 @@ pub fn alloc(size: i32) -> i32 {
 
 /// `pulp_free`: gives back a block `alloc` made with this `size`.
 pub fn free(ptr: i32, size: i32) {
+    if ptr as u32 as usize == slot_ptr() {
+        SLOT.busy.set(false);
+        return;
+    }
     let Some(l) = usize::try_from(size).ok().and_then(layout) else {
         return;
     };
-    if ptr as u32 as usize == slot_ptr() {
-        SLOT.busy.set(false);
-    } else if ptr != 0 {
+    if ptr != 0 {
         // SAFETY: the host frees only what `alloc` returned, with its size.
         unsafe { dealloc(ptr as u32 as usize as *mut u8, l) }
     }
@@ -80,7 +84,7 @@ pub fn take(ptr: u32, len: u32) -> Vec<u8> {
     }
     let len = len as usize;
     if ptr as usize == slot_ptr() {
-        let v = input(ptr as i32, len as i32).to_vec();
+        let v = input(ptr as i32, len.min(SLOT_SIZE) as i32).to_vec();
         SLOT.busy.set(false);
         return v;
     }

@@ -29,10 +29,15 @@ func (probe) Init(c pdk.Config) error {
 		list[i] = fmt.Sprint(n)
 	}
 	pdk.Logf(pdk.LevelInfo, "probe: marker %d greeting %q list [%s]", cfg.Marker, cfg.Greeting, strings.Join(list, ", "))
+	// Only when the manifest declares inbound HTTP (sdks.rs): every request fails.
+	pdk.HTTPRegister("GET", "/fail")
 	return nil
 }
 
 func (probe) Step(_ pdk.Envelope, ev pdk.Event) error {
+	if ev.HTTP != nil {
+		return &pdk.Error{Status: pdk.StatusInvalid, Message: "the probe fails every request"}
+	}
 	switch ev.Kind {
 	case "panic":
 		panic("the probe was asked to panic")

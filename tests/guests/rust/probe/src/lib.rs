@@ -26,11 +26,14 @@ impl Plugin for Probe {
 
     fn init(c: Config) -> pulp_pdk::Result<Probe> {
         pulp_pdk::info!("probe: marker {} greeting {:?} list {:?}", c.marker, c.greeting, c.nested.list);
+        // Only when the manifest declares inbound HTTP (sdks.rs): every request fails.
+        let _ = pulp_pdk::http::register("GET", "/fail");
         Ok(Probe)
     }
 
     fn step(&mut self, _: &Envelope, event: Event) -> pulp_pdk::Result<()> {
         match event {
+            Event::Http(_) => Err(Error::new(Status::Invalid, "the probe fails every request")),
             Event::Other { kind, .. } if kind == "panic" => panic!("the probe was asked to panic"),
             Event::Other { kind, .. } if kind == "error" => {
                 Err(Error::new(Status::Invalid, "the probe was asked to fail"))
