@@ -216,8 +216,19 @@ func FSDelete(path string) error {
 
 // HTTPRegister registers a route (`/notes/:id`, `/files/*rest`).
 func HTTPRegister(method, path string) error {
-	return send(func() string { return "http_register " + method + " " + path }, Map{{"method", method}, {"path", path}}, hostHTTPRegister)
+	err := send(func() string { return "http_register " + method + " " + path }, Map{{"method", method}, {"path", path}}, hostHTTPRegister)
+	if err == nil {
+		// Set here, so that a plugin without routes does not import http_respond.
+		answerFailed = func(r *Request) {
+			r.Reply().Text(500, "the plugin failed while handling this request\n")
+		}
+	}
+	return err
 }
+
+// answerFailed answers a request whose step failed 500, if it is still open
+// (refused when the plugin answered it, which is fine). Nil until a route exists.
+var answerFailed func(*Request)
 
 // Request is an http.request event.
 type Request struct {

@@ -66,8 +66,8 @@ func pulpStep(ptr, n int32) int32 {
 		Log(LevelWarn, fmt.Sprintf("step %d: %v", env.CallNumber, err))
 		// The client is not left waiting for the host's timeout. Refused when the
 		// plugin answered it already, which is fine.
-		if ev.HTTP != nil {
-			ev.HTTP.Reply().Text(500, "the plugin failed while handling this request\n")
+		if ev.HTTP != nil && answerFailed != nil {
+			answerFailed(ev.HTTP)
 		}
 	}
 	return 0

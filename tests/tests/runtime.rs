@@ -209,6 +209,36 @@ fn stop_interrupts_a_step_stuck_in_a_loop_then_shuts_down_cleanly() {
 }
 
 #[test]
+fn a_trap_while_the_host_stops_is_reported_and_not_restarted() {
+    let logs = capture_all_threads_logs();
+    let name = "rt-trap-stopping";
+    let f = Fixture::new();
+    let mut p = f
+        .load(name, &guest("hostile/trap_while_stopping.wat"), REC)
+        .unwrap();
+    p.init().unwrap();
+    let mut rt = Runtime::new(RuntimeConfig::default());
+    rt.spawn(p).unwrap();
+    // In its first step's 300 ms sleep; the trap comes after the stop began.
+    wait_for("the first step", || !statuses(name).is_empty());
+    let r = rt.stop().pop().unwrap();
+    let e = r.error.expect("the trap is the plugin's failure");
+    assert!(e.contains("unreachable"), "{e}");
+    assert_eq!(r.restarts, 0);
+    let text = logs.text();
+    let ours: Vec<&str> = text.lines().filter(|l| l.contains(name)).collect();
+    assert!(
+        !ours.iter().any(|l| l.contains("restarting it")),
+        "{ours:#?}"
+    );
+    assert!(
+        ours.iter()
+            .any(|l| l.contains("not restarted: the host is stopping")),
+        "{ours:#?}"
+    );
+}
+
+#[test]
 fn stop_interrupts_a_stuck_shutdown_and_reports_it() {
     // Steps return at once; pulp_shutdown loops for ever under a one-hour deadline.
     let (r, after) = stop_with_grace("rt-stuck-shutdown", "hostile/loop_in_shutdown.wat", &[]);

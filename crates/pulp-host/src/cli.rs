@@ -144,8 +144,13 @@ pub fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, and never with NO_COLOR set
+    // (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
@@ -262,7 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             require_pinned,
         } => {
             // Before anything else, so a signal during start-up is not the default kill.
-            let stop = stop_flag()?;
+            let stop = stop_flag(stop_grace_ms)?;
             let manifests = manifests
                 .iter()
                 .map(Manifest::load)
@@ -353,15 +358,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A flag SIGINT and SIGTERM set; a second signal once it is set exits at once (130).
-fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+/// A flag SIGINT and SIGTERM set. The first says what happens next; a second one,
+/// once the flag is set, says so and exits at once (130) without waiting for the
+/// plugins.
+fn stop_flag(grace_ms: u64) -> anyhow::Result<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM] {
-        // Registered first, so it sees the flag before this signal sets it.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
-        signal_hook::flag::register(sig, flag.clone())?;
-    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let set = flag.clone();
+    std::thread::Builder::new()
+        .name("pulp-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                if set.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(target: "pulp", "second {name}: exiting now (status 130) without waiting for the plugins to shut down");
+                    std::process::exit(130);
+                }
+                tracing::info!(target: "pulp", "{name}: stopping; the plugins get {grace_ms} ms to finish (send it again to exit at once)");
+            }
+        })?;
     Ok(flag)
 }
 

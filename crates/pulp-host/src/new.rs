@@ -29,6 +29,7 @@ macro_rules! pdk_files {
 }
 const PDK: &[(&str, &str)] = pdk_files!(
     "Cargo.toml",
+    "README.md",
     "src/lib.rs",
     "src/sys.rs",
     "src/mem.rs",

@@ -537,6 +537,13 @@ impl Life {
     fn failed(&mut self, task: &Task, err: String) -> bool {
         let h = &task.handle;
         let name = h.name.clone();
+        if h.events.is_closed() {
+            // The host is stopping: a fresh instance would only be shut down again.
+            let why = format!("{err}; not restarted: the host is stopping");
+            tracing::warn!(plugin = name, "{why}");
+            self.finish(h, Some(why));
+            return false;
+        }
         let now = Instant::now();
         let window = self.config.failure_window;
         self.failures.retain(|t| now.duration_since(*t) < window);

@@ -486,7 +486,11 @@ fn a_second_signal_exits_at_once_with_130() {
     let mut p = Running::start(cmd);
     p.wait_for("plugin started");
     p.signal("TERM");
-    p.wait_for("stopping");
+    let said = p.wait_for("SIGTERM: stopping");
+    assert!(
+        said.contains("3600000 ms to finish (send it again to exit at once)"),
+        "{said}"
+    );
     p.drain(300);
     assert!(
         p.child.try_wait().unwrap().is_none(),
@@ -495,6 +499,12 @@ fn a_second_signal_exits_at_once_with_130() {
     p.signal("INT");
     let (status, out) = p.exit_within(10);
     assert_eq!(status.code(), Some(130), "{status}\n{out}");
+    assert!(
+        out.contains("second SIGINT: exiting now (status 130) without waiting"),
+        "{out}"
+    );
+    // Not a terminal: no colour codes.
+    assert!(!out.contains('\u{1b}'), "{out:?}");
 }
 
 #[test]

@@ -28,7 +28,36 @@ pub fn register(method: &str, path: &str) -> Result<()> {
     // SAFETY: (ptr, len) of a live buffer.
     check(format_args!("http_register {method} {path}"), unsafe {
         sys::http_register(req.as_ptr(), req.len())
-    })
+    })?;
+    // Set here, so that a plugin without routes does not import `http_respond`.
+    ANSWER_FAILED.set(Some(answer_failed));
+    Ok(())
+}
+
+/// What the step export calls when a step handling a request fails: answers it
+/// 500 if it is still open (refused when the plugin answered it, which is fine).
+fn answer_failed(reply: Reply) {
+    let _ = reply.text(500, "the plugin failed while handling this request\n");
+}
+
+struct FailedHook(std::cell::Cell<Option<fn(Reply)>>);
+
+// SAFETY: wasm32-wasip1 modules are single-threaded; natively (tests) it is unused.
+unsafe impl Sync for FailedHook {}
+
+impl FailedHook {
+    fn set(&self, f: Option<fn(Reply)>) {
+        self.0.set(f)
+    }
+}
+
+static ANSWER_FAILED: FailedHook = FailedHook(std::cell::Cell::new(None));
+
+/// Answers `reply` 500 when the plugin registered routes (see [`register`]).
+pub(crate) fn failed(reply: Reply) {
+    if let Some(f) = ANSWER_FAILED.0.get() {
+        f(reply)
+    }
 }
 
 /// An HTTP request for this plugin (`http.request`).

@@ -132,7 +132,7 @@ pub mod __run {
             // The client is not left waiting for the host's timeout. Refused when
             // the plugin answered it already, which is fine.
             if let Some(reply) = request {
-                let _ = reply.text(500, "the plugin failed while handling this request\n");
+                crate::http::failed(reply);
             }
         }
         0
