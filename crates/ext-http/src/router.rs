@@ -132,8 +132,7 @@ impl Pattern {
         })
     }
 
-    /// The path as registered.
-    #[cfg(test)]
+    /// The path as registered (a metric's `route` label).
     pub(crate) fn text(&self) -> &str {
         &self.text
     }

@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use pulp_ext::metrics::{metrics, RouteLabels, RouteStatusLabels};
 use pulp_ext::{Event, Events, Shared};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -435,12 +436,39 @@ async fn dispatch(hub: Arc<Hub>, req: Request<Incoming>, slot: Arc<Slot>) -> Res
     let upgrade = is_upgrade(&req);
     let (method, path) = (req.method().as_str(), req.uri().path());
     let found = match hub.router.find(method, path, upgrade) {
+        Lookup::Route(r, params) if r.kind == Kind::Http => {
+            let labels = RouteLabels {
+                plugin: r.owner.name.clone(),
+                method: r.method.clone(),
+                route: r.pattern.text().to_string(),
+            };
+            let owner = r.owner.clone();
+            let arrived = Instant::now();
+            let response = request(&hub, &owner, req, params).await;
+            let m = metrics();
+            m.http_request_seconds
+                .get_or_create(&labels)
+                .observe(arrived.elapsed().as_secs_f64());
+            let RouteLabels {
+                plugin,
+                method,
+                route,
+            } = labels;
+            m.http_requests
+                .get_or_create(&RouteStatusLabels {
+                    plugin,
+                    method,
+                    route,
+                    status: response.status().as_u16(),
+                })
+                .inc();
+            return response;
+        }
         Lookup::Route(r, params) => Ok((r.kind, r.owner.clone(), params)),
         Lookup::MethodNotAllowed(methods) => Err(Some(methods)),
         Lookup::NotFound => Err(None),
     };
     match found {
-        Ok((Kind::Http, owner, params)) => request(&hub, &owner, req, params).await,
         Ok((kind, owner, _)) => match hub.upgrades.iter().find(|(k, _)| *k == kind) {
             Some((_, layer)) => layer.clone().serve(&hub, owner, req, slot),
             None => text(StatusCode::NOT_FOUND, "no handler for this kind of route"),

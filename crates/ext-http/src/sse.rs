@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+use pulp_ext::metrics::{metrics, Metrics, Open};
 use pulp_ext::{Error, Events, Status};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -61,6 +62,8 @@ struct Unsubscribe {
     sse: Arc<Streams>,
     path: String,
     id: u64,
+    /// Counts the subscriber in `pulp_sse_connections` while it is served.
+    _open: Open,
 }
 
 impl Drop for Unsubscribe {
@@ -93,6 +96,11 @@ fn subscribe(
         sse: sse.clone(),
         path,
         id,
+        _open: Open::new(
+            metrics()
+                .sse_connections
+                .get_or_create_owned(&Metrics::plugin(&owner.name)),
+        ),
     };
     let keepalive = Duration::from_millis(hub.settings.sse_keepalive_ms.max(1));
     let tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);

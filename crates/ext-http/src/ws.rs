@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use pulp_ext::metrics::{self as m, metrics, Metrics};
 use pulp_ext::{Charge, Event, Events, PostError, Status};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
@@ -54,6 +55,8 @@ struct Conn {
     owner: Events,
     tx: mpsc::Sender<Outgoing>,
     kill: Arc<Notify>,
+    /// Counts the connection in `pulp_ws_connections` while it is in the table.
+    _open: m::Open,
 }
 
 impl Conn {
@@ -164,6 +167,11 @@ fn upgrade(
             owner: owner.events.clone(),
             tx,
             kill: kill.clone(),
+            _open: m::Open::new(
+                metrics()
+                    .ws_connections
+                    .get_or_create_owned(&Metrics::plugin(&owner.name)),
+            ),
         },
     );
     let posted = Event::new("ws.open", &open)

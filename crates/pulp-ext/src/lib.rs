@@ -22,6 +22,7 @@ mod events;
 pub mod host;
 mod import;
 pub mod mem;
+pub mod metrics;
 pub mod msgpack;
 mod plugin;
 mod shared;

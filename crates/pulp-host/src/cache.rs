@@ -62,7 +62,27 @@ pub fn key(engine: &Engine, wasm: &[u8]) -> String {
 
 /// Compiles `wasm` (binary or text), or loads it from `dir` when it was compiled
 /// before and the entry passes the checks of this module's documentation.
+/// Counted in the metrics: cache hits, misses, and the time a miss took.
 pub fn load(
+    engine: &Engine,
+    wasm: &[u8],
+    dir: Option<&std::path::Path>,
+) -> wasmtime::Result<(Module, Source)> {
+    let start = std::time::Instant::now();
+    let loaded = load_uncounted(engine, wasm, dir)?;
+    let m = pulp_ext::metrics::metrics();
+    match loaded.1 {
+        Source::Cached => m.cache_hits.inc(),
+        Source::Compiled => {
+            m.cache_misses.inc();
+            m.compile_seconds.observe(start.elapsed().as_secs_f64());
+            0
+        }
+    };
+    Ok(loaded)
+}
+
+fn load_uncounted(
     engine: &Engine,
     wasm: &[u8],
     dir: Option<&std::path::Path>,

@@ -81,6 +81,23 @@ enum Command {
         /// Refuse every module whose manifest does not pin it with `wasm_sha256`.
         #[arg(long, env = "PULP_REQUIRE_PINNED")]
         require_pinned: bool,
+        /// Serve /metrics, /healthz and /readyz on this address (off by default;
+        /// keep it on loopback or a private network).
+        #[arg(long, env = "PULP_ADMIN")]
+        admin: Option<String>,
+    },
+    /// Ask a running `pulp run --admin ADDR` whether it is ready (exit 0) or not (1):
+    /// a container's HEALTHCHECK without curl.
+    Health {
+        /// The admin listener's address.
+        #[arg(default_value = "127.0.0.1:9090", env = "PULP_ADMIN")]
+        addr: String,
+        /// The route to ask: /readyz, or /healthz for liveness only.
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+        /// Give up after this many ms.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
     },
     /// Report every problem of a plugin without running it; non-zero exit on any.
     /// Prints each module's SHA-256 (what `wasm_sha256` pins).
@@ -172,6 +189,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         require_pinned,
     };
     match cli.command {
+        Command::Health {
+            addr,
+            path,
+            timeout_ms,
+        } => Ok(
+            match crate::admin::probe(&addr, &path, Duration::from_millis(timeout_ms)) {
+                Ok(body) => {
+                    println!("{body}");
+                    ExitCode::SUCCESS
+                }
+                Err(why) => {
+                    println!("{why}");
+                    ExitCode::FAILURE
+                }
+            },
+        ),
         Command::Caps => {
             for e in registry.entries() {
                 let c = &e.capability;
@@ -265,6 +298,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tls_cert,
             tls_key,
             require_pinned,
+            admin,
         } => {
             // Before anything else, so a signal during start-up is not the default kill.
             let stop = stop_flag(stop_grace_ms)?;
@@ -326,9 +360,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 stop_grace: Duration::from_millis(stop_grace_ms),
                 ..RuntimeConfig::default()
             });
+            let mut handles = Vec::new();
             for p in plugins {
-                runtime.spawn(p)?;
+                handles.push(runtime.spawn(p)?);
             }
+            let _admin = match admin {
+                Some(addr) => {
+                    let a = crate::admin::serve(
+                        &addr,
+                        handles.clone(),
+                        readiness(&host, &manifests, &handles),
+                    )
+                    .with_context(|| format!("admin listener {addr}"))?;
+                    tracing::info!(target: "pulp", addr = %a.addr(), "admin listener: /metrics /healthz /readyz");
+                    Some(a)
+                }
+                None => None,
+            };
             wait_for_signal(&runtime, &stop)?;
             tracing::info!(target: "pulp", "stopping");
             let mut ok = true;
@@ -379,6 +427,39 @@ fn stop_flag(grace_ms: u64) -> anyhow::Result<Arc<AtomicBool>> {
             }
         })?;
     Ok(flag)
+}
+
+/// `/readyz`: every plugin was initialised before the admin listener started; none
+/// has failed for good; the plugins' listener is bound when one declares an inbound
+/// transport.
+fn readiness(
+    host: &Host,
+    manifests: &[Manifest],
+    handles: &[crate::Handle],
+) -> crate::admin::Ready {
+    let handles = handles.to_vec();
+    let shared = host.shared().clone();
+    let inbound = manifests.iter().any(|m| {
+        m.capabilities
+            .iter()
+            .any(|c| c.starts_with("transport.") && c.ends_with(".inbound") || c == "transport.sse")
+    });
+    Arc::new(move || {
+        let failed: Vec<&str> = handles
+            .iter()
+            .filter(|h| matches!(h.health(), crate::Health::Failed(_)))
+            .map(|h| h.name())
+            .collect();
+        if !failed.is_empty() {
+            return Err(format!("failed for good: {}", failed.join(", ")));
+        }
+        #[cfg(feature = "http")]
+        if inbound && ext_http::listening(&shared).is_none() {
+            return Err("the plugins' HTTP listener is not bound".into());
+        }
+        let _ = (&shared, inbound);
+        Ok(())
+    })
 }
 
 /// Blocks until the stop flag is set, or until every plugin has failed for good.

@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod cache;
 mod check;
 pub mod cli;

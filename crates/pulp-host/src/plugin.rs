@@ -189,6 +189,13 @@ impl Plugin {
         self.source
     }
 
+    /// The size of the instance's linear memory in bytes (0 when it is closed).
+    pub fn memory_bytes(&self) -> usize {
+        self.live
+            .as_ref()
+            .map_or(0, |l| l.exports.memory.data_size(&l.store))
+    }
+
     /// A handle that interrupts this plugin's calls from another thread.
     pub fn interrupter(&self) -> Interrupter {
         Interrupter(self.watch.clone())

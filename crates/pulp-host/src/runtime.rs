@@ -14,6 +14,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use pulp_ext::host::{HostEvents, Next, Waker};
+use pulp_ext::metrics::prometheus_client::metrics::{
+    counter::Counter, gauge::Gauge, histogram::Histogram,
+};
+use pulp_ext::metrics::{metrics, Metrics};
 use pulp_ext::Events;
 
 use crate::plugin::{CallError, Interrupter, Plugin};
@@ -238,6 +242,7 @@ impl Runtime {
                 failures: Vec::new(),
                 restart: None,
                 report: None,
+                metrics: PluginMetrics::new(&handle.name),
             }),
         });
         group.add(&task);
@@ -333,6 +338,30 @@ struct Life {
     /// A restart waiting for its back-off, and the failure that asked for it.
     restart: Option<(Instant, String)>,
     report: Option<Report>,
+    metrics: PluginMetrics,
+}
+
+/// This plugin's metrics, looked up once (each an `Arc`; updating one is atomic).
+struct PluginMetrics {
+    steps: Counter,
+    step_seconds: Histogram,
+    traps: Counter,
+    restarts: Counter,
+    guest_memory: Gauge,
+}
+
+impl PluginMetrics {
+    fn new(plugin: &str) -> PluginMetrics {
+        let m = metrics();
+        let l = Metrics::plugin(plugin);
+        PluginMetrics {
+            steps: m.steps.get_or_create_owned(&l),
+            step_seconds: m.step_seconds.get_or_create_owned(&l),
+            traps: m.traps.get_or_create_owned(&l),
+            restarts: m.restarts.get_or_create_owned(&l),
+            guest_memory: m.guest_memory_bytes.get_or_create_owned(&l),
+        }
+    }
 }
 
 impl Task {
@@ -434,6 +463,7 @@ impl Life {
                 match plugin.restart() {
                     Ok(()) => {
                         h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+                        self.metrics.restarts.inc();
                         h.set(Health::Running);
                     }
                     Err(e) => return self.failed(task, e.to_string()),
@@ -441,6 +471,7 @@ impl Life {
             }
         }
         let start = Instant::now();
+        let mut last = start;
         let mut steps = 0;
         loop {
             let plugin = self.plugin.as_mut().expect("checked above");
@@ -474,10 +505,12 @@ impl Life {
                         e.refuse(&message);
                     }
                     if trapped {
+                        self.metrics.traps.inc();
                         if let Err(e) = plugin.restart() {
                             return self.failed(task, e.to_string());
                         }
                         h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+                        self.metrics.restarts.inc();
                     }
                 }
                 // The host is stopping and cut a step that outlived the grace period: not
@@ -488,6 +521,7 @@ impl Life {
                     return false;
                 }
                 Err(e) => {
+                    self.metrics.traps.inc();
                     let why = e.to_string();
                     if let Some(e) = &event {
                         e.fail(&why);
@@ -496,17 +530,33 @@ impl Life {
                 }
             }
             steps += 1;
+            // One clock read per step serves both the histogram and the slice.
+            let now = Instant::now();
+            self.metrics.steps.inc();
+            self.metrics
+                .step_seconds
+                .observe((now - last).as_secs_f64());
+            last = now;
             if idle {
                 self.next_tick = None; // re-armed below
                 break;
             }
-            if steps >= SLICE_STEPS || start.elapsed() >= SLICE_TIME {
+            if steps >= SLICE_STEPS || now - start >= SLICE_TIME {
+                self.note_memory();
                 self.arm(task);
                 return true;
             }
         }
+        self.note_memory();
         self.arm(task);
         false
+    }
+
+    /// Records the instance's linear memory after a run (it only grows within one).
+    fn note_memory(&self) {
+        if let Some(p) = &self.plugin {
+            self.metrics.guest_memory.set(p.memory_bytes() as i64);
+        }
     }
 
     /// Sets the next idle tick: the shortest interval while busy, then doubling on

@@ -795,3 +795,126 @@ fn pinned_modules_run_and_a_changed_or_unpinned_one_is_refused() {
         "{text}"
     );
 }
+
+/// The value of the sample `series` (name and labels, exactly as exposed).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn the_admin_listener_serves_metrics_health_and_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = plugin(
+        dir.path(),
+        "hello",
+        &guest("http_hello.wat"),
+        "capabilities = [\"transport.http.inbound\"]\n",
+    );
+    // Traps in every step: failed for good after five failures (a second or so).
+    let trapper = plugin(
+        dir.path(),
+        "trapper",
+        &logging_guest("about to trap", "(unreachable)", "(i32.const 0)"),
+        "",
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg(&hello)
+        .arg(&trapper);
+    let mut p = Running::start(cmd);
+    let listen = p.listen_addr();
+    let line = p.wait_for("admin listener");
+    let admin = line
+        .split("addr=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no addr in {line}"))
+        .to_string();
+    let get = |path: &str| {
+        support::http(
+            &admin,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    assert!(get("/healthz").starts_with("HTTP/1.1 200"));
+    for i in 0..3 {
+        let a = support::http(
+            &listen,
+            &format!("GET /hello/n{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+    }
+    p.wait_for("failed 5 times");
+    // Not ready: one plugin failed for good; `pulp health` says so with exit 1.
+    let r = get("/readyz");
+    assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+    assert!(r.contains("not ready: failed for good: trapper"), "{r}");
+    let out = pulp(dir.path()).args(["health", &admin]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("503"),
+        "{out:?}"
+    );
+    let out = pulp(dir.path())
+        .args(["health", &admin, "--path", "/healthz"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let m = get("/metrics");
+    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    assert!(
+        m.contains("content-type: application/openmetrics-text"),
+        "{m}"
+    );
+    let body = m.split_once("\r\n\r\n").unwrap().1;
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
+    for family in [
+        "# TYPE pulp_plugin_steps counter",
+        "# TYPE pulp_plugin_step_seconds histogram",
+        "# TYPE pulp_http_requests counter",
+        "# TYPE pulp_http_request_seconds histogram",
+        "# TYPE pulp_module_cache_misses counter",
+    ] {
+        assert!(body.contains(family), "no {family:?} in\n{body}");
+    }
+    let v = |s: &str| sample(body, s).unwrap_or_else(|| panic!("no {s} in\n{body}"));
+    assert!(v(r#"pulp_plugin_steps_total{plugin="hello"}"#) >= 3.0);
+    assert_eq!(
+        v(
+            r#"pulp_http_requests_total{plugin="hello",method="GET",route="/hello/:name",status="200"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        v(r#"pulp_http_request_seconds_count{plugin="hello",method="GET",route="/hello/:name"}"#),
+        3.0
+    );
+    assert_eq!(
+        v(r#"pulp_plugin_state{plugin="hello",state="running"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"pulp_plugin_state{plugin="trapper",state="failed"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"pulp_plugin_state{plugin="trapper",state="running"}"#),
+        0.0
+    );
+    assert_eq!(v(r#"pulp_plugin_traps_total{plugin="trapper"}"#), 5.0);
+    assert_eq!(v(r#"pulp_plugin_restarts_total{plugin="trapper"}"#), 4.0);
+    assert_eq!(v(r#"pulp_plugin_instances{plugin="trapper"}"#), 0.0);
+    assert!(v(r#"pulp_plugin_guest_memory_bytes{plugin="hello"}"#) >= 65536.0);
+    assert_eq!(v("pulp_module_cache_misses_total"), 2.0);
+    assert_eq!(v("pulp_module_compile_seconds_count"), 2.0);
+    assert!(get("/nothing").starts_with("HTTP/1.1 404"));
+
+    p.signal("TERM");
+    let (status, out) = p.exit_within(30);
+    // 1: a plugin failed for good during the run.
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("shut down plugin=\"hello\""), "{out}");
+}
