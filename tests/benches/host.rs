@@ -172,6 +172,27 @@ fn step(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("pulp", size), &event, |b, event| {
             b.iter(|| plugin.step_event(event.as_ref()).unwrap())
         });
+        // Metrics on vs off as the runtime sees them: each step it reads the clock
+        // once (for its slice), and with metrics on records the step's time in the
+        // step-time histogram. `pulp+clock` is the off case, `pulp+metrics` the on.
+        let m = pulp_ext::metrics::metrics();
+        let seconds = m
+            .step_seconds
+            .get_or_create_owned(&pulp_ext::metrics::Metrics::plugin("bench"));
+        for (id, record) in [("pulp+clock", false), ("pulp+metrics", true)] {
+            g.bench_with_input(BenchmarkId::new(id, size), &event, |b, event| {
+                let mut last = std::time::Instant::now();
+                b.iter(|| {
+                    let out = plugin.step_event(event.as_ref()).unwrap();
+                    let now = std::time::Instant::now();
+                    if record && pulp_ext::metrics::enabled() {
+                        seconds.record((now - last).as_nanos() as u64);
+                    }
+                    last = std::hint::black_box(now);
+                    out
+                })
+            });
+        }
         for (id, p) in sdks.iter_mut().filter(|_| size <= 1024) {
             g.bench_with_input(BenchmarkId::new(*id, size), &event, |b, event| {
                 b.iter(|| p.step_event(event.as_ref()).unwrap())

@@ -199,6 +199,16 @@ fn main() {
         }
         ratios.push((p.rps / n.rps, p2.rps / n.rps));
         p99s.push(p.p99);
+        // The same plugin with the per-step and per-request metrics off.
+        pulp_ext::metrics::set_enabled(false);
+        let off = load(one);
+        pulp_ext::metrics::set_enabled(true);
+        println!(
+            "round {round}  plugin x1, metrics off {:>8.0} req/s  p99 {:>7.2?}: metrics on / off {:.3}",
+            off.rps,
+            off.p99,
+            p.rps / off.rps
+        );
     }
     println!(
         "plugin / native requests per second (x1, x2): {}  (goal >= 0.75); plugin p99: {:?} (goal < 5 ms)",

@@ -6,13 +6,15 @@
 //! it got from a family (a counter or a histogram is an `Arc`: cloning it once
 //! and updating it is an atomic operation, with no label lookup per event).
 
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 pub use prometheus_client;
@@ -64,10 +66,8 @@ pub struct Metrics {
     pub plugin_state: Family<StateLabels, Gauge>,
     /// Instances of a plugin.
     pub plugin_instances: Family<PluginLabel, Gauge>,
-    /// Steps run (idle ticks included).
-    pub steps: Family<PluginLabel, Counter>,
-    /// Time per step.
-    pub step_seconds: Family<PluginLabel, Histogram>,
+    /// Time per step; its count is the number of steps (idle ticks included).
+    pub step_seconds: Family<PluginLabel, StepTimes>,
     /// Traps and deadline overruns.
     pub traps: Family<PluginLabel, Counter>,
     /// Instances replaced after a failure.
@@ -94,11 +94,6 @@ pub struct Metrics {
     pub compile_seconds: Histogram,
 }
 
-fn seconds() -> Histogram {
-    // 1 µs to about 4.5 minutes.
-    Histogram::new(exponential_buckets(1e-6, 4.0, 15))
-}
-
 fn latency() -> Histogram {
     // 50 µs to about 100 s.
     Histogram::new(exponential_buckets(5e-5, 3.0, 14))
@@ -110,8 +105,7 @@ impl Metrics {
             registry: Registry::with_prefix("pulp"),
             plugin_state: Family::default(),
             plugin_instances: Family::default(),
-            steps: Family::default(),
-            step_seconds: Family::new_with_constructor(seconds),
+            step_seconds: Family::default(),
             traps: Family::default(),
             restarts: Family::default(),
             events_queued: Family::default(),
@@ -136,13 +130,8 @@ impl Metrics {
             m.plugin_instances.clone(),
         );
         m.registry.register(
-            "plugin_steps",
-            "Steps run, idle ticks included",
-            m.steps.clone(),
-        );
-        m.registry.register(
             "plugin_step_seconds",
-            "Time per step",
+            "Time per step (the count is the steps run, idle ticks included)",
             m.step_seconds.clone(),
         );
         m.registry.register(
@@ -225,6 +214,71 @@ impl Metrics {
     }
 }
 
+/// A histogram of step times made for the step path: recording is two relaxed
+/// atomic additions (no lock, no float, no bucket search): buckets are powers of
+/// two of nanoseconds, from 1.024 µs (2^10 ns) to 8.6 s (2^33 ns), then +Inf.
+/// Encoded by `prometheus-client` like its own histograms.
+#[derive(Clone, Debug, Default)]
+pub struct StepTimes(Arc<StepInner>);
+
+const STEP_BUCKETS: usize = 25;
+
+#[derive(Debug, Default)]
+struct StepInner {
+    buckets: [AtomicU64; STEP_BUCKETS],
+    sum_ns: AtomicU64,
+}
+
+impl StepTimes {
+    /// Records one step of `ns` nanoseconds.
+    #[inline]
+    pub fn record(&self, ns: u64) {
+        let bits = 64 - ns.saturating_sub(1).leading_zeros() as usize;
+        let i = bits.saturating_sub(10).min(STEP_BUCKETS - 1);
+        self.0.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.0.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Steps recorded.
+    pub fn count(&self) -> u64 {
+        self.0
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+impl TypedMetric for StepTimes {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for StepTimes {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = self
+            .0
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let upper = if i == STEP_BUCKETS - 1 {
+                    f64::MAX // +Inf
+                } else {
+                    (1u64 << (i + 10)) as f64 / 1e9
+                };
+                (upper, b.load(Ordering::Relaxed))
+            })
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.0.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
 /// One open thing (a connection) counted in a gauge while this value lives.
 #[derive(Debug)]
 pub struct Open(Gauge);
@@ -243,8 +297,52 @@ impl Drop for Open {
     }
 }
 
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Whether the per-step and per-request metrics are recorded (on unless
+/// [`set_enabled`] turned them off; benchmarks compare the two).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Turns the per-step and per-request metrics on or off, process-wide.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed)
+}
+
 /// This process's metrics.
 pub fn metrics() -> &'static Metrics {
     static M: LazyLock<Metrics> = LazyLock::new(Metrics::new);
     &M
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_times_fall_in_power_of_two_buckets_and_encode_as_a_histogram() {
+        let t = StepTimes::default();
+        for ns in [0, 1, 1024, 1025, 2048, 1 << 33, (1 << 33) + 1, u64::MAX / 2] {
+            t.record(ns);
+        }
+        let b: Vec<u64> =
+            t.0.buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect();
+        assert_eq!(b[0], 3, "0, 1 and 1024 ns are <= 1.024 us");
+        assert_eq!(b[1], 2, "1025 and 2048 ns");
+        assert_eq!(b[23], 1, "2^33 ns");
+        assert_eq!(b[24], 2, "past 2^33 ns: +Inf");
+        assert_eq!(t.count(), 8);
+        let mut r = Registry::default();
+        r.register("s", "steps", t.clone());
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
+        assert!(out.contains("# TYPE s histogram"), "{out}");
+        assert!(out.contains("s_count 8"), "{out}");
+        assert!(out.contains("s_bucket{le=\"+Inf\"} 8"), "{out}");
+        assert!(out.contains("s_bucket{le=\"0.000001024\"} 3"), "{out}");
+    }
 }

@@ -18,6 +18,11 @@ pub fn check(host: &Host, path: &Path, registry: &Registry) -> Vec<String> {
         Err(ManifestError::Invalid { problems, .. }) => return problems,
         Err(e) => return vec![e.to_string()],
     };
+    for secret in &manifest.secrets {
+        if let Err(p) = secret.read() {
+            problems.push(p);
+        }
+    }
     let module = match std::fs::read(&manifest.wasm) {
         Err(e) => {
             problems.push(format!(

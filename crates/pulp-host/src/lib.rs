@@ -38,7 +38,7 @@ mod watch;
 
 pub use check::check;
 pub use host::{Host, HostConfig};
-pub use manifest::{sha256_hex, Limits, Manifest, ManifestError};
+pub use manifest::{sha256_hex, Limits, Manifest, ManifestError, Secret, SecretSource};
 pub use new::{new_plugin, Lang};
 pub use plugin::{CallError, Envelope, Interrupter, LoadError, Plugin, RestartError};
 pub use registry::{Entry, Registry, RegistryError};

@@ -176,6 +176,9 @@ pub struct Manifest {
     pub stateless: bool,
     /// `[config]`, delivered to `pulp_init` as msgpack (None when absent).
     pub config: Option<toml::Table>,
+    /// `[secrets]`: config keys whose values come from the environment or a file
+    /// when the plugin loads (never stored here, so never printed with the manifest).
+    pub secrets: Vec<Secret>,
     /// `[limits]`.
     pub limits: Limits,
     /// `[capability."x"]` tables, by capability name (lowercased).
@@ -212,6 +215,7 @@ const KEYS: &[&str] = &[
     "federated_consumes",
     "migratable",
     "config",
+    "secrets",
     "limits",
     "capability",
 ];
@@ -240,6 +244,8 @@ struct Raw {
     stateless: bool,
     #[serde(default)]
     config: Option<toml::Table>,
+    #[serde(default)]
+    secrets: BTreeMap<String, toml::Value>,
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
@@ -359,6 +365,7 @@ impl Manifest {
                 ));
             }
         }
+        let secrets = secrets(&raw.secrets, raw.config.as_ref(), dir, &mut problems);
         problems.extend(raw.limits.problems());
         if raw.limits.instances > 1 && !raw.stateless {
             problems.push(format!(
@@ -380,6 +387,7 @@ impl Manifest {
             snapshotable: raw.snapshotable,
             stateless: raw.stateless,
             config: raw.config.filter(|c| !c.is_empty()),
+            secrets,
             limits: raw.limits,
             settings,
         };
@@ -403,13 +411,120 @@ impl Manifest {
         }
     }
 
-    /// `[config]` as the bytes `pulp_init` receives: empty when there is no config.
-    pub fn encoded_config(&self) -> Vec<u8> {
-        self.config
-            .as_ref()
-            .map(crate::config::encode)
-            .unwrap_or_default()
+    /// `[config]` with `[secrets]` read into it, as the bytes `pulp_init` receives
+    /// (empty when there is neither). Fails naming the secret (never its value) when
+    /// one cannot be read.
+    pub fn encoded_config(&self) -> Result<Vec<u8>, String> {
+        if self.secrets.is_empty() {
+            return Ok(self
+                .config
+                .as_ref()
+                .map(crate::config::encode)
+                .unwrap_or_default());
+        }
+        let mut table = self.config.clone().unwrap_or_default();
+        for s in &self.secrets {
+            table.insert(s.key.clone(), toml::Value::String(s.read()?));
+        }
+        Ok(crate::config::encode(&table))
     }
+}
+
+/// One `[secrets]` entry: config key `key` gets the value of `source` at load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Secret {
+    /// The `[config]` key it fills.
+    pub key: String,
+    /// Where its value is read from.
+    pub source: SecretSource,
+}
+
+/// Where a secret's value comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `{ env = "NAME" }`: an environment variable of the host process.
+    Env(String),
+    /// `{ file = "PATH" }`: a file's text (a Docker or Kubernetes secret), one
+    /// trailing newline removed; relative paths are joined to the manifest's folder.
+    File(PathBuf),
+}
+
+/// The largest secret file read (a secret is a token, not a payload; this also
+/// keeps `/dev/zero` from being read for ever).
+const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+impl Secret {
+    /// The value, or why it cannot be had (naming the secret and its source).
+    pub fn read(&self) -> Result<String, String> {
+        match &self.source {
+            SecretSource::Env(name) => std::env::var(name).map_err(|e| {
+                format!(
+                    "secret {:?}: environment variable {name} {}",
+                    self.key,
+                    match e {
+                        std::env::VarError::NotPresent => "is not set",
+                        std::env::VarError::NotUnicode(_) => "is not UTF-8",
+                    }
+                )
+            }),
+            SecretSource::File(path) => {
+                use std::io::Read;
+                let fail =
+                    |why: String| format!("secret {:?}: file {}: {why}", self.key, path.display());
+                let mut bytes = Vec::new();
+                std::fs::File::open(path)
+                    .and_then(|f| f.take(MAX_SECRET_BYTES + 1).read_to_end(&mut bytes))
+                    .map_err(|e| fail(e.to_string()))?;
+                if bytes.len() as u64 > MAX_SECRET_BYTES {
+                    return Err(fail(format!("larger than {MAX_SECRET_BYTES} bytes")));
+                }
+                let mut text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8".into()))?;
+                if text.ends_with('\n') {
+                    text.pop();
+                    if text.ends_with('\r') {
+                        text.pop();
+                    }
+                }
+                Ok(text)
+            }
+        }
+    }
+}
+
+/// Reads `[secrets]`: each key a table with exactly one of `env` or `file`, and not
+/// also a key of `[config]`.
+fn secrets(
+    raw: &BTreeMap<String, toml::Value>,
+    config: Option<&toml::Table>,
+    dir: &Path,
+    problems: &mut Vec<String>,
+) -> Vec<Secret> {
+    let mut out = Vec::new();
+    for (key, v) in raw {
+        if config.is_some_and(|c| c.contains_key(key)) {
+            problems.push(format!(
+                "[secrets] {key} is also a key of [config]; give it in one place"
+            ));
+            continue;
+        }
+        let t = v.as_table();
+        let field = |name| t.and_then(|t| t.get(name)).and_then(toml::Value::as_str);
+        let source = match (t.map_or(0, |t| t.len()), field("env"), field("file")) {
+            (1, Some(env), None) if !env.is_empty() => SecretSource::Env(env.to_string()),
+            (1, None, Some(file)) if !file.is_empty() => SecretSource::File(dir.join(file)),
+            _ => {
+                problems.push(format!(
+                    "[secrets] {key} must be {{ env = \"NAME\" }} or {{ file = \"PATH\" }}"
+                ));
+                continue;
+            }
+        };
+        out.push(Secret {
+            key: key.clone(),
+            source,
+        });
+    }
+    out
 }
 
 /// The SHA-256 of `bytes` as 64 lowercase hex digits (a module's `wasm_sha256`).
@@ -540,6 +655,6 @@ path = "nested tables are fine"
     #[test]
     fn empty_config_is_no_bytes() {
         let m = parse("name='a'\nversion='1'\n[config]\n").unwrap();
-        assert!(m.encoded_config().is_empty());
+        assert!(m.encoded_config().unwrap().is_empty());
     }
 }

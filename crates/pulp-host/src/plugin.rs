@@ -125,7 +125,10 @@ impl Plugin {
             host: host.clone(),
             manifest: Arc::new(manifest.clone()),
             view,
-            config: manifest.encoded_config(),
+            config: manifest.encoded_config().map_err(|p| LoadError::Rejected {
+                plugin: name.clone(),
+                problems: vec![p],
+            })?,
             linked: plan.linked.into(),
             pre,
             live: None,

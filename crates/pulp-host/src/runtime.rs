@@ -14,10 +14,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use pulp_ext::host::{HostEvents, Next, Waker};
-use pulp_ext::metrics::prometheus_client::metrics::{
-    counter::Counter, gauge::Gauge, histogram::Histogram,
-};
-use pulp_ext::metrics::{metrics, Metrics};
+use pulp_ext::metrics::prometheus_client::metrics::{counter::Counter, gauge::Gauge};
+use pulp_ext::metrics::{enabled as metrics_enabled, metrics, Metrics, StepTimes};
 use pulp_ext::Events;
 
 use crate::plugin::{CallError, Interrupter, Plugin};
@@ -343,8 +341,7 @@ struct Life {
 
 /// This plugin's metrics, looked up once (each an `Arc`; updating one is atomic).
 struct PluginMetrics {
-    steps: Counter,
-    step_seconds: Histogram,
+    step_seconds: StepTimes,
     traps: Counter,
     restarts: Counter,
     guest_memory: Gauge,
@@ -355,7 +352,6 @@ impl PluginMetrics {
         let m = metrics();
         let l = Metrics::plugin(plugin);
         PluginMetrics {
-            steps: m.steps.get_or_create_owned(&l),
             step_seconds: m.step_seconds.get_or_create_owned(&l),
             traps: m.traps.get_or_create_owned(&l),
             restarts: m.restarts.get_or_create_owned(&l),
@@ -532,10 +528,10 @@ impl Life {
             steps += 1;
             // One clock read per step serves both the histogram and the slice.
             let now = Instant::now();
-            self.metrics.steps.inc();
-            self.metrics
-                .step_seconds
-                .observe((now - last).as_secs_f64());
+            if metrics_enabled() {
+                let ns = (now - last).as_nanos().min(u64::MAX as u128) as u64;
+                self.metrics.step_seconds.record(ns);
+            }
             last = now;
             if idle {
                 self.next_tick = None; // re-armed below

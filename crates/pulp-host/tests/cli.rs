@@ -872,7 +872,6 @@ fn the_admin_listener_serves_metrics_health_and_readiness() {
     let body = m.split_once("\r\n\r\n").unwrap().1;
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
     for family in [
-        "# TYPE pulp_plugin_steps counter",
         "# TYPE pulp_plugin_step_seconds histogram",
         "# TYPE pulp_http_requests counter",
         "# TYPE pulp_http_request_seconds histogram",
@@ -881,7 +880,7 @@ fn the_admin_listener_serves_metrics_health_and_readiness() {
         assert!(body.contains(family), "no {family:?} in\n{body}");
     }
     let v = |s: &str| sample(body, s).unwrap_or_else(|| panic!("no {s} in\n{body}"));
-    assert!(v(r#"pulp_plugin_steps_total{plugin="hello"}"#) >= 3.0);
+    assert!(v(r#"pulp_plugin_step_seconds_count{plugin="hello"}"#) >= 3.0);
     assert_eq!(
         v(
             r#"pulp_http_requests_total{plugin="hello",method="GET",route="/hello/:name",status="200"}"#
@@ -917,4 +916,88 @@ fn the_admin_listener_serves_metrics_health_and_readiness() {
     // 1: a plugin failed for good during the run.
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(out.contains("shut down plugin=\"hello\""), "{out}");
+}
+
+#[test]
+fn secrets_come_from_the_environment_and_files_and_are_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = std::fs::read_to_string(root().join("examples/heartbeat/heartbeat.wat")).unwrap();
+    std::fs::write(dir.path().join("hb.wat"), wat).unwrap();
+    std::fs::write(dir.path().join("greeting.txt"), "from a file\n").unwrap();
+    let manifest = |secrets: &str| {
+        let m = dir.path().join("pulp.plugin.toml");
+        std::fs::write(
+            &m,
+            format!("name = \"hb\"\nversion = \"1\"\nwasm = \"hb.wat\"\n[config]\nmarker = 7\n[secrets]\n{secrets}"),
+        )
+        .unwrap();
+        m
+    };
+    let run = |m: &std::path::Path, wait: &str| {
+        let mut cmd = pulp(dir.path());
+        cmd.env(
+            "RUST_LOG",
+            "trace,wasmtime=info,cranelift_codegen=info,cranelift=info",
+        )
+        .env("HB_GREETING", "from the environment")
+        .env("HB_TOKEN", "s3cr3t-t0ken")
+        .arg("run")
+        .arg(m);
+        let mut p = Running::start(cmd);
+        p.wait_for(wait);
+        p.signal("TERM");
+        p.exit_within(30)
+    };
+
+    // From the environment, beside a token the plugin never prints: the host does
+    // not print it either, at any log level.
+    let m = manifest("greeting = { env = \"HB_GREETING\" }\ntoken = { env = \"HB_TOKEN\" }");
+    let (status, out) = run(&m, "from the environment");
+    assert!(status.success(), "{out}");
+    assert!(!out.contains("s3cr3t-t0ken"), "{out}");
+    // From a file, its trailing newline removed.
+    let m = manifest("greeting = { file = \"greeting.txt\" }");
+    let (status, out) = run(&m, "from a file");
+    assert!(status.success(), "{out}");
+    assert!(!out.contains("from a file\\n"), "{out}");
+
+    // Missing ones are load errors naming the secret, for check and for run.
+    let m = manifest("greeting = { env = \"HB_NOT_SET\" }\nkey = { file = \"absent.pem\" }");
+    let out = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("secret \"greeting\": environment variable HB_NOT_SET is not set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("secret \"key\": file ") && text.contains("absent.pem"),
+        "{text}"
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.arg("run").arg(&m);
+    let (status, out) = Running::start(cmd).exit_within(30);
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("plugin \"hb\" cannot load: secret \"greeting\""),
+        "{out}"
+    );
+
+    // A file that never ends is read only up to the limit.
+    let m = manifest("greeting = { file = \"/dev/zero\" }");
+    let out = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("larger than 65536 bytes"), "{text}");
+
+    // Malformed entries and a key given twice are manifest problems.
+    let m = manifest("a = \"plain\"\nb = { env = \"X\", file = \"y\" }\nmarker = { env = \"X\" }");
+    let out = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for want in [
+        "[secrets] a must be { env = \"NAME\" } or { file = \"PATH\" }",
+        "[secrets] b must be",
+        "[secrets] marker is also a key of [config]",
+    ] {
+        assert!(text.contains(want), "no {want:?} in {text}");
+    }
 }
