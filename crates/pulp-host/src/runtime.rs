@@ -600,15 +600,16 @@ impl Life {
                 self.failures.len(),
                 window
             );
-            tracing::error!(plugin = name, "{why}");
+            // The state first: whoever reads the log line and then asks sees it.
             h.set(Health::Failed(why.clone()));
+            tracing::error!(plugin = name, "{why}");
             // Closing the plugin closes its queues (when it is the last instance), so
             // later events are refused at once and nothing piles up.
             self.finish(h, Some(why));
             return false;
         }
-        tracing::warn!(plugin = name, "{err}; restarting it");
         h.set(Health::Restarting);
+        tracing::warn!(plugin = name, "{err}; restarting it");
         let backoff = self
             .config
             .restart_backoff
