@@ -12,10 +12,17 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use pulp_ext::metrics::{metrics, Metrics, StateLabels};
 
 use crate::runtime::{Handle, Health};
+
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 16;
+/// Time for a request's head to arrive.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest life of one connection, keep-alive included.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What `/readyz` asks: `Ok` when ready, else why not.
 pub type Ready = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
@@ -56,23 +63,38 @@ pub fn serve(addr: &str, handles: Vec<Handle>, ready: Ready) -> std::io::Result<
                         return;
                     }
                 };
+                // Bounded like any listener: a few connections at once, each with a
+                // header deadline and a whole-connection deadline, so slow or idle
+                // clients cannot pile up (probes and scrapes are short).
+                let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
                 loop {
+                    let permit = tokio::select! {
+                        _ = &mut stopped => return,
+                        p = slots.clone().acquire_owned() => p.expect("never closed"),
+                    };
                     let (stream, _) = tokio::select! {
                         _ = &mut stopped => return,
                         accepted = listener.accept() => match accepted {
                             Ok(a) => a,
-                            Err(_) => continue,
+                            Err(_) => {
+                                // Out of descriptors and the like: wait, do not spin.
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                continue;
+                            }
                         },
                     };
                     let (handles, ready) = (handles.clone(), ready.clone());
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let service = hyper::service::service_fn(move |req| {
                             let r = answer(&req, &handles, &ready);
                             async move { Ok::<_, Infallible>(r) }
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEADER_TIMEOUT)
+                            .serve_connection(TokioIo::new(stream), service);
+                        let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
                     });
                 }
             })

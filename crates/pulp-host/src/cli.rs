@@ -378,7 +378,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             wait_for_signal(&runtime, &stop)?;
-            tracing::info!(target: "pulp", "stopping");
             let mut ok = true;
             for r in runtime.stop() {
                 if let Some(v) = r.probe_last_call {

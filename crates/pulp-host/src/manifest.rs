@@ -444,13 +444,12 @@ pub struct Secret {
 pub enum SecretSource {
     /// `{ env = "NAME" }`: an environment variable of the host process.
     Env(String),
-    /// `{ file = "PATH" }`: a file's text (a Docker or Kubernetes secret), one
-    /// trailing newline removed; relative paths are joined to the manifest's folder.
+    /// `{ file = "PATH" }`: a regular file's text (a Docker or Kubernetes secret),
+    /// one trailing newline removed; relative paths are joined to the manifest's folder.
     File(PathBuf),
 }
 
-/// The largest secret file read (a secret is a token, not a payload; this also
-/// keeps `/dev/zero` from being read for ever).
+/// The largest secret file read (a secret is a token, not a payload).
 const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
 impl Secret {
@@ -471,9 +470,14 @@ impl Secret {
                 use std::io::Read;
                 let fail =
                     |why: String| format!("secret {:?}: file {}: {why}", self.key, path.display());
+                let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+                // Not a FIFO, a terminal or a device: reading one could wait for ever.
+                if !file.metadata().is_ok_and(|m| m.is_file()) {
+                    return Err(fail("not a regular file".into()));
+                }
                 let mut bytes = Vec::new();
-                std::fs::File::open(path)
-                    .and_then(|f| f.take(MAX_SECRET_BYTES + 1).read_to_end(&mut bytes))
+                file.take(MAX_SECRET_BYTES + 1)
+                    .read_to_end(&mut bytes)
                     .map_err(|e| fail(e.to_string()))?;
                 if bytes.len() as u64 > MAX_SECRET_BYTES {
                     return Err(fail(format!("larger than {MAX_SECRET_BYTES} bytes")));

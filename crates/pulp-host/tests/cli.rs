@@ -983,11 +983,17 @@ fn secrets_come_from_the_environment_and_files_and_are_never_logged() {
         "{out}"
     );
 
-    // A file that never ends is read only up to the limit.
-    let m = manifest("greeting = { file = \"/dev/zero\" }");
+    // Only regular files, and at most 64 KiB of one: a device or a FIFO could be
+    // read for ever (or wait for ever).
+    std::fs::write(dir.path().join("big.txt"), vec![b'x'; 70_000]).unwrap();
+    let m = manifest("greeting = { file = \"/dev/zero\" }\nbig = { file = \"big.txt\" }");
     let out = pulp(dir.path()).arg("check").arg(&m).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(text.contains("larger than 65536 bytes"), "{text}");
+    assert!(
+        text.contains("file /dev/zero: not a regular file"),
+        "{text}"
+    );
+    assert!(text.contains("big.txt: larger than 65536 bytes"), "{text}");
 
     // Malformed entries and a key given twice are manifest problems.
     let m = manifest("a = \"plain\"\nb = { env = \"X\", file = \"y\" }\nmarker = { env = \"X\" }");
@@ -1000,4 +1006,43 @@ fn secrets_come_from_the_environment_and_files_and_are_never_logged() {
     ] {
         assert!(text.contains(want), "no {want:?} in {text}");
     }
+}
+
+#[test]
+fn the_admin_listener_closes_idle_connections_and_serves_past_a_flood_of_them() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let m = plugin(dir.path(), "quiet", &guest("reactor.wat"), "");
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--admin", "127.0.0.1:0"]).arg(&m);
+    let mut p = Running::start(cmd);
+    let line = p.wait_for("admin listener");
+    let admin = line
+        .split("addr=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    // Forty connections that never send a byte (more than it serves at once).
+    let mut idle: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(&admin).unwrap())
+        .collect();
+    let started = std::time::Instant::now();
+    let first = &mut idle[0];
+    first
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = first.read(&mut buf).unwrap_or(usize::MAX);
+    assert_eq!(n, 0, "the server closed the idle connection");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    // Served while the other 39 are still open (they are cut in turn).
+    let answer = support::http(
+        &admin,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(idle);
+    p.signal("TERM");
+    assert!(p.exit_within(30).0.success());
 }
