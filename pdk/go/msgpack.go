@@ -121,24 +121,14 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return b, nil
 	case map[string]string:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		b = appendLen(b, len(x), 0x80, 15, 0, 0xde, 0xdf)
-		for _, k := range keys {
+		for _, k := range sortedKeys(x) {
 			b = appendStr(appendStr(b, k), x[k])
 		}
 		return b, nil
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		b = appendLen(b, len(x), 0x80, 15, 0, 0xde, 0xdf)
-		for _, k := range keys {
+		for _, k := range sortedKeys(x) {
 			b = appendStr(b, k)
 			if b, err = appendValue(b, x[k], depth+1); err != nil {
 				return nil, err
@@ -337,4 +327,14 @@ func decodeMap(b []byte, n uint64, depth int) (any, []byte, error) {
 		out[key], b = v, rest
 	}
 	return out, b, nil
+}
+
+// sortedKeys is m's keys in order, so a map encodes the same bytes every time.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -31,10 +31,7 @@ pub fn check(host: &Host, path: &Path, registry: &Registry) -> Vec<String> {
             ));
             None
         }
-        Ok(wasm) => match manifest.pin_problem(
-            &crate::manifest::sha256_hex(&wasm),
-            host.config().require_pinned,
-        ) {
+        Ok(wasm) => match manifest.pin_problem(&wasm, host.config().require_pinned) {
             Some(problem) => {
                 problems.push(problem);
                 None

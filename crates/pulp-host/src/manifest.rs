@@ -394,10 +394,15 @@ impl Manifest {
         Ok((manifest, problems))
     }
 
-    /// Whether module bytes `wasm` (with SHA-256 `digest`, [`sha256_hex`]) may run
-    /// for this manifest: the problem when the digest differs from `wasm_sha256`,
-    /// or when `require_pinned` is set and the manifest pins none.
-    pub fn pin_problem(&self, digest: &str, require_pinned: bool) -> Option<String> {
+    /// Whether module bytes `wasm` may run for this manifest: the problem when
+    /// their SHA-256 differs from `wasm_sha256`, or when `require_pinned` is set and
+    /// the manifest pins none. The digest is computed only then (an unpinned load
+    /// pays nothing).
+    pub fn pin_problem(&self, wasm: &[u8], require_pinned: bool) -> Option<String> {
+        if self.wasm_sha256.is_none() && !require_pinned {
+            return None;
+        }
+        let digest = sha256_hex(wasm);
         match self.wasm_sha256.as_deref() {
             Some(pinned) if pinned != digest => Some(format!(
                 "module {} has SHA-256 {digest}, but the manifest pins wasm_sha256 = {pinned}",

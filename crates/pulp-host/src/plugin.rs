@@ -76,8 +76,7 @@ impl Plugin {
         })?;
         // Checked before anything is compiled: a module that is not the pinned one
         // runs no code, not even the compiler's.
-        let digest = crate::manifest::sha256_hex(&wasm);
-        if let Some(message) = manifest.pin_problem(&digest, host.config().require_pinned) {
+        if let Some(message) = manifest.pin_problem(&wasm, host.config().require_pinned) {
             return Err(LoadError::Pin {
                 plugin: name,
                 message,

@@ -348,6 +348,12 @@ struct PluginMetrics {
 }
 
 impl PluginMetrics {
+    /// Counts a replaced instance: in the handle (`Handle::restarts`) and the metric.
+    fn restarted(&self, h: &Handle) {
+        h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+        self.restarts.inc();
+    }
+
     fn new(plugin: &str) -> PluginMetrics {
         let m = metrics();
         let l = Metrics::plugin(plugin);
@@ -458,8 +464,7 @@ impl Life {
                 }
                 match plugin.restart() {
                     Ok(()) => {
-                        h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
-                        self.metrics.restarts.inc();
+                        self.metrics.restarted(h);
                         h.set(Health::Running);
                     }
                     Err(e) => return self.failed(task, e.to_string()),
@@ -505,8 +510,7 @@ impl Life {
                         if let Err(e) = plugin.restart() {
                             return self.failed(task, e.to_string());
                         }
-                        h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
-                        self.metrics.restarts.inc();
+                        self.metrics.restarted(h);
                     }
                 }
                 // The host is stopping and cut a step that outlived the grace period: not

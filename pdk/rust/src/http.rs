@@ -30,7 +30,7 @@ pub fn register(method: &str, path: &str) -> Result<()> {
         sys::http_register(req.as_ptr(), req.len())
     })?;
     // Set here, so that a plugin without routes does not import `http_respond`.
-    ANSWER_FAILED.set(Some(answer_failed));
+    ANSWER_FAILED.0.set(Some(answer_failed));
     Ok(())
 }
 
@@ -44,12 +44,6 @@ struct FailedHook(std::cell::Cell<Option<fn(Reply)>>);
 
 // SAFETY: wasm32-wasip1 modules are single-threaded; natively (tests) it is unused.
 unsafe impl Sync for FailedHook {}
-
-impl FailedHook {
-    fn set(&self, f: Option<fn(Reply)>) {
-        self.0.set(f)
-    }
-}
 
 static ANSWER_FAILED: FailedHook = FailedHook(std::cell::Cell::new(None));
 
