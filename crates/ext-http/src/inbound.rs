@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use pulp_ext::wasmtime::Caller;
-use pulp_ext::{Capability, Error, Import, Msgpack, Plugin, State, Status, Str};
+use pulp_ext::{Capability, Error, Import, Msgpack, Plugin, Standing, State, Status, Str};
 use serde::Deserialize;
 
 use crate::owner::{settings, Owner, Settings, HTTP, SSE, WS};
@@ -135,6 +135,7 @@ impl Capability for Inbound {
         let owner = Owner {
             name: plugin.name().to_string(),
             events: plugin.events().clone(),
+            version: plugin.clone(),
             budget: plugin.budget().clone(),
             http: settings.http.clone(),
             ws: settings.ws.clone(),
@@ -153,10 +154,17 @@ impl Capability for Inbound {
 
     /// An instance going away closes the plugin's WebSocket connections (its state
     /// is gone); a plugin closing also drops its routes, streams and waiting requests.
+    /// A reload's candidate that failed to initialise served no connection and
+    /// closes none; its routes (and a retired version's) are let go.
     fn detach(&self, state: &mut State) {
         let Some(i) = state.take(&INSTANCE) else {
             return;
         };
+        match i.owner.version.standing() {
+            Standing::Abandoned => return i.hub.router.prune(),
+            Standing::Retired => i.hub.router.prune(),
+            Standing::Current | Standing::Candidate => {}
+        }
         let closing = i.owner.events.is_closed();
         i.ws.close_all(&i.owner.events, if closing { 1001 } else { 1012 });
         if closing {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pulp_ext::{Events, Plugin};
+use pulp_ext::{Events, Plugin, Standing};
 use serde::Deserialize;
 
 use crate::router;
@@ -54,6 +54,8 @@ pub(crate) struct WsSettings {
 pub(crate) struct Owner {
     pub(crate) name: String,
     pub(crate) events: Events,
+    /// This version of the plugin (a reload makes another beside it).
+    pub(crate) version: Plugin,
     /// The plugin's host memory budget (bodies, queued frames, SSE backlogs).
     pub(crate) budget: pulp_ext::Budget,
     pub(crate) http: Arc<HttpSettings>,
@@ -69,6 +71,18 @@ impl router::Owner for Owner {
     }
     fn alive(&self) -> bool {
         !self.events.is_closed()
+    }
+    fn version_alive(&self) -> bool {
+        !matches!(
+            self.version.standing(),
+            Standing::Retired | Standing::Abandoned
+        )
+    }
+    fn serving(&self) -> bool {
+        self.alive() && self.version.standing() == Standing::Current
+    }
+    fn same_version(&self, other: &Self) -> bool {
+        self.version.same_version(&other.version)
     }
 }
 

@@ -269,6 +269,21 @@ pub(crate) trait Owner {
     fn same(&self, other: &Self) -> bool;
     /// False once the plugin is closed; its routes no longer count.
     fn alive(&self) -> bool;
+    /// False once this version of the plugin was retired or abandoned by a reload;
+    /// its routes no longer count, the plugin's others do.
+    fn version_alive(&self) -> bool {
+        true
+    }
+    /// Whether requests go to this owner's routes now: alive, and not a reload's
+    /// candidate still initialising.
+    fn serving(&self) -> bool {
+        self.alive()
+    }
+    /// The same version of the same plugin (a reload's candidate is the same
+    /// plugin, not the same version).
+    fn same_version(&self, _other: &Self) -> bool {
+        true
+    }
 }
 
 /// What a request found.
@@ -456,6 +471,7 @@ impl<O: Owner> Router<O> {
     ) -> Result<(), Error> {
         let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
         self.drop_owners(&mut owners, |o| !o.alive());
+        self.drop_dead_routes(&mut owners);
         let route = Route {
             kind,
             method: method.to_string(),
@@ -485,10 +501,18 @@ impl<O: Owner> Router<O> {
         };
         mine.owner = owner;
         let segs = route.pattern.segments.clone();
-        let same = mine
+        // A reload's candidate registers beside the current version's routes: they
+        // are replaced only within one version.
+        let same = mine.routes.iter().position(|r| {
+            r.method == method
+                && r.pattern.same_shape(&route.pattern)
+                && r.owner.same_version(&route.owner)
+        });
+        let held = mine
             .routes
             .iter()
-            .position(|r| r.method == method && r.pattern.same_shape(&route.pattern));
+            .filter(|r| r.owner.same_version(&route.owner))
+            .count();
         let mut table = self.snapshot();
         match same {
             Some(i) => {
@@ -510,11 +534,10 @@ impl<O: Owner> Router<O> {
                 }
                 mine.routes[i] = new;
             }
-            None if mine.routes.len() >= max_routes => {
+            None if held >= max_routes => {
                 return Err(Status::TooLarge.err(format!(
-                    "{}: the plugin has {} routes, its max_routes",
+                    "{}: the plugin has {held} routes, its max_routes",
                     route.describe(),
-                    mine.routes.len()
                 )));
             }
             None => {
@@ -525,6 +548,32 @@ impl<O: Owner> Router<O> {
         }
         self.publish(table);
         Ok(())
+    }
+
+    /// Removes the routes of retired or abandoned versions of plugins still alive
+    /// (under the owners lock).
+    fn drop_dead_routes(&self, owners: &mut [Owned<O>]) {
+        let dead = |r: &Arc<Route<O>>| !r.owner.version_alive();
+        if !owners.iter().any(|o| o.routes.iter().any(dead)) {
+            return;
+        }
+        let mut table = self.snapshot();
+        for o in owners.iter_mut() {
+            o.routes.retain(|r| {
+                if dead(r) {
+                    Node::remove(&mut table, &r.pattern.segments, r);
+                }
+                !dead(r)
+            });
+        }
+        self.publish(table);
+    }
+
+    /// Lets the routes of versions no longer alive go (after a reload).
+    pub(crate) fn prune(&self) {
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        self.drop_owners(&mut owners, |o| !o.alive());
+        self.drop_dead_routes(&mut owners);
     }
 
     /// Removes every route of `owner`, and those of plugins that closed meanwhile.
@@ -542,7 +591,7 @@ impl<O: Owner> Router<O> {
         let table = self.snapshot();
         let mut allowed = Vec::new();
         let found = table.search(&path, &mut |r| {
-            if (r.kind == Kind::Ws) != upgrade || !r.owner.alive() {
+            if (r.kind == Kind::Ws) != upgrade || !r.owner.serving() {
                 return false;
             }
             if r.method != method {

@@ -49,6 +49,12 @@ pub trait HostPlugin: Sized {
         events: Events,
         shared: Shared,
     ) -> Self;
+    /// The next version of this plugin for a live reload: the same name, storage,
+    /// event queues and host, new settings; a [`Standing::Candidate`](crate::Standing)
+    /// until the host makes it current.
+    fn successor(&self, settings: BTreeMap<String, toml::Table>) -> Self;
+    /// Moves this version to `standing` (the host does, around a reload).
+    fn set_standing(&self, standing: crate::Standing);
 }
 
 /// Making a plugin's event queues, taking events out and closing them.

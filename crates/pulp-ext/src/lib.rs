@@ -34,7 +34,7 @@ pub use budget::{Budget, Charge, OverBudget, DEFAULT_HOST_MEMORY};
 pub use capability::{from_table, registered, status, Binding, Capability, Settings, Ty};
 pub use events::{Event, Events, PostError};
 pub use import::{Arg, Bytes, BytesMut, Handler, Import, Msgpack, Out, OutBytes, Str};
-pub use plugin::{create_private_dir, Plugin};
+pub use plugin::{create_private_dir, Plugin, Standing};
 pub use shared::Shared;
 pub use state::{Slot, State};
 pub use status::{Error, Status};

@@ -2,9 +2,26 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::{Events, Shared};
+
+/// Where one version of a plugin stands. A live reload (`pulp ctl reload`) makes a
+/// new version beside the serving one: it is a candidate while its `pulp_init` runs,
+/// and takes over (current) only when that succeeds; the old version is then retired.
+/// A candidate whose init failed is abandoned and never served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Serving: the plugin's routes and events go to it.
+    Current,
+    /// Being initialised beside the current version; serves nothing yet.
+    Candidate,
+    /// Replaced by a newer version after serving.
+    Retired,
+    /// A candidate that failed to initialise; it never served.
+    Abandoned,
+}
 
 /// What a capability may see of a plugin: its name, its `[capability."x"]` settings,
 /// its storage folder and its event queues. Cheap to clone.
@@ -17,7 +34,15 @@ struct Inner {
     settings: BTreeMap<String, toml::Table>,
     events: Events,
     shared: Shared,
+    standing: AtomicU8,
 }
+
+const STANDINGS: [Standing; 4] = [
+    Standing::Current,
+    Standing::Candidate,
+    Standing::Retired,
+    Standing::Abandoned,
+];
 
 impl crate::host::HostPlugin for Plugin {
     fn new(
@@ -42,7 +67,24 @@ impl crate::host::HostPlugin for Plugin {
             settings,
             events,
             shared,
+            standing: AtomicU8::new(0),
         }))
+    }
+
+    fn successor(&self, settings: BTreeMap<String, toml::Table>) -> Plugin {
+        Plugin(Arc::new(Inner {
+            name: self.0.name.clone(),
+            storage_dir: self.0.storage_dir.clone(),
+            settings,
+            events: self.0.events.clone(),
+            shared: self.0.shared.clone(),
+            standing: AtomicU8::new(1),
+        }))
+    }
+
+    fn set_standing(&self, standing: Standing) {
+        let i = STANDINGS.iter().position(|s| *s == standing).unwrap_or(0);
+        self.0.standing.store(i as u8, Ordering::SeqCst);
     }
 }
 
@@ -93,6 +135,19 @@ impl Plugin {
     /// The host-wide settings and services of the host this plugin runs on.
     pub fn shared(&self) -> &Shared {
         &self.0.shared
+    }
+
+    /// Where this version of the plugin stands (see [`Standing`]): a capability
+    /// serves requests only to the current version, and lets routes of a retired or
+    /// abandoned one go.
+    pub fn standing(&self) -> Standing {
+        STANDINGS[self.0.standing.load(Ordering::SeqCst) as usize % STANDINGS.len()]
+    }
+
+    /// Whether `other` is the same version of the same plugin (not only the same
+    /// plugin: a reload's candidate shares its queues with the current version).
+    pub fn same_version(&self, other: &Plugin) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

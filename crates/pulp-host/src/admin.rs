@@ -15,7 +15,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use pulp_ext::metrics::{metrics, Metrics, StateLabels};
 
-use crate::runtime::{Handle, Health};
+use crate::runtime::{Handle, Health, Roster};
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 16;
@@ -40,10 +40,10 @@ impl Admin {
     }
 }
 
-/// Binds `addr` and serves the admin routes on a thread of its own. `handles` are
+/// Binds `addr` and serves the admin routes on a thread of its own. `roster` holds
 /// the running plugins (their state, queues and budgets are read at each scrape);
 /// `ready` decides `/readyz`.
-pub fn serve(addr: &str, handles: Vec<Handle>, ready: Ready) -> std::io::Result<Admin> {
+pub fn serve(addr: &str, roster: Roster, ready: Ready) -> std::io::Result<Admin> {
     let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
     let bound = std_listener.local_addr()?;
@@ -51,7 +51,6 @@ pub fn serve(addr: &str, handles: Vec<Handle>, ready: Ready) -> std::io::Result<
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let handles: Arc<[Handle]> = handles.into();
     std::thread::Builder::new()
         .name("pulp-admin".into())
         .spawn(move || {
@@ -83,11 +82,11 @@ pub fn serve(addr: &str, handles: Vec<Handle>, ready: Ready) -> std::io::Result<
                             }
                         },
                     };
-                    let (handles, ready) = (handles.clone(), ready.clone());
+                    let (roster, ready) = (roster.clone(), ready.clone());
                     tokio::spawn(async move {
                         let _permit = permit;
                         let service = hyper::service::service_fn(move |req| {
-                            let r = answer(&req, &handles, &ready);
+                            let r = answer(&req, &roster, &ready);
                             async move { Ok::<_, Infallible>(r) }
                         });
                         let conn = hyper::server::conn::http1::Builder::new()
@@ -115,7 +114,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>, kind: &'static str) -> Respo
     r
 }
 
-fn answer(req: &Request<Incoming>, handles: &[Handle], ready: &Ready) -> Response<Full<Bytes>> {
+fn answer(req: &Request<Incoming>, roster: &Roster, ready: &Ready) -> Response<Full<Bytes>> {
     const PLAIN: &str = "text/plain; charset=utf-8";
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n", PLAIN);
@@ -131,7 +130,7 @@ fn answer(req: &Request<Incoming>, handles: &[Handle], ready: &Ready) -> Respons
             ),
         },
         "/metrics" => {
-            refresh(handles);
+            refresh(&roster.handles());
             text(
                 StatusCode::OK,
                 metrics().encode(),

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
-    check, new_plugin, sha256_hex, Host, HostConfig, Lang, Manifest, Plugin, Registry, Runtime,
-    RuntimeConfig,
+    check, control, new_plugin, sha256_hex, Host, HostConfig, Lang, Manifest, Plugin, Registry,
+    Runtime, RuntimeConfig,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -46,6 +46,10 @@ struct Cli {
     /// Log format. Filter with `RUST_LOG` (default `info`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// The control socket of `pulp run`, used by `pulp ctl` [default:
+    /// <storage-root>/.pulp/control.sock].
+    #[arg(long, global = true, env = "PULP_CONTROL")]
+    control: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -85,6 +89,14 @@ enum Command {
         /// keep it on loopback or a private network).
         #[arg(long, env = "PULP_ADMIN")]
         admin: Option<String>,
+        /// Reload a plugin when its manifest or module changes (development).
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Steer a running `pulp run` through its control socket.
+    Ctl {
+        #[command(subcommand)]
+        op: CtlOp,
     },
     /// Ask a running `pulp run --admin ADDR` whether it is ready (exit 0) or not (1):
     /// a container's HEALTHCHECK without curl.
@@ -121,6 +133,33 @@ enum Command {
         /// Where to write it [default: ./<name>].
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlOp {
+    /// Every plugin: version, state, instances, restarts, steps, queue, memory
+    /// (guest+host), uptime.
+    Status {
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a plugin's manifest and module again; the new version takes over only
+    /// if its `pulp_init` succeeds, else the running one keeps serving.
+    Reload {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Stop a plugin (its routes and connections go; the others keep running).
+    Stop {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Start a stopped or failed plugin from its manifest.
+    Start {
+        /// The plugin's name.
+        name: String,
     },
 }
 
@@ -176,6 +215,13 @@ fn init_logging(format: LogFormat) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let control_path = cli
+        .control
+        .clone()
+        .unwrap_or_else(|| control::default_path(&cli.storage_root));
+    if let Command::Ctl { op } = &cli.command {
+        return ctl(&control_path, op);
+    }
     let registry = Registry::new()?;
     let host_config = |fuel, settings, require_pinned| HostConfig {
         storage_root: cli.storage_root.clone(),
@@ -189,6 +235,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         require_pinned,
     };
     match cli.command {
+        Command::Ctl { .. } => unreachable!("answered above"),
         Command::Health {
             addr,
             path,
@@ -299,9 +346,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tls_key,
             require_pinned,
             admin,
+            watch,
         } => {
             // Before anything else, so a signal during start-up is not the default kill.
             let stop = stop_flag(stop_grace_ms)?;
+            // Bound first: a second `pulp run` on the same storage root stops here,
+            // before its plugins touch their storage. Requests wait in the channel
+            // until the plugins run.
+            let (commands, requests) = control::channel();
+            let _control = control::serve(&control_path, commands.clone())
+                .with_context(|| format!("control socket {}", control_path.display()))?;
             let manifests = manifests
                 .iter()
                 .map(Manifest::load)
@@ -360,16 +414,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 stop_grace: Duration::from_millis(stop_grace_ms),
                 ..RuntimeConfig::default()
             });
-            let mut handles = Vec::new();
             for p in plugins {
-                handles.push(runtime.spawn(p)?);
+                runtime.spawn(p)?;
             }
             let _admin = match admin {
                 Some(addr) => {
                     let a = crate::admin::serve(
                         &addr,
-                        handles.clone(),
-                        readiness(&host, &manifests, &handles),
+                        runtime.roster(),
+                        readiness(&host, &manifests, runtime.roster()),
                     )
                     .with_context(|| format!("admin listener {addr}"))?;
                     tracing::info!(target: "pulp", addr = %a.addr(), "admin listener: /metrics /healthz /readyz");
@@ -377,7 +430,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => None,
             };
-            wait_for_signal(&runtime, &stop)?;
+            tracing::info!(target: "pulp", path = %control_path.display(), "control socket: pulp ctl status | reload | stop | start");
+            let _watcher = watch.then(|| {
+                tracing::info!(target: "pulp", "watching the plugins' manifests and modules");
+                control::watch(&manifests, commands, Duration::from_millis(300))
+            });
+            let mut supervisor = control::Supervisor::new(host, registry, runtime, &manifests);
+            serve_until_signal(&mut supervisor, &requests, &stop)?;
+            let runtime = supervisor.into_runtime();
             let mut ok = true;
             for r in runtime.stop() {
                 if let Some(v) = r.probe_last_call {
@@ -431,12 +491,7 @@ fn stop_flag(grace_ms: u64) -> anyhow::Result<Arc<AtomicBool>> {
 /// `/readyz`: every plugin was initialised before the admin listener started; none
 /// has failed for good; the plugins' listener is bound when one declares an inbound
 /// transport.
-fn readiness(
-    host: &Host,
-    manifests: &[Manifest],
-    handles: &[crate::Handle],
-) -> crate::admin::Ready {
-    let handles = handles.to_vec();
+fn readiness(host: &Host, manifests: &[Manifest], roster: crate::Roster) -> crate::admin::Ready {
     let shared = host.shared().clone();
     let inbound = manifests.iter().any(|m| {
         m.capabilities
@@ -444,11 +499,13 @@ fn readiness(
             .any(|c| c.starts_with("transport.") && c.ends_with(".inbound") || c == "transport.sse")
     });
     Arc::new(move || {
-        let failed: Vec<&str> = handles
+        let handles = roster.handles();
+        let mut failed: Vec<&str> = handles
             .iter()
             .filter(|h| matches!(h.health(), crate::Health::Failed(_)))
             .map(|h| h.name())
             .collect();
+        failed.dedup();
         if !failed.is_empty() {
             return Err(format!("failed for good: {}", failed.join(", ")));
         }
@@ -461,12 +518,64 @@ fn readiness(
     })
 }
 
-/// Blocks until the stop flag is set, or until every plugin has failed for good.
-fn wait_for_signal(runtime: &Runtime, stop: &AtomicBool) -> anyhow::Result<()> {
+/// Carries out control requests until the stop flag is set, or until every plugin
+/// has failed for good.
+fn serve_until_signal(
+    supervisor: &mut control::Supervisor,
+    requests: &std::sync::mpsc::Receiver<control::Command>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    use std::sync::mpsc::RecvTimeoutError;
     while !stop.load(Ordering::Relaxed) {
-        if runtime.wait_all_ended(Duration::from_millis(100)) {
-            anyhow::bail!("every plugin has stopped after failing");
+        match requests.recv_timeout(Duration::from_millis(100)) {
+            Ok(c) => supervisor.handle(c),
+            Err(RecvTimeoutError::Timeout) if supervisor.runtime().all_failed() => {
+                anyhow::bail!("every plugin has stopped after failing")
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
     Ok(())
+}
+
+/// `pulp ctl`: one request to the control socket, its answer printed.
+fn ctl(path: &std::path::Path, op: &CtlOp) -> anyhow::Result<ExitCode> {
+    use control::Request;
+    let (request, json) = match op {
+        CtlOp::Status { json } => (Request::Status, *json),
+        CtlOp::Reload { name } => (
+            Request::Reload {
+                plugin: name.clone(),
+            },
+            false,
+        ),
+        CtlOp::Stop { name } => (
+            Request::Stop {
+                plugin: name.clone(),
+            },
+            false,
+        ),
+        CtlOp::Start { name } => (
+            Request::Start {
+                plugin: name.clone(),
+            },
+            false,
+        ),
+    };
+    let answer = control::ask(path, &request).map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else if request == Request::Status {
+        print!("{}", control::table(&answer.plugins));
+    } else {
+        println!("{}", answer.message);
+    }
+    if !answer.ok {
+        if !json && request == Request::Status {
+            eprintln!("{}", answer.message);
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }

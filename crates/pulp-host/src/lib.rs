@@ -20,6 +20,7 @@ pub mod cache;
 mod check;
 pub mod cli;
 pub mod config;
+pub mod control;
 mod core;
 mod envelope;
 mod error;
@@ -40,9 +41,9 @@ pub use check::check;
 pub use host::{Host, HostConfig};
 pub use manifest::{sha256_hex, Limits, Manifest, ManifestError, Secret, SecretSource};
 pub use new::{new_plugin, Lang};
-pub use plugin::{CallError, Envelope, Interrupter, LoadError, Plugin, RestartError};
+pub use plugin::{CallError, Envelope, Interrupter, Lineage, LoadError, Plugin, RestartError};
 pub use registry::{Entry, Registry, RegistryError};
-pub use runtime::{Handle, Health, Report, Runtime, RuntimeConfig};
+pub use runtime::{Handle, Health, Report, Roster, Runtime, RuntimeConfig};
 
 // `inventory` only sees crates that are linked: this library links each capability
 // crate its features name, so `Registry::new()` in any program that depends on it

@@ -39,6 +39,15 @@ struct Live {
     exports: Exports,
 }
 
+/// What the versions of one plugin share across live reloads: the event queues
+/// (with what is queued, and the routes and connections that post to them) and the
+/// count of live instances whose last one closes them.
+#[derive(Clone)]
+pub struct Lineage {
+    view: pulp_ext::Plugin,
+    replicas: Arc<AtomicU64>,
+}
+
 /// A loaded plugin (the Go host's `host.Plugin`): load, [`init`](Plugin::init),
 /// [`step`](Plugin::step) many times, [`shutdown`](Plugin::shutdown); closed on drop.
 pub struct Plugin {
@@ -68,6 +77,41 @@ impl Plugin {
         manifest: &Manifest,
         registry: Option<&Registry>,
     ) -> Result<Plugin, LoadError> {
+        Plugin::load_as(host, manifest, registry, None)
+    }
+
+    /// The next version of a running plugin for a live reload: `manifest` and its
+    /// module loaded like [`Plugin::load`], sharing the running version's event
+    /// queues (and what is queued), storage and routes' owner. It is a candidate
+    /// ([`pulp_ext::Standing`]): after a successful [`init`](Plugin::init) the runtime
+    /// makes it current ([`crate::Runtime::replace`]); dropped before, it is
+    /// abandoned and the running version never noticed it. The queues keep their
+    /// first `[limits] queue` and `host_memory_mb`.
+    pub fn load_successor(
+        host: &Host,
+        manifest: &Manifest,
+        registry: Option<&Registry>,
+        of: &Lineage,
+    ) -> Result<Plugin, LoadError> {
+        if manifest.name != of.view.name() {
+            return Err(LoadError::Rejected {
+                plugin: of.view.name().to_string(),
+                problems: vec![format!(
+                    "the manifest {} now names plugin \"{}\"; a reload keeps the name",
+                    manifest.path.display(),
+                    manifest.name
+                )],
+            });
+        }
+        Plugin::load_as(host, manifest, registry, Some(of))
+    }
+
+    fn load_as(
+        host: &Host,
+        manifest: &Manifest,
+        registry: Option<&Registry>,
+        of: Option<&Lineage>,
+    ) -> Result<Plugin, LoadError> {
         let name = manifest.name.clone();
         let wasm = std::fs::read(&manifest.wasm).map_err(|cause| LoadError::Read {
             plugin: name.clone(),
@@ -89,16 +133,19 @@ impl Plugin {
                 path: manifest.wasm.clone(),
                 message: format!("{e:#}"),
             })?;
-        let view = pulp_ext::Plugin::with_shared(
-            name.clone(),
-            host.config().storage_root.join(&name),
-            manifest.settings.clone(),
-            Events::with_budget(
-                manifest.limits.queue as usize,
-                pulp_ext::Budget::new((manifest.limits.host_memory_mb as usize) << 20),
+        let view = match of {
+            Some(of) => of.view.successor(manifest.settings.clone()),
+            None => pulp_ext::Plugin::with_shared(
+                name.clone(),
+                host.config().storage_root.join(&name),
+                manifest.settings.clone(),
+                Events::with_budget(
+                    manifest.limits.queue as usize,
+                    pulp_ext::Budget::new((manifest.limits.host_memory_mb as usize) << 20),
+                ),
+                host.shared().clone(),
             ),
-            host.shared().clone(),
-        );
+        };
         let rejected = |problems| LoadError::Rejected {
             plugin: name.clone(),
             problems,
@@ -138,10 +185,29 @@ impl Plugin {
             call_number: 0,
             source,
             scratch: Vec::new(),
-            replicas: Arc::new(AtomicU64::new(1)),
+            replicas: match of {
+                Some(of) => {
+                    of.replicas.fetch_add(1, Ordering::SeqCst);
+                    of.replicas.clone()
+                }
+                None => Arc::new(AtomicU64::new(1)),
+            },
         };
         plugin.live = Some(plugin.instantiate()?);
         Ok(plugin)
+    }
+
+    /// What the next version of this plugin shares with it ([`Plugin::load_successor`]).
+    pub fn lineage(&self) -> Lineage {
+        Lineage {
+            view: self.view.clone(),
+            replicas: self.replicas.clone(),
+        }
+    }
+
+    /// Moves this version to `standing` (around a live reload).
+    pub(crate) fn set_standing(&self, standing: pulp_ext::Standing) {
+        self.view.set_standing(standing);
     }
 
     /// One more instance of this plugin (`[limits] instances`): its own store,
@@ -497,6 +563,10 @@ impl Plugin {
 
 impl Drop for Plugin {
     fn drop(&mut self) {
+        // A candidate dropped before it took over was never served.
+        if self.view.standing() == pulp_ext::Standing::Candidate {
+            self.view.set_standing(pulp_ext::Standing::Abandoned);
+        }
         if self.replicas.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.view.events().close();
         }

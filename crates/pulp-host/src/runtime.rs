@@ -90,42 +90,111 @@ pub struct Report {
     pub error: Option<String>,
 }
 
-/// Shared view of one running plugin.
+/// Shared view of one running plugin instance (a pool has one per instance).
 #[derive(Clone)]
-pub struct Handle {
+pub struct Handle(Arc<HandleInner>);
+
+struct HandleInner {
     name: String,
     events: Events,
-    status: Arc<Mutex<(Health, u32)>>,
+    status: Mutex<Status>,
+    /// Steps taken, by every version of this instance.
+    steps: AtomicU64,
+    /// The instance's linear memory after its last run, in bytes.
+    memory: AtomicU64,
+}
+
+/// What changes as the instance runs, restarts and is reloaded.
+struct Status {
+    health: Health,
+    restarts: u32,
+    /// The manifest's `version` of the version running.
+    version: String,
+    /// When the version running took over.
+    since: Instant,
     interrupter: Interrupter,
 }
 
 impl Handle {
+    fn new(plugin: &Plugin) -> Handle {
+        Handle(Arc::new(HandleInner {
+            name: plugin.name().to_string(),
+            events: plugin.view().events().clone(),
+            status: Mutex::new(Status {
+                health: Health::Running,
+                restarts: 0,
+                version: plugin.manifest().version.clone(),
+                since: Instant::now(),
+                interrupter: plugin.interrupter(),
+            }),
+            steps: AtomicU64::new(0),
+            memory: AtomicU64::new(plugin.memory_bytes() as u64),
+        }))
+    }
+
+    fn status(&self) -> MutexGuard<'_, Status> {
+        lock(&self.0.status)
+    }
+
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// Its event queues.
     pub fn events(&self) -> &Events {
-        &self.events
+        &self.0.events
     }
 
     /// Where it stands.
     pub fn health(&self) -> Health {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .clone()
+        self.status().health.clone()
     }
 
-    /// How many times its instance was replaced.
+    /// How many times its instance was replaced after a failure.
     pub fn restarts(&self) -> u32 {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).1
+        self.status().restarts
+    }
+
+    /// The manifest `version` of the version running (changed by a reload).
+    pub fn version(&self) -> String {
+        self.status().version.clone()
+    }
+
+    /// How long the version running has run (a reload starts it again).
+    pub fn uptime(&self) -> Duration {
+        self.status().since.elapsed()
+    }
+
+    /// Steps taken so far, across restarts and reloads.
+    pub fn steps(&self) -> u64 {
+        self.0.steps.load(Ordering::Relaxed)
+    }
+
+    /// The instance's linear memory after its last run, in bytes.
+    pub fn guest_memory(&self) -> u64 {
+        self.0.memory.load(Ordering::Relaxed)
     }
 
     fn set(&self, h: Health) {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).0 = h;
+        self.status().health = h;
+    }
+
+    fn interrupt(&self) {
+        self.status().interrupter.interrupt();
+    }
+}
+
+/// The handles of every plugin instance the runtime runs, kept current as plugins
+/// are started, stopped and reloaded: what the admin listener and `pulp ctl status`
+/// read. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Roster(Arc<Mutex<Vec<Handle>>>);
+
+impl Roster {
+    /// The handles now, in start order.
+    pub fn handles(&self) -> Vec<Handle> {
+        lock(&self.0).clone()
     }
 }
 
@@ -143,6 +212,7 @@ pub struct Runtime {
     sched: Option<Arc<Sched>>,
     tasks: Vec<Arc<Task>>,
     ended: Arc<Ended>,
+    roster: Roster,
 }
 
 /// How many tasks have ended, for [`Runtime::wait_all_ended`] and [`Runtime::stop`].
@@ -181,6 +251,7 @@ impl Runtime {
             sched: None,
             tasks: Vec::new(),
             ended: Arc::default(),
+            roster: Roster::default(),
         }
     }
 
@@ -206,21 +277,9 @@ impl Runtime {
     /// an event or an idle tick due.
     pub fn spawn(&mut self, plugin: Plugin) -> std::io::Result<Handle> {
         let sched = self.sched()?;
-        let handle = Handle {
-            name: plugin.name().to_string(),
-            events: plugin.view().events().clone(),
-            status: Arc::new(Mutex::new((Health::Running, 0))),
-            interrupter: plugin.interrupter(),
-        };
-        let limits = &plugin.manifest().limits;
-        let tick = limits
-            .tick_ms
-            .map_or(self.config.tick, Duration::from_millis);
-        let max_tick = limits
-            .max_tick_ms
-            .map_or(self.config.max_tick, Duration::from_millis)
-            .max(tick);
-        let group = group(&handle.events)?;
+        let handle = Handle::new(&plugin);
+        let (tick, max_tick) = ticks(&self.config, &plugin);
+        let group = group(handle.events())?;
         let now = Instant::now();
         let task = Arc::new_cyclic(|me: &Weak<Task>| Task {
             sched,
@@ -240,11 +299,12 @@ impl Runtime {
                 failures: Vec::new(),
                 restart: None,
                 report: None,
-                metrics: PluginMetrics::new(&handle.name),
+                metrics: PluginMetrics::new(handle.name()),
             }),
         });
         group.add(&task);
         self.tasks.push(task.clone());
+        lock(&self.roster.0).push(handle.clone());
         task.sched.push(task.clone());
         Ok(handle)
     }
@@ -252,6 +312,119 @@ impl Runtime {
     /// The running plugins.
     pub fn handles(&self) -> impl Iterator<Item = &Handle> {
         self.tasks.iter().map(|t| &t.handle)
+    }
+
+    /// The plugins' handles, kept current as plugins start, stop and are reloaded.
+    pub fn roster(&self) -> Roster {
+        self.roster.clone()
+    }
+
+    /// Whether every plugin has failed for good (none stopped by hand, none running).
+    pub fn all_failed(&self) -> bool {
+        !self.tasks.is_empty()
+            && self
+                .tasks
+                .iter()
+                .all(|t| matches!(t.handle.health(), Health::Failed(_)))
+    }
+
+    fn tasks_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Arc<Task>> + 'a {
+        self.tasks.iter().filter(move |t| t.handle.name() == name)
+    }
+
+    /// What the next version of plugin `name` shares with the one running
+    /// ([`Plugin::load_successor`]); `None` when it is not running (stopped, failed
+    /// for good, or unknown).
+    pub fn lineage(&self, name: &str) -> Option<crate::Lineage> {
+        self.tasks_of(name)
+            .find_map(|t| lock(&t.life).plugin.as_ref().map(Plugin::lineage))
+    }
+
+    /// A live reload's takeover: `new`, initialised successors of plugin `name`
+    /// (one per instance), replace its running instances between two steps. Queued
+    /// events stay queued for the new version; the routes of the old version stop
+    /// serving in the same moment the new version's start. Returns the old
+    /// instances, for the caller to shut down, or gives `new` back when the plugin is
+    /// not running with as many instances.
+    pub fn replace(&self, name: &str, new: Vec<Plugin>) -> Result<Vec<Plugin>, Vec<Plugin>> {
+        let tasks: Vec<&Arc<Task>> = self.tasks_of(name).collect();
+        // Every instance's life at once: no step of the old version runs after the
+        // first of the new one. Workers hold one life at a time, so no deadlock.
+        let mut lives: Vec<MutexGuard<'_, Life>> = tasks.iter().map(|t| lock(&t.life)).collect();
+        if lives.len() != new.len() || lives.iter().any(|l| l.plugin.is_none()) {
+            return Err(new);
+        }
+        let mut old = Vec::new();
+        for ((task, life), plugin) in tasks.iter().zip(lives.iter_mut()).zip(new) {
+            plugin.set_standing(pulp_ext::Standing::Current);
+            let (tick, max_tick) = ticks(&life.config, &plugin);
+            life.tick = (tick > Duration::ZERO).then_some((tick, max_tick));
+            life.interval = tick;
+            life.next_tick = None;
+            life.failures.clear();
+            life.restart = None;
+            let mut st = task.handle.status();
+            st.health = Health::Running;
+            st.version = plugin.manifest().version.clone();
+            st.since = Instant::now();
+            st.interrupter = plugin.interrupter();
+            drop(st);
+            old.extend(life.plugin.replace(plugin));
+        }
+        for p in &old {
+            p.set_standing(pulp_ext::Standing::Retired);
+        }
+        drop(lives);
+        for t in tasks {
+            t.wake();
+        }
+        Ok(old)
+    }
+
+    /// Stops plugin `name` alone, as [`Runtime::stop`] stops all: its queues close
+    /// (its routes and connections go), `pulp_shutdown` runs within the grace period.
+    /// Its instances stay listed as stopped until [`Runtime::forget`]. False when no
+    /// instance of it was running.
+    pub fn stop_plugin(&self, name: &str) -> bool {
+        let tasks: Vec<&Arc<Task>> = self.tasks_of(name).collect();
+        let running = tasks.iter().filter(|t| !t.has_ended()).count();
+        if running == 0 {
+            return false;
+        }
+        for t in &tasks {
+            t.handle.events().close();
+        }
+        let until = Instant::now() + self.config.stop_grace;
+        let mut interrupting = false;
+        while tasks.iter().any(|t| !t.has_ended()) {
+            if Instant::now() >= until {
+                if interrupting {
+                    break;
+                }
+                interrupting = true;
+            }
+            if interrupting {
+                tasks.iter().for_each(|t| t.handle.interrupt());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// Drops the instances of plugin `name` that have ended (stopped or failed for
+    /// good), before it is started again. False when one is still running.
+    pub fn forget(&mut self, name: &str) -> bool {
+        if self.tasks_of(name).any(|t| !t.has_ended()) {
+            return false;
+        }
+        let before = self.tasks.len();
+        self.tasks.retain(|t| t.handle.name() != name);
+        let gone = before - self.tasks.len();
+        let mut ended = lock(&self.ended.count);
+        *ended = ended.saturating_sub(gone);
+        drop(ended);
+        lock(&self.roster.0).retain(|h| h.name() != name);
+        true
     }
 
     /// Waits until every plugin has ended by itself (failed for good), or `timeout`.
@@ -265,14 +438,14 @@ impl Runtime {
     /// then (blocked in a host call) is left behind and reported.
     pub fn stop(self) -> Vec<Report> {
         for t in &self.tasks {
-            t.handle.events.close();
+            t.handle.events().close();
         }
         let n = self.tasks.len();
         if !self.ended.wait(n, self.config.stop_grace) {
             let stuck: Vec<_> = self.tasks.iter().filter(|t| !t.has_ended()).collect();
             for t in &stuck {
                 tracing::warn!(
-                    plugin = t.handle.name,
+                    plugin = t.handle.name(),
                     "still in a call after the grace period; interrupting it"
                 );
             }
@@ -280,7 +453,7 @@ impl Runtime {
             let until = Instant::now() + Duration::from_secs(1);
             while Instant::now() < until && !self.ended.wait(n, Duration::from_millis(20)) {
                 for t in &stuck {
-                    t.handle.interrupter.interrupt();
+                    t.handle.interrupt();
                 }
             }
         }
@@ -292,7 +465,7 @@ impl Runtime {
             .map(|t| {
                 let report = t.life.try_lock().ok().and_then(|mut l| l.report.take());
                 report.unwrap_or_else(|| Report {
-                    name: t.handle.name.clone(),
+                    name: t.handle.name().to_string(),
                     probe_last_call: None,
                     probe_config_marker: None,
                     restarts: t.handle.restarts(),
@@ -350,7 +523,7 @@ struct PluginMetrics {
 impl PluginMetrics {
     /// Counts a replaced instance: in the handle (`Handle::restarts`) and the metric.
     fn restarted(&self, h: &Handle) {
-        h.status.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+        h.status().restarts += 1;
         self.restarts.inc();
     }
 
@@ -455,9 +628,9 @@ impl Life {
             return false;
         };
         let h = &task.handle;
-        let name = h.name.as_str();
+        let name = h.name();
         if let Some((at, err)) = self.restart.take() {
-            if !h.events.is_closed() {
+            if !h.events().is_closed() {
                 if Instant::now() < at {
                     self.restart = Some((at, err)); // woken early; its timer still runs
                     return false;
@@ -476,7 +649,7 @@ impl Life {
         let mut steps = 0;
         loop {
             let plugin = self.plugin.as_mut().expect("checked above");
-            let event = match h.events.try_next() {
+            let event = match h.events().try_next() {
                 Next::Closed => {
                     self.finish(h, None);
                     return false;
@@ -515,7 +688,7 @@ impl Life {
                 }
                 // The host is stopping and cut a step that outlived the grace period: not
                 // a failure of the plugin, and nothing to restart; it shuts down below.
-                Err(e @ CallError::Interrupted { .. }) if h.events.is_closed() => {
+                Err(e @ CallError::Interrupted { .. }) if h.events().is_closed() => {
                     tracing::warn!(plugin = name, "{e}");
                     self.finish(h, None);
                     return false;
@@ -530,6 +703,7 @@ impl Life {
                 }
             }
             steps += 1;
+            h.0.steps.fetch_add(1, Ordering::Relaxed);
             // One clock read per step serves both the histogram and the slice.
             let now = Instant::now();
             if metrics_enabled() {
@@ -542,20 +716,22 @@ impl Life {
                 break;
             }
             if steps >= SLICE_STEPS || now - start >= SLICE_TIME {
-                self.note_memory();
+                self.note_memory(h);
                 self.arm(task);
                 return true;
             }
         }
-        self.note_memory();
+        self.note_memory(h);
         self.arm(task);
         false
     }
 
     /// Records the instance's linear memory after a run (it only grows within one).
-    fn note_memory(&self) {
+    fn note_memory(&self, h: &Handle) {
         if let Some(p) = &self.plugin {
-            self.metrics.guest_memory.set(p.memory_bytes() as i64);
+            let bytes = p.memory_bytes();
+            h.0.memory.store(bytes as u64, Ordering::Relaxed);
+            self.metrics.guest_memory.set(bytes as i64);
         }
     }
 
@@ -586,8 +762,8 @@ impl Life {
     /// the plugin for good when it failed too often.
     fn failed(&mut self, task: &Task, err: String) -> bool {
         let h = &task.handle;
-        let name = h.name.clone();
-        if h.events.is_closed() {
+        let name = h.name().to_string();
+        if h.events().is_closed() {
             // The host is stopping: a fresh instance would only be shut down again.
             let why = format!("{err}; not restarted: the host is stopping");
             tracing::warn!(plugin = name, "{why}");
@@ -648,6 +824,18 @@ impl Life {
         plugin.close();
         self.report = Some(report);
     }
+}
+
+/// A plugin's shortest and longest idle tick interval: its manifest's, else the
+/// runtime's.
+fn ticks(config: &RuntimeConfig, plugin: &Plugin) -> (Duration, Duration) {
+    let limits = &plugin.manifest().limits;
+    let tick = limits.tick_ms.map_or(config.tick, Duration::from_millis);
+    let max_tick = limits
+        .max_tick_ms
+        .map_or(config.max_tick, Duration::from_millis)
+        .max(tick);
+    (tick, max_tick)
 }
 
 /// The tasks of one plugin's instances (a pool shares one event queue): a post wakes

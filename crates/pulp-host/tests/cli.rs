@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::{guest, plugin, pulp, root, Running};
 
 #[test]
@@ -1045,4 +1047,349 @@ fn the_admin_listener_closes_idle_connections_and_serves_past_a_flood_of_them() 
     drop(idle);
     p.signal("TERM");
     assert!(p.exit_within(30).0.success());
+}
+
+/// `http_hello.wat` answering with `body` (3 bytes) on route `route` (12 bytes, like
+/// `/hello/:name`); with `fail_init` its `pulp_init` registers the route, then fails.
+fn hello_guest(body: &str, route: &str, fail_init: bool) -> String {
+    assert_eq!((body.len(), route.len()), (3, 12));
+    let g = guest("http_hello.wat")
+        .replace("\\c4\\03wat", &format!("\\c4\\03{body}"))
+        .replace("\\ac/hello/:name", &format!("\\ac{route}"));
+    if fail_init {
+        g.replace(
+            "(call $register (i32.const 1024) (i32.const 30)))",
+            "(drop (call $register (i32.const 1024) (i32.const 30))) (i32.const 1))",
+        )
+    } else {
+        g
+    }
+}
+
+/// Writes version `version` of plugin `name` (its module and manifest) into `dir`.
+fn write_version(dir: &std::path::Path, name: &str, version: &str, wat: &str) {
+    let d = dir.join(name);
+    std::fs::write(d.join("plugin.wat"), wat).unwrap();
+    std::fs::write(
+        d.join("pulp.plugin.toml"),
+        format!("name = \"{name}\"\nversion = \"{version}\"\nwasm = \"plugin.wat\"\ncapabilities = [\"transport.http.inbound\"]\n"),
+    )
+    .unwrap();
+}
+
+/// GETs `path` over a kept-alive connection: (status line, body).
+fn keep_alive_get(
+    conn: &mut std::io::BufReader<std::net::TcpStream>,
+    path: &str,
+) -> std::io::Result<(String, String)> {
+    use std::io::{BufRead, Read, Write};
+    conn.get_mut()
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())?;
+    let mut status = String::new();
+    conn.read_line(&mut status)?;
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        if conn.read_line(&mut h)? == 0 {
+            return Err(std::io::Error::other("closed in the head"));
+        }
+        if h == "\r\n" {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; len];
+    conn.read_exact(&mut body)?;
+    Ok((
+        status.trim_end().to_string(),
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
+}
+
+/// `pulp ctl` against the running `pulp run` whose storage root is under `dir`.
+fn ctl(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = pulp(dir).arg("ctl").args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Live reload under load, as an operator does it: a real `pulp run`, real
+/// `pulp ctl` processes, two clients sending requests without pause on kept-alive
+/// connections. Twenty reloads lose no request and answer none twice (each answer
+/// is one version's body, the versions in order per client); each new version
+/// serves once `ctl reload` returns; a version whose `pulp_init` fails is refused
+/// with its reason while the old one keeps serving, and leaves no route behind; a
+/// reload that drops a route drops it.
+#[test]
+fn twenty_live_reloads_under_load_lose_no_request() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let m = plugin(dir.path(), "hello", "", "");
+    write_version(
+        dir.path(),
+        "hello",
+        "0",
+        &hello_guest("v00", "/hello/:name", false),
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--listen", "127.0.0.1:0"]).arg(&m);
+    let mut p = Running::start(cmd);
+    let listen = p.listen_addr();
+    p.wait_for("control socket");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (listen, stop) = (listen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut conn =
+                    std::io::BufReader::new(std::net::TcpStream::connect(&listen).unwrap());
+                let (mut bodies, mut errors) = (Vec::new(), Vec::new());
+                let until = std::time::Instant::now() + Duration::from_secs(120);
+                while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                    match keep_alive_get(&mut conn, "/hello/x") {
+                        Ok((s, b)) if s == "HTTP/1.1 200 OK" => bodies.push(b),
+                        Ok((s, b)) => errors.push(format!("{s}: {b}")),
+                        Err(e) => {
+                            errors.push(format!("I/O: {e}"));
+                            break;
+                        }
+                    }
+                }
+                (bodies, errors)
+            })
+        })
+        .collect();
+
+    let mut took = Vec::new();
+    for v in 1..=20 {
+        let body = format!("v{v:02}");
+        write_version(
+            dir.path(),
+            "hello",
+            &v.to_string(),
+            &hello_guest(&body, "/hello/:name", false),
+        );
+        let t = std::time::Instant::now();
+        let (ok, out) = ctl(dir.path(), &["reload", "hello"]);
+        took.push(t.elapsed());
+        assert!(ok, "reload {v}: {out}");
+        assert!(
+            out.contains(&format!("reloaded hello: version {v} serving after")),
+            "{out}"
+        );
+        // Serving as soon as the reload returned.
+        let a = support::http(
+            &listen,
+            "GET /hello/y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(a.ends_with(&body), "after reload {v}: {a}");
+        if v == 10 {
+            // A version that fails its init: refused with the reason, v10 serves on.
+            write_version(
+                dir.path(),
+                "hello",
+                "bad",
+                &hello_guest("bad", "/fails/:name", true),
+            );
+            let (ok, out) = ctl(dir.path(), &["reload", "hello"]);
+            assert!(!ok, "{out}");
+            assert!(
+                out.contains("pulp_init returned 1")
+                    && out.contains("the running version keeps serving"),
+                "{out}"
+            );
+            let a = support::http(
+                &listen,
+                "GET /fails/y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            assert!(
+                a.starts_with("HTTP/1.1 404"),
+                "the failed version's route: {a}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut total = 0;
+    for c in clients {
+        let (bodies, errors) = c.join().unwrap();
+        assert!(
+            errors.is_empty(),
+            "requests failed across reloads: {errors:?}"
+        );
+        assert!(bodies.len() > 20, "the load ran: {} requests", bodies.len());
+        // Each answer is one version's, and versions only move forward.
+        let order: Vec<u32> = bodies
+            .iter()
+            .map(|b| {
+                b.strip_prefix('v')
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("answer {b:?}"))
+            })
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "versions went back");
+        assert_eq!(order.last(), Some(&20));
+        total += bodies.len();
+    }
+    took.sort();
+    eprintln!(
+        "20 reloads under load: {total} requests, 0 errors; `pulp ctl reload` took {:?} (median), {:?} (max)",
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
+
+    // `ctl status` names the version serving.
+    let (ok, out) = ctl(dir.path(), &["status"]);
+    assert!(ok, "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("hello "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.split_whitespace().nth(1) == Some("20") && row.contains("running"),
+        "{out}"
+    );
+
+    // A version that serves another route: the old route goes with the old version.
+    write_version(
+        dir.path(),
+        "hello",
+        "21",
+        &hello_guest("v21", "/howdy/:name", false),
+    );
+    let (ok, out) = ctl(dir.path(), &["reload", "hello"]);
+    assert!(ok, "{out}");
+    let a = support::http(
+        &listen,
+        "GET /hello/y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(a.starts_with("HTTP/1.1 404"), "{a}");
+    let a = support::http(
+        &listen,
+        "GET /howdy/y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(a.starts_with("HTTP/1.1 200") && a.ends_with("v21"), "{a}");
+    p.signal("TERM");
+    let (st, _) = p.exit_within(10);
+    assert!(st.success());
+}
+
+/// `pulp ctl` as an operator uses it, and `pulp run --watch`: the socket is the
+/// owner's alone; status as a table and as JSON (no config in it); stop and start
+/// one plugin while another keeps serving; a second `pulp run` on the same storage
+/// root is refused before its plugins start; a module edited on disk is reloaded by
+/// the watcher, and a broken edit leaves the running version serving.
+#[test]
+fn ctl_steers_a_running_host_and_watch_reloads_edits() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let m = plugin(dir.path(), "hello", "", "");
+    write_version(
+        dir.path(),
+        "hello",
+        "1",
+        &hello_guest("one", "/hello/:name", false),
+    );
+    let other = plugin(
+        dir.path(),
+        "other",
+        &guest("reactor.wat"),
+        "[config]\ntoken = \"s3cret-value\"\n",
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--watch", "--listen", "127.0.0.1:0"])
+        .arg(&m)
+        .arg(&other);
+    let mut p = Running::start(cmd);
+    let listen = p.listen_addr();
+    p.wait_for("watching the plugins");
+    let get = |path: &str| {
+        support::http(
+            &listen,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let sock = dir.path().join("data/.pulp/control.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the control socket is the owner's alone"
+    );
+    let dir_mode = std::fs::metadata(sock.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700);
+
+    let (ok, out) = ctl(dir.path(), &["status"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("NAME "), "{out}");
+    assert!(out.contains("hello") && out.contains("other"), "{out}");
+    let (ok, json) = ctl(dir.path(), &["status", "--json"]);
+    assert!(ok, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let plugins = v["plugins"].as_array().unwrap();
+    assert_eq!(plugins.len(), 2);
+    assert_eq!(plugins[0]["name"], "hello");
+    assert_eq!(plugins[0]["state"], "running");
+    assert_eq!(plugins[0]["instances"], 1);
+    assert!(!json.contains("s3cret"), "status shows no config: {json}");
+
+    // A second host on the same storage root stops at the socket, before any plugin.
+    let out = pulp(dir.path())
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("served by another running pulp"),
+        "{err}"
+    );
+    assert!(!err.contains("plugin started"), "{err}");
+
+    // Stop one plugin; the other keeps running; start it again.
+    let (ok, out) = ctl(dir.path(), &["stop", "hello"]);
+    assert!(ok && out.contains("stopped hello"), "{out}");
+    assert!(
+        get("/hello/x").starts_with("HTTP/1.1 404"),
+        "a stopped plugin's routes go"
+    );
+    let (_, json) = ctl(dir.path(), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["plugins"][0]["state"], "stopped");
+    assert_eq!(v["plugins"][1]["state"], "running");
+    let (ok, out) = ctl(dir.path(), &["stop", "hello"]);
+    assert!(!ok && out.contains("hello is not running"), "{out}");
+    let (ok, out) = ctl(dir.path(), &["start", "hello"]);
+    assert!(ok && out.contains("started hello"), "{out}");
+    assert!(get("/hello/x").ends_with("one"));
+    let (ok, out) = ctl(dir.path(), &["reload", "nobody"]);
+    assert!(!ok && out.contains("no plugin named \"nobody\""), "{out}");
+
+    // --watch: an edit is reloaded; a broken edit is refused and the old one serves.
+    write_version(
+        dir.path(),
+        "hello",
+        "2",
+        &hello_guest("two", "/hello/:name", false),
+    );
+    p.wait_for("reloaded hello: version 2");
+    assert!(get("/hello/x").ends_with("two"));
+    std::fs::write(dir.path().join("hello/plugin.wat"), "(module (func $oops").unwrap();
+    p.wait_for("the running version keeps serving");
+    assert!(get("/hello/x").ends_with("two"));
+    p.signal("TERM");
+    let (st, _) = p.exit_within(10);
+    assert!(st.success());
+    assert!(!sock.exists(), "the socket is removed at exit");
 }
