@@ -160,6 +160,8 @@ struct Shared {
     budget: Budget,
     /// Told after every post and at close: the scheduler of the plugin's instances.
     waker: OnceLock<Arc<dyn Waker>>,
+    /// The plugin's name, for the dropped-events metric (set by its view).
+    plugin: OnceLock<String>,
 }
 
 struct Queues {
@@ -190,6 +192,7 @@ impl HostEvents for Events {
             ready: Condvar::new(),
             budget,
             waker: OnceLock::new(),
+            plugin: OnceLock::new(),
         }))
     }
 
@@ -271,8 +274,35 @@ impl Events {
     /// full, its bytes would pass the plugin's host memory budget, or the queues
     /// are closed.
     pub fn post(&self, source: &'static str, event: Event) -> Result<(), PostError> {
-        let charge = self.0.budget.charge(event.size())?;
-        self.push(source, event, charge, true)
+        let posted = match self.0.budget.charge(event.size()) {
+            Ok(charge) => self.push(source, event, charge, true),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(PostError::Full { .. } | PostError::OverBudget(_)) = &posted {
+            self.dropped(source);
+        }
+        posted
+    }
+
+    /// Counts an event refused for room (`pulp_plugin_events_dropped_total`).
+    #[cold]
+    fn dropped(&self, source: &'static str) {
+        if !crate::metrics::enabled() {
+            return;
+        }
+        let plugin = self.0.plugin.get().map_or("", String::as_str);
+        crate::metrics::metrics()
+            .events_dropped
+            .get_or_create(&crate::metrics::SourceLabels {
+                plugin: plugin.to_string(),
+                source,
+            })
+            .inc();
+    }
+
+    /// Names the plugin these queues are for (in metrics); the first name stays.
+    pub(crate) fn name_plugin(&self, name: &str) {
+        let _ = self.0.plugin.set(name.to_string());
     }
 
     /// Posts an event that must not be dropped while the plugin runs (a connection
@@ -347,6 +377,31 @@ mod tests {
 
     fn ev(kind: &str) -> Event {
         Event::from_raw(kind, vec![0x80])
+    }
+
+    #[test]
+    fn refused_events_are_counted_per_plugin_and_source() {
+        use crate::host::HostPlugin;
+        let e = Events::with_budget(1, Budget::new(100));
+        let _view = crate::Plugin::new("dropper", "/nonexistent", Default::default(), e.clone());
+        let count = |source| {
+            crate::metrics::metrics()
+                .events_dropped
+                .get_or_create(&crate::metrics::SourceLabels {
+                    plugin: "dropper".into(),
+                    source,
+                })
+                .get()
+        };
+        e.post("http", ev("http.request")).unwrap();
+        assert!(e.post("http", ev("http.request")).is_err(), "queue full");
+        assert!(e.post("http", ev("http.request")).is_err(), "queue full");
+        let big = Event::from_raw("ws.frame", vec![0; 200]);
+        assert!(e.post("ws", big).is_err(), "over the budget");
+        assert_eq!((count("http"), count("ws")), (2, 1));
+        e.close();
+        assert!(e.post("ws", ev("ws.frame")).is_err());
+        assert_eq!(count("ws"), 1, "a closed plugin's events are not drops");
     }
 
     #[test]

@@ -101,7 +101,11 @@ fn link<Args, H: Handler<Args>>(
     macro_rules! wrap {
         ($($p:ident)*) => {{
             linker.func_wrap("pulp", name, move |mut c: Caller<'_, State>, $($p: i32),*| {
-                crate::status(&mut c, |c| h.call(c, &[$($p),*], name))
+                let code = crate::status(&mut c, |c| h.call(c, &[$($p),*], name))?;
+                if crate::metrics::enabled() {
+                    c.data_mut().count_import(name, code);
+                }
+                Ok(code)
             })?;
         }};
     }

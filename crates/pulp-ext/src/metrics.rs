@@ -35,6 +35,26 @@ pub struct StateLabels {
     pub state: &'static str,
 }
 
+/// `{plugin, source}`: an event source (`http`, `ws`, `docker` ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The event source (its queue).
+    pub source: &'static str,
+}
+
+/// `{plugin, import, status}`: calls of one import that returned one status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ImportLabels {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The import (`sqlite_query`).
+    pub import: &'static str,
+    /// The ABI status it returned (0 is OK).
+    pub status: i32,
+}
+
 /// `{plugin, method, route}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -74,6 +94,10 @@ pub struct Metrics {
     pub restarts: Family<PluginLabel, Counter>,
     /// Events waiting, over all sources.
     pub events_queued: Family<PluginLabel, Gauge>,
+    /// Events refused because their source's queue or the host memory budget was full.
+    pub events_dropped: Family<SourceLabels, Counter>,
+    /// Import calls by import and returned status.
+    pub import_calls: Family<ImportLabels, Counter>,
     /// Guest linear memory of one instance (the largest instance's, for pools).
     pub guest_memory_bytes: Family<PluginLabel, Gauge>,
     /// Host memory charged to the plugin (queued events, bodies, backlogs ...).
@@ -109,6 +133,8 @@ impl Metrics {
             traps: Family::default(),
             restarts: Family::default(),
             events_queued: Family::default(),
+            events_dropped: Family::default(),
+            import_calls: Family::default(),
             guest_memory_bytes: Family::default(),
             host_memory_bytes: Family::default(),
             http_requests: Family::default(),
@@ -148,6 +174,16 @@ impl Metrics {
             "plugin_events_queued",
             "Events waiting",
             m.events_queued.clone(),
+        );
+        m.registry.register(
+            "plugin_events_dropped",
+            "Events refused because the source's queue or the host memory budget was full",
+            m.events_dropped.clone(),
+        );
+        m.registry.register(
+            "plugin_import_calls",
+            "Import calls by import and returned ABI status",
+            m.import_calls.clone(),
         );
         m.registry.register(
             "plugin_guest_memory_bytes",

@@ -61,8 +61,10 @@ impl crate::host::HostPlugin for Plugin {
         events: Events,
         shared: Shared,
     ) -> Plugin {
+        let name = name.into();
+        events.name_plugin(&name);
         Plugin(Arc::new(Inner {
-            name: name.into(),
+            name,
             storage_dir: storage_dir.into(),
             settings,
             events,

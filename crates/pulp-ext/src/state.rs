@@ -6,6 +6,8 @@ use std::marker::PhantomData;
 use wasmtime::{Memory, ResourceLimiter, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::Plugin;
 
 /// What a plugin instance's `Store` holds: WASI, limits, `last_error`, the guest's
@@ -21,6 +23,8 @@ pub struct State {
     guest: Option<(Memory, TypedFunc<i32, i32>)>,
     last_error: String,
     exts: Vec<(usize, Box<dyn Any + Send>)>,
+    /// This instance's import-call counters, by import and status, looked up once.
+    import_calls: Vec<(&'static str, i32, Counter)>,
 }
 
 impl crate::host::HostState for State {
@@ -38,6 +42,7 @@ impl crate::host::HostState for State {
             guest: None,
             last_error: String::new(),
             exts: Vec::new(),
+            import_calls: Vec::new(),
         }
     }
 
@@ -55,6 +60,28 @@ impl crate::host::HostState for State {
 }
 
 impl State {
+    /// Counts one call of `import` that returned `code` (`pulp_plugin_import_calls_total`):
+    /// a scan of this instance's few counters, the registry only on a new pair.
+    pub(crate) fn count_import(&mut self, import: &'static str, code: i32) {
+        if let Some((.., c)) = self
+            .import_calls
+            .iter()
+            .find(|(i, s, _)| std::ptr::eq(*i, import) && *s == code)
+        {
+            c.inc();
+            return;
+        }
+        let c = crate::metrics::metrics().import_calls.get_or_create_owned(
+            &crate::metrics::ImportLabels {
+                plugin: self.plugin.name().to_string(),
+                import,
+                status: code,
+            },
+        );
+        c.inc();
+        self.import_calls.push((import, code, c));
+    }
+
     /// The plugin this instance belongs to.
     pub fn plugin(&self) -> &Plugin {
         &self.plugin

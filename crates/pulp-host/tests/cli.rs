@@ -909,6 +909,14 @@ fn the_admin_listener_serves_metrics_health_and_readiness() {
     assert_eq!(v(r#"pulp_plugin_restarts_total{plugin="trapper"}"#), 4.0);
     assert_eq!(v(r#"pulp_plugin_instances{plugin="trapper"}"#), 0.0);
     assert!(v(r#"pulp_plugin_guest_memory_bytes{plugin="hello"}"#) >= 65536.0);
+    assert_eq!(
+        v(r#"pulp_plugin_import_calls_total{plugin="hello",import="http_register",status="0"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"pulp_plugin_import_calls_total{plugin="hello",import="http_respond",status="0"}"#),
+        3.0
+    );
     assert_eq!(v("pulp_module_cache_misses_total"), 2.0);
     assert_eq!(v("pulp_module_compile_seconds_count"), 2.0);
     assert!(get("/nothing").starts_with("HTTP/1.1 404"));
