@@ -394,19 +394,24 @@ impl Runtime {
         for t in &tasks {
             t.handle.events().close();
         }
-        let until = Instant::now() + self.config.stop_grace;
-        let mut interrupting = false;
-        while tasks.iter().any(|t| !t.has_ended()) {
-            if Instant::now() >= until {
-                if interrupting {
-                    break;
-                }
-                interrupting = true;
-            }
-            if interrupting {
+        let live = || tasks.iter().any(|t| !t.has_ended());
+        // Woken as each task ends (`Ended::add`), not polled.
+        let wait = |d: Duration| {
+            let g = lock(&self.ended.count);
+            let _ = self.ended.changed.wait_timeout_while(g, d, |_| live());
+        };
+        wait(self.config.stop_grace);
+        if live() {
+            tracing::warn!(
+                plugin = name,
+                "still in a call after the grace period; interrupting it"
+            );
+            // The step, then `pulp_shutdown`, may each be stuck.
+            let until = Instant::now() + Duration::from_secs(1);
+            while live() && Instant::now() < until {
                 tasks.iter().for_each(|t| t.handle.interrupt());
+                wait(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(5));
         }
         true
     }

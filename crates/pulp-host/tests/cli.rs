@@ -1401,3 +1401,48 @@ fn ctl_steers_a_running_host_and_watch_reloads_edits() {
     assert!(st.success());
     assert!(!sock.exists(), "the socket is removed at exit");
 }
+
+/// `pulp ctl stop` of a plugin stuck in a step: it is interrupted after the grace
+/// period and stops; the host and its other plugins keep going, and `pulp ctl`
+/// answers within the grace (plus the interrupt), not never.
+#[test]
+fn ctl_stop_interrupts_a_stuck_plugin_and_the_others_keep_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let stuck = plugin(
+        dir.path(),
+        "stuck",
+        &guest("hostile/loop_in_step.wat"),
+        "[limits]\ncall_timeout_ms = 3600000",
+    );
+    let m = plugin(dir.path(), "hello", "", "");
+    write_version(
+        dir.path(),
+        "hello",
+        "1",
+        &hello_guest("one", "/hello/:name", false),
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--stop-grace-ms", "300", "--listen", "127.0.0.1:0"])
+        .arg(&stuck)
+        .arg(&m);
+    let mut p = Running::start(cmd);
+    let listen = p.listen_addr();
+    p.wait_for("control socket");
+    std::thread::sleep(Duration::from_millis(100));
+    let t = std::time::Instant::now();
+    let (ok, out) = ctl(dir.path(), &["stop", "stuck"]);
+    assert!(ok && out.contains("stopped stuck"), "{out}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    p.wait_for("interrupting it");
+    let (_, json) = ctl(dir.path(), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["plugins"][0]["state"], "stopped", "{json}");
+    let a = support::http(
+        &listen,
+        "GET /hello/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(a.ends_with("one"), "{a}");
+    p.signal("TERM");
+    let (st, out) = p.exit_within(10);
+    assert!(st.success(), "{out}");
+}
