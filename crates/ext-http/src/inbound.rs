@@ -49,6 +49,21 @@ fn instance<'a>(c: &'a mut Caller<'_, State>) -> Result<&'a Instance, Error> {
     c.data_mut().slot(&INSTANCE).map(|i| &*i)
 }
 
+/// The calling instance's listener state, for what reaches clients (answers, frames,
+/// SSE events): 10 for a reload's new version still in `pulp_init`, which has not
+/// taken over and may yet fail and be dropped without having served. A version a
+/// reload replaced may still finish what it started (in its `pulp_shutdown`).
+fn serving<'a>(c: &'a mut Caller<'_, State>, import: &str) -> Result<&'a Instance, Error> {
+    let i = instance(c)?;
+    match i.owner.version.standing() {
+        Standing::Candidate | Standing::Abandoned => Err(Status::Unavailable.err(format!(
+            "{import}: this version of plugin \"{}\" is a reload's candidate still initialising; it serves clients once it takes over",
+            i.owner.name
+        ))),
+        Standing::Current | Standing::Retired => Ok(i),
+    }
+}
+
 impl Instance {
     /// Adds a route owned by this plugin; a bad path is 4, an overlap with another
     /// plugin's route 4 naming both, a route over `max_routes` 11.
@@ -160,13 +175,19 @@ impl Capability for Inbound {
         let Some(i) = state.take(&INSTANCE) else {
             return;
         };
-        match i.owner.version.standing() {
-            Standing::Abandoned => return i.hub.router.prune(),
-            Standing::Retired => i.hub.router.prune(),
-            Standing::Current | Standing::Candidate => {}
-        }
         let closing = i.owner.events.is_closed();
-        i.ws.close_all(&i.owner.events, if closing { 1001 } else { 1012 });
+        match i.owner.version.standing() {
+            // Never served (its init failed, or is failing now): nothing of it is open.
+            Standing::Abandoned | Standing::Candidate if !closing => return i.hub.router.prune(),
+            // Replaced by a reload: only the connections this version accepted.
+            Standing::Retired if !closing => {
+                i.hub.router.prune();
+                i.ws.close_all(&i.owner.events, Some(&i.owner.version), 1012);
+                return;
+            }
+            _ => {}
+        }
+        i.ws.close_all(&i.owner.events, None, if closing { 1001 } else { 1012 });
         if closing {
             i.hub.router.remove_owner(&i.owner);
             i.sse.forget(&i.owner.events);
@@ -245,7 +266,7 @@ fn http_register(c: &mut Caller<'_, State>, req: Msgpack<RegisterRequest>) -> Re
 fn http_respond(c: &mut Caller<'_, State>, req: Msgpack<RespondRequest>) -> Result<(), Error> {
     let req = req.read(c)?;
     let id = req.id;
-    let i = instance(c)?;
+    let i = serving(c, "http_respond")?;
     let r = response(req, &i.owner.budget)?;
     i.hub
         .answer(&i.owner, id, r)
@@ -259,13 +280,13 @@ fn ws_register(c: &mut Caller<'_, State>, path: Str) -> Result<(), Error> {
 
 fn ws_send(c: &mut Caller<'_, State>, req: Msgpack<SendRequest>) -> Result<(), Error> {
     let req = req.read(c)?;
-    let i = instance(c)?;
+    let i = serving(c, "ws_send")?;
     i.ws.send(&i.owner, req)
 }
 
 fn ws_close(c: &mut Caller<'_, State>, req: Msgpack<CloseRequest>) -> Result<(), Error> {
     let req = req.read(c)?;
-    let i = instance(c)?;
+    let i = serving(c, "ws_close")?;
     i.ws.close(&i.owner, req)
 }
 
@@ -279,6 +300,6 @@ fn sse_register(c: &mut Caller<'_, State>, path: Str) -> Result<(), Error> {
 
 fn sse_emit(c: &mut Caller<'_, State>, req: Msgpack<EmitRequest>) -> Result<(), Error> {
     let req = req.read(c)?;
-    let i = instance(c)?;
+    let i = serving(c, "sse_emit")?;
     i.sse.emit(&i.owner, req)
 }

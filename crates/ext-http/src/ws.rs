@@ -53,6 +53,8 @@ impl Upgrade for Sockets {
 /// An open connection, as the host functions see it.
 struct Conn {
     owner: Events,
+    /// The version of the plugin that accepted it (a reload retires one).
+    version: pulp_ext::Plugin,
     tx: mpsc::Sender<Outgoing>,
     kill: Arc<Notify>,
     /// Counts the connection in `pulp_ws_connections` while it is in the table.
@@ -165,6 +167,7 @@ fn upgrade(
         id,
         Conn {
             owner: owner.events.clone(),
+            version: owner.version.clone(),
             tx,
             kill: kill.clone(),
             _open: m::Open::new(
@@ -407,13 +410,16 @@ where
 }
 
 impl Sockets {
-    /// Closes every connection of a plugin with `code` (1012 on a restart, 1001 when it stops).
-    pub(crate) fn close_all(&self, owner: &Events, code: u16) {
+    /// Closes every connection of a plugin with `code` (1012 on a restart, 1001 when it
+    /// stops), or only those one version of it accepted (`only`: a reload retired it).
+    pub(crate) fn close_all(&self, owner: &Events, only: Option<&pulp_ext::Plugin>, code: u16) {
         let mine: Vec<Conn> = {
             let mut conns = lock(&self.conns);
             let ids: Vec<u64> = conns
                 .iter()
-                .filter(|(_, c)| c.owner.same_as(owner))
+                .filter(|(_, c)| {
+                    c.owner.same_as(owner) && only.is_none_or(|v| c.version.same_version(v))
+                })
                 .map(|(id, _)| *id)
                 .collect();
             ids.iter().filter_map(|id| conns.remove(id)).collect()

@@ -23,31 +23,33 @@ pub fn check(host: &Host, path: &Path, registry: &Registry) -> Vec<String> {
             problems.push(p);
         }
     }
-    let module = match std::fs::read(&manifest.wasm) {
-        Err(e) => {
-            problems.push(format!(
-                "cannot read module {}: {e}",
-                manifest.wasm.display()
-            ));
-            None
-        }
-        Ok(wasm) => match manifest.pin_problem(&wasm, host.config().require_pinned) {
-            Some(problem) => {
-                problems.push(problem);
+    let module =
+        match crate::manifest::read_regular(&manifest.wasm, crate::manifest::MAX_MODULE_BYTES) {
+            Err(e) => {
+                problems.push(format!(
+                    "cannot read module {}: {e}",
+                    manifest.wasm.display()
+                ));
                 None
             }
-            None => match cache::load(host.engine(), &wasm, host.config().cache_dir.as_deref()) {
-                Ok((m, _)) => Some(m),
-                Err(e) => {
-                    problems.push(format!(
-                        "module {} does not compile: {e:#}",
-                        manifest.wasm.display()
-                    ));
+            Ok(wasm) => match manifest.pin_problem(&wasm, host.config().require_pinned) {
+                Some(problem) => {
+                    problems.push(problem);
                     None
                 }
+                None => match cache::load(host.engine(), &wasm, host.config().cache_dir.as_deref())
+                {
+                    Ok((m, _)) => Some(m),
+                    Err(e) => {
+                        problems.push(format!(
+                            "module {} does not compile: {e:#}",
+                            manifest.wasm.display()
+                        ));
+                        None
+                    }
+                },
             },
-        },
-    };
+        };
     let view = View::new(
         manifest.name.clone(),
         host.config().storage_root.join(&manifest.name),

@@ -310,7 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for path in manifests {
                 let problems = check(&host, &path, &registry);
                 if let Ok(m) = Manifest::load(&path) {
-                    if let Ok(wasm) = std::fs::read(&m.wasm) {
+                    if let Ok(wasm) = crate::read_regular(&m.wasm, crate::MAX_MODULE_BYTES) {
                         println!(
                             "{}: module {} sha256 {}",
                             path.display(),
@@ -349,7 +349,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             watch,
         } => {
             // Before anything else, so a signal during start-up is not the default kill.
-            let stop = stop_flag(stop_grace_ms)?;
+            let pending = control::Pending::default();
+            let stop = stop_flag(stop_grace_ms, pending.clone())?;
             // Bound first: a second `pulp run` on the same storage root stops here,
             // before its plugins touch their storage. Requests wait in the channel
             // until the plugins run.
@@ -435,7 +436,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tracing::info!(target: "pulp", "watching the plugins' manifests and modules");
                 control::watch(&manifests, commands, Duration::from_millis(300))
             });
-            let mut supervisor = control::Supervisor::new(host, registry, runtime, &manifests);
+            let mut supervisor =
+                control::Supervisor::new(host, registry, runtime, &manifests, pending);
             serve_until_signal(&mut supervisor, &requests, &stop)?;
             let runtime = supervisor.into_runtime();
             let mut ok = true;
@@ -468,7 +470,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// A flag SIGINT and SIGTERM set. The first says what happens next; a second one,
 /// once the flag is set, says so and exits at once (130) without waiting for the
 /// plugins.
-fn stop_flag(grace_ms: u64) -> anyhow::Result<Arc<AtomicBool>> {
+fn stop_flag(grace_ms: u64, pending: control::Pending) -> anyhow::Result<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let flag = Arc::new(AtomicBool::new(false));
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
@@ -483,6 +485,10 @@ fn stop_flag(grace_ms: u64) -> anyhow::Result<Arc<AtomicBool>> {
                     std::process::exit(130);
                 }
                 tracing::info!(target: "pulp", "{name}: stopping; the plugins get {grace_ms} ms to finish (send it again to exit at once)");
+                // A reload or start initialising a new version gives up now.
+                for i in pending.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                    i.interrupt();
+                }
             }
         })?;
     Ok(flag)
@@ -498,8 +504,18 @@ fn readiness(host: &Host, manifests: &[Manifest], roster: crate::Roster) -> crat
             .iter()
             .any(|c| c.starts_with("transport.") && c.ends_with(".inbound") || c == "transport.sse")
     });
+    let names: Vec<String> = manifests.iter().map(|m| m.name.clone()).collect();
     Arc::new(move || {
         let handles = roster.handles();
+        // A plugin whose start failed after it had failed for good is not listed.
+        let missing: Vec<&str> = names
+            .iter()
+            .filter(|n| !handles.iter().any(|h| h.name() == n.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!("not running: {}", missing.join(", ")));
+        }
         let mut failed: Vec<&str> = handles
             .iter()
             .filter(|h| matches!(h.health(), crate::Health::Failed(_)))

@@ -7,6 +7,7 @@
 //! runtime ([`Supervisor`]), so a reload never races a stop.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -148,11 +149,24 @@ pub struct Supervisor {
     runtime: Runtime,
     /// Each plugin's manifest file, by name.
     manifests: Vec<(String, PathBuf)>,
+    /// Interrupters of the instances a reload or start is initialising: the stop
+    /// signal's thread interrupts them, so no `init_timeout_ms` of a new manifest
+    /// holds the host's exit.
+    pending: Pending,
 }
+
+/// The interrupters of instances being initialised, shared with the signal thread.
+pub type Pending = Arc<std::sync::Mutex<Vec<crate::Interrupter>>>;
 
 impl Supervisor {
     /// A supervisor of `runtime`, whose plugins were loaded from `manifests`.
-    pub fn new(host: Host, registry: Registry, runtime: Runtime, manifests: &[Manifest]) -> Self {
+    pub fn new(
+        host: Host,
+        registry: Registry,
+        runtime: Runtime,
+        manifests: &[Manifest],
+        pending: Pending,
+    ) -> Self {
         Supervisor {
             host,
             registry,
@@ -161,7 +175,36 @@ impl Supervisor {
                 .iter()
                 .map(|m| (m.name.clone(), m.path.clone()))
                 .collect(),
+            pending,
         }
+    }
+
+    /// Initialises `p`, interruptible by a stop signal meanwhile.
+    fn init(&self, p: &mut Plugin) -> Result<(), crate::CallError> {
+        lock(&self.pending).push(p.interrupter());
+        let r = p.init();
+        lock(&self.pending).clear();
+        r
+    }
+
+    /// `instances` initialised instances of the plugin `m` describes, the first
+    /// loaded by `load` (a successor, or a fresh plugin).
+    fn instances(
+        &self,
+        m: &Manifest,
+        load: impl FnOnce() -> Result<Plugin, crate::LoadError>,
+        fail: &dyn Fn(&dyn std::fmt::Display) -> String,
+    ) -> Result<Vec<Plugin>, String> {
+        let mut first = load().map_err(|e| fail(&e))?;
+        self.init(&mut first).map_err(|e| fail(&e))?;
+        let mut all = vec![];
+        for _ in 1..m.limits.instances {
+            let mut r = first.replica().map_err(|e| fail(&e))?;
+            self.init(&mut r).map_err(|e| fail(&e))?;
+            all.push(r);
+        }
+        all.insert(0, first);
+        Ok(all)
     }
 
     /// The runtime.
@@ -182,6 +225,10 @@ impl Supervisor {
             Request::Stop { plugin } => self.stop(plugin),
             Request::Start { plugin } => self.start(plugin),
         };
+        // One line each, whatever a plugin put in its manifest or its trap's names.
+        let result = result
+            .map(|m| pulp_ext::log_text(m.as_bytes()).into_owned())
+            .map_err(|e| pulp_ext::log_text(e.as_bytes()).into_owned());
         match &result {
             Ok(m) if !m.is_empty() => tracing::info!(target: "pulp", "{m}"),
             Ok(_) => {}
@@ -214,12 +261,13 @@ impl Supervisor {
         }
     }
 
-    fn load_manifest(&self, name: &str) -> Result<Manifest, String> {
+    /// The plugin's manifest as it is now on disk (`doing`: `reload`, `start`).
+    fn load_manifest(&self, doing: &str, name: &str) -> Result<Manifest, String> {
         let path = self.manifest_path(name)?;
-        let m = Manifest::load(path).map_err(|e| format!("reload {name}: {e}"))?;
+        let m = Manifest::load(path).map_err(|e| format!("{doing} {name}: {e}"))?;
         if m.name != name {
             return Err(format!(
-                "reload {name}: {} now names plugin {:?}; a running plugin keeps its name",
+                "{doing} {name}: {} now names plugin {:?}; a plugin keeps its name",
                 path.display(),
                 m.name
             ));
@@ -232,34 +280,66 @@ impl Supervisor {
     /// anything fails on the way.
     fn reload(&mut self, name: &str) -> Result<String, String> {
         let started = Instant::now();
-        let m = self.load_manifest(name)?;
-        let Some(lineage) = self.runtime.lineage(name) else {
-            return self
-                .start(name)
-                .map(|m| format!("{m} (it was not running)"));
-        };
         let fail = |e: &dyn std::fmt::Display| {
             format!("reload {name}: {e}; the running version keeps serving")
         };
-        let mut first = Plugin::load_successor(&self.host, &m, Some(&self.registry), &lineage)
-            .map_err(|e| fail(&e))?;
-        first.init().map_err(|e| fail(&e))?;
-        let mut new = vec![];
-        for _ in 1..m.limits.instances {
-            let mut r = first.replica().map_err(|e| fail(&e))?;
-            r.init().map_err(|e| fail(&e))?;
-            new.push(r);
+        self.manifest_path(name)?;
+        let handles: Vec<Handle> = self
+            .runtime
+            .handles()
+            .filter(|h| h.name() == name)
+            .cloned()
+            .collect();
+        let live = handles
+            .iter()
+            .filter(|h| matches!(h.health(), Health::Running | Health::Restarting))
+            .count();
+        if live == 0 {
+            if handles
+                .iter()
+                .any(|h| matches!(h.health(), Health::Failed(_)))
+            {
+                // Failed for good: the new version is its way back.
+                return self
+                    .start(name)
+                    .map(|m| format!("{m} (it had failed for good)"));
+            }
+            return Err(format!(
+                "reload {name}: it is stopped (pulp ctl stop); start it with pulp ctl start {name}"
+            ));
         }
-        new.insert(0, first);
+        if live < handles.len() {
+            return Err(fail(&format!(
+                "{} of its {} instances failed for good; stop and start it",
+                handles.len() - live,
+                handles.len()
+            )));
+        }
+        let m = self
+            .load_manifest("reload", name)
+            .map_err(|e| format!("{e}; the running version keeps serving"))?;
+        // Checked before any init runs: a pool's size changes by stop and start.
+        if m.limits.instances as usize != handles.len() {
+            return Err(fail(&format!(
+                "the new version has [limits] instances = {}, the running one {}; stop and start the plugin to change a pool's size",
+                m.limits.instances,
+                handles.len()
+            )));
+        }
+        let Some(lineage) = self.runtime.lineage(name) else {
+            return Err(fail(&"it stopped meanwhile"));
+        };
+        let (host, registry) = (&self.host, &self.registry);
+        let new = self.instances(
+            &m,
+            || Plugin::load_successor(host, &m, Some(registry), &lineage),
+            &fail,
+        )?;
         let old = match self.runtime.replace(name, new) {
             Ok(old) => old,
             Err(new) => {
-                let running = self.runtime.handles().filter(|h| h.name() == name).count();
                 drop(new);
-                return Err(fail(&format!(
-                    "the new version has {} instance(s), the running one {running}; stop and start the plugin to change a pool's size",
-                    m.limits.instances
-                )));
+                return Err(fail(&"an instance failed for good while the new version initialised; stop and start it"));
             }
         };
         let took_over = started.elapsed();
@@ -285,25 +365,27 @@ impl Supervisor {
     }
 
     fn start(&mut self, name: &str) -> Result<String, String> {
-        let m = self.load_manifest(name)?;
-        if !self.runtime.forget(name) {
+        let m = self.load_manifest("start", name)?;
+        if self.runtime.running(name) > 0 {
             return Err(format!("{name} is running; reload it instead"));
         }
         let fail = |e: &dyn std::fmt::Display| format!("start {name}: {e}");
-        let mut first = Plugin::load(&self.host, &m, Some(&self.registry)).map_err(|e| fail(&e))?;
-        first.init().map_err(|e| fail(&e))?;
-        let mut all = vec![];
-        for _ in 1..m.limits.instances {
-            let mut r = first.replica().map_err(|e| fail(&e))?;
-            r.init().map_err(|e| fail(&e))?;
-            all.push(r);
+        let (host, registry) = (&self.host, &self.registry);
+        // Loaded and initialised before the stopped or failed instances are let go:
+        // a start that fails leaves them listed (and /readyz not ready).
+        let all = self.instances(&m, || Plugin::load(host, &m, Some(registry)), &fail)?;
+        if !self.runtime.forget(name) {
+            return Err(format!("{name} started meanwhile"));
         }
-        all.insert(0, first);
         for p in all {
             self.runtime.spawn(p).map_err(|e| fail(&e))?;
         }
         Ok(format!("started {name} version {}", m.version))
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The control socket's default path: `<storage root>/.pulp/control.sock` (no plugin
@@ -337,6 +419,20 @@ pub fn serve(path: &Path, commands: Sender<Command>) -> std::io::Result<ControlS
         if !dir.exists() {
             pulp_ext::create_private_dir(dir)?;
         }
+        // Another user who may rename entries in the folder could swap the socket
+        // for one of theirs, and be asked what `pulp ctl` asks.
+        let meta = std::fs::symlink_metadata(dir)?;
+        let me = rustix::process::geteuid().as_raw();
+        let others_write = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
+        if !meta.is_dir() || (meta.uid() != me && meta.uid() != 0) || others_write {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{} must be a folder of this user (or root), not writable by others (or sticky), to hold the control socket",
+                    dir.display()
+                ),
+            ));
+        }
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -356,7 +452,11 @@ pub fn serve(path: &Path, commands: Sender<Command>) -> std::io::Result<ControlS
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path).map_err(|e| {
+    // Created 0600 (no moment in which another user could connect), then kept so.
+    let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let bound = UnixListener::bind(path);
+    rustix::process::umask(umask);
+    let listener = bound.map_err(|e| {
         Error::new(
             e.kind(),
             format!("cannot bind control socket {}: {e}", path.display()),
@@ -387,16 +487,13 @@ pub fn serve(path: &Path, commands: Sender<Command>) -> std::io::Result<ControlS
 }
 
 fn serve_one(conn: UnixStream, commands: &Sender<Command>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut line = Vec::new();
-    BufReader::new((&conn).take(MAX_REQUEST + 1)).read_until(b'\n', &mut line)?;
-    let answer = if line.len() as u64 > MAX_REQUEST {
-        refusal(format!(
+    let line = read_line(&conn, Instant::now() + IO_TIMEOUT)?;
+    let answer = match line {
+        None => refusal(format!(
             "a request is one JSON line of at most {MAX_REQUEST} bytes"
-        ))
-    } else {
-        match serde_json::from_slice::<Request>(&line) {
+        )),
+        Some(line) => match serde_json::from_slice::<Request>(&line) {
             Err(e) => refusal(format!("not a control request: {e}")),
             Ok(request) => {
                 let (tx, rx) = mpsc::channel();
@@ -413,11 +510,40 @@ fn serve_one(conn: UnixStream, commands: &Sender<Command>) -> std::io::Result<()
                     _ => refusal("the host is stopping".into()),
                 }
             }
-        }
+        },
     };
     let mut out = serde_json::to_vec(&answer).map_err(std::io::Error::other)?;
     out.push(b'\n');
     (&conn).write_all(&out)
+}
+
+/// One request line, all of it before `deadline` (a client that trickles bytes
+/// cannot hold the socket); `None` when it is longer than [`MAX_REQUEST`].
+fn read_line(conn: &UnixStream, deadline: Instant) -> std::io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request did not arrive in time",
+            ));
+        }
+        conn.set_read_timeout(Some(left))?;
+        let n = (&*conn).read(&mut buf)?;
+        if n == 0 {
+            return Ok(Some(line));
+        }
+        line.extend_from_slice(&buf[..n]);
+        if line.len() as u64 > MAX_REQUEST {
+            return Ok(None);
+        }
+        if let Some(end) = line.iter().position(|&b| b == b'\n') {
+            line.truncate(end);
+            return Ok(Some(line));
+        }
+    }
 }
 
 fn refusal(message: String) -> Answer {
@@ -466,10 +592,12 @@ pub fn table(plugins: &[PluginStatus]) -> String {
         "UPTIME",
     ]
     .map(String::from)];
+    // A plugin's version and reasons are its author's text: no escape reaches the terminal.
+    let clean = |t: &str| pulp_ext::log_text(t.as_bytes()).into_owned();
     for p in plugins {
         rows.push([
-            p.name.clone(),
-            p.version.clone(),
+            clean(&p.name),
+            clean(&p.version),
             p.state.clone(),
             p.instances.to_string(),
             p.restarts.to_string(),
@@ -502,7 +630,7 @@ pub fn table(plugins: &[PluginStatus]) -> String {
     }
     for p in plugins {
         if let Some(why) = &p.reason {
-            out.push_str(&format!("{}: {why}\n", p.name));
+            out.push_str(&format!("{}: {}\n", clean(&p.name), clean(why)));
         }
     }
     out
@@ -589,8 +717,9 @@ impl Drop for Watcher {
     }
 }
 
-/// Size and modification time of a file (`None` while it is missing).
-type Stamp = Option<(u64, SystemTime)>;
+/// Size, modification time, change time and inode of a file (`None` while it is
+/// missing): an edit that keeps size and mtime (`cp -p`) still changes the others.
+type Stamp = Option<(u64, SystemTime, i64, u64)>;
 
 struct Watched {
     name: String,
@@ -605,9 +734,14 @@ struct Watched {
 impl Watched {
     fn fingerprint(&self) -> (Stamp, Stamp) {
         let stamp = |p: &Path| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+            std::fs::metadata(p).ok().map(|m| {
+                (
+                    m.len(),
+                    m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    m.ctime_nsec() + m.ctime() * 1_000_000_000,
+                    m.ino(),
+                )
+            })
         };
         (stamp(&self.manifest), stamp(&self.wasm))
     }
@@ -628,7 +762,7 @@ impl Watched {
             return false;
         }
         // A file being written is missing or empty for a moment: wait for it.
-        if now.is_some_and(|(m, w)| m.is_none() || w.is_none_or(|(len, _)| len == 0)) {
+        if now.is_some_and(|(m, w)| m.is_none() || w.is_none_or(|(len, ..)| len == 0)) {
             return false;
         }
         self.seen = now;

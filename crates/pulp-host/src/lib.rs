@@ -39,7 +39,10 @@ mod watch;
 
 pub use check::check;
 pub use host::{Host, HostConfig};
-pub use manifest::{sha256_hex, Limits, Manifest, ManifestError, Secret, SecretSource};
+pub use manifest::{
+    read_regular, sha256_hex, Limits, Manifest, ManifestError, Secret, SecretSource,
+    MAX_MANIFEST_BYTES, MAX_MODULE_BYTES,
+};
 pub use new::{new_plugin, Lang};
 pub use plugin::{CallError, Envelope, Interrupter, Lineage, LoadError, Plugin, RestartError};
 pub use registry::{Entry, Registry, RegistryError};

@@ -268,9 +268,16 @@ impl Manifest {
     /// problems beside it (see [`Manifest::parse_all`]).
     pub(crate) fn load_all(path: &Path) -> Result<(Manifest, Vec<String>), ManifestError> {
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let text = std::fs::read_to_string(&path).map_err(|cause| ManifestError::Read {
+        let read = |cause| ManifestError::Read {
             path: path.clone(),
             cause,
+        };
+        let bytes = read_regular(&path, MAX_MANIFEST_BYTES).map_err(read)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not UTF-8",
+            ))
         })?;
         Manifest::parse_all(&text, &path)
     }
@@ -340,6 +347,10 @@ impl Manifest {
         let version = raw.version.trim().to_string();
         if version.is_empty() {
             problems.push("version is required".to_string());
+        } else if version.chars().any(char::is_control) || version.len() > 128 {
+            problems.push(format!(
+                "version {version:?} must be at most 128 characters without control characters (it is printed in logs and pulp ctl status)"
+            ));
         }
         let wasm = raw.wasm.as_deref().map(str::trim).unwrap_or("");
         let wasm = if wasm.is_empty() { "plugin.wasm" } else { wasm };
@@ -472,21 +483,11 @@ impl Secret {
                 )
             }),
             SecretSource::File(path) => {
-                use std::io::Read;
                 let fail =
                     |why: String| format!("secret {:?}: file {}: {why}", self.key, path.display());
-                let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-                // Not a FIFO, a terminal or a device: reading one could wait for ever.
-                if !file.metadata().is_ok_and(|m| m.is_file()) {
-                    return Err(fail("not a regular file".into()));
-                }
-                let mut bytes = Vec::new();
-                file.take(MAX_SECRET_BYTES + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| fail(e.to_string()))?;
-                if bytes.len() as u64 > MAX_SECRET_BYTES {
-                    return Err(fail(format!("larger than {MAX_SECRET_BYTES} bytes")));
-                }
+                // Not a FIFO, a device or a terminal: reading one could wait for ever.
+                let bytes =
+                    read_regular(path, MAX_SECRET_BYTES).map_err(|e| fail(e.to_string()))?;
                 let mut text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8".into()))?;
                 if text.ends_with('\n') {
                     text.pop();
@@ -541,6 +542,40 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(bytes);
     d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The largest module a manifest may name (256 MiB).
+pub const MAX_MODULE_BYTES: u64 = 256 << 20;
+/// The largest manifest file (1 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// Reads `path` if it is a regular file of at most `max` bytes. It is opened
+/// without blocking and checked before a byte is read, so a FIFO, a device such as
+/// `/dev/zero` or a terminal is refused at once instead of blocking the reader or
+/// filling memory; a file that grows past `max` while read is refused too.
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, Read};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::other("not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(Error::other(format!(
+            "{} bytes, larger than the {max}-byte limit",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(Error::other(format!("larger than the {max}-byte limit")));
+    }
+    Ok(bytes)
 }
 
 /// 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit: a

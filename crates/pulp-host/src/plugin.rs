@@ -113,11 +113,12 @@ impl Plugin {
         of: Option<&Lineage>,
     ) -> Result<Plugin, LoadError> {
         let name = manifest.name.clone();
-        let wasm = std::fs::read(&manifest.wasm).map_err(|cause| LoadError::Read {
-            plugin: name.clone(),
-            path: manifest.wasm.clone(),
-            cause,
-        })?;
+        let wasm = crate::manifest::read_regular(&manifest.wasm, crate::manifest::MAX_MODULE_BYTES)
+            .map_err(|cause| LoadError::Read {
+                plugin: name.clone(),
+                path: manifest.wasm.clone(),
+                cause,
+            })?;
         // Checked before anything is compiled: a module that is not the pinned one
         // runs no code, not even the compiler's.
         if let Some(message) = manifest.pin_problem(&wasm, host.config().require_pinned) {

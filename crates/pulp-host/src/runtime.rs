@@ -332,6 +332,12 @@ impl Runtime {
         self.tasks.iter().filter(move |t| t.handle.name() == name)
     }
 
+    /// Instances of plugin `name` that have not ended (running, restarting or in a
+    /// call).
+    pub fn running(&self, name: &str) -> usize {
+        self.tasks_of(name).filter(|t| !t.has_ended()).count()
+    }
+
     /// What the next version of plugin `name` shares with the one running
     /// ([`Plugin::load_successor`]); `None` when it is not running (stopped, failed
     /// for good, or unknown).

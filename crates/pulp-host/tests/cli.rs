@@ -1003,7 +1003,10 @@ fn secrets_come_from_the_environment_and_files_and_are_never_logged() {
         text.contains("file /dev/zero: not a regular file"),
         "{text}"
     );
-    assert!(text.contains("big.txt: larger than 65536 bytes"), "{text}");
+    assert!(
+        text.contains("big.txt: 70000 bytes, larger than the 65536-byte limit"),
+        "{text}"
+    );
 
     // Malformed entries and a key given twice are manifest problems.
     let m = manifest("a = \"plain\"\nb = { env = \"X\", file = \"y\" }\nmarker = { env = \"X\" }");
@@ -1396,6 +1399,17 @@ fn ctl_steers_a_running_host_and_watch_reloads_edits() {
     std::fs::write(dir.path().join("hello/plugin.wat"), "(module (func $oops").unwrap();
     p.wait_for("the running version keeps serving");
     assert!(get("/hello/x").ends_with("two"));
+    // What the operator stopped, an edit does not start.
+    let (ok, out) = ctl(dir.path(), &["stop", "hello"]);
+    assert!(ok, "{out}");
+    write_version(
+        dir.path(),
+        "hello",
+        "3",
+        &hello_guest("thr", "/hello/:name", false),
+    );
+    p.wait_for("start it with pulp ctl start hello");
+    assert!(get("/hello/x").starts_with("HTTP/1.1 404"));
     p.signal("TERM");
     let (st, _) = p.exit_within(10);
     assert!(st.success());
@@ -1445,4 +1459,205 @@ fn ctl_stop_interrupts_a_stuck_plugin_and_the_others_keep_serving() {
     p.signal("TERM");
     let (st, out) = p.exit_within(10);
     assert!(st.success(), "{out}");
+}
+
+/// What a plugin author (or a careless edit) can hand a reload, and a slow client
+/// can do to the control socket: a module that is a FIFO or `/dev/zero`, a
+/// manifest that is a FIFO, a version with terminal escapes, a client that trickles
+/// its request. Each is refused at once with its reason, the control loop keeps
+/// answering, and the running version keeps serving.
+#[test]
+fn hostile_reloads_are_refused_at_once_and_the_host_keeps_answering() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let m = plugin(dir.path(), "hello", "", "");
+    write_version(
+        dir.path(),
+        "hello",
+        "1",
+        &hello_guest("one", "/hello/:name", false),
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--listen", "127.0.0.1:0"]).arg(&m);
+    let mut p = Running::start(cmd);
+    let listen = p.listen_addr();
+    p.wait_for("control socket");
+    let serving = || {
+        support::http(
+            &listen,
+            "GET /hello/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .ends_with("one")
+    };
+    let fifo = dir.path().join("hello/fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let manifest = |wasm: &str, version: &str| {
+        std::fs::write(
+            dir.path().join("hello/pulp.plugin.toml"),
+            format!("name = \"hello\"\nversion = {version}\nwasm = {wasm:?}\ncapabilities = [\"transport.http.inbound\"]\n"),
+        )
+        .unwrap()
+    };
+    for (wasm, version, why) in [
+        ("fifo", "\"2\"", "not a regular file"),
+        ("/dev/zero", "\"2\"", "not a regular file"),
+        // In TOML escapes: a terminal's clear-screen, and a forged table row.
+        (
+            "plugin.wat",
+            r#""2\u001b[2J\nFAKE 9 running""#,
+            "without control characters",
+        ),
+    ] {
+        manifest(wasm, version);
+        let t = std::time::Instant::now();
+        let (ok, out) = ctl(dir.path(), &["reload", "hello"]);
+        assert!(
+            !ok && out.contains(why) && out.contains("keeps serving"),
+            "{wasm}: {out}"
+        );
+        assert!(
+            !out.contains('\u{1b}'),
+            "no escape reaches the terminal: {out:?}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{wasm}: {:?}",
+            t.elapsed()
+        );
+        assert!(serving(), "{wasm}");
+    }
+    // The manifest itself a FIFO.
+    let m_path = dir.path().join("hello/pulp.plugin.toml");
+    std::fs::remove_file(&m_path).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&m_path)
+        .status()
+        .unwrap()
+        .success());
+    let (ok, out) = ctl(dir.path(), &["reload", "hello"]);
+    assert!(!ok && out.contains("not a regular file"), "{out}");
+
+    // A client that sends a byte now and then holds the socket for 5 s at most.
+    let sock = dir.path().join("data/.pulp/control.sock");
+    let mut slow = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..8 {
+            if slow.write_all(b" ").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let t = std::time::Instant::now();
+    let (ok, out) = ctl(dir.path(), &["status"]);
+    assert!(ok, "{out}");
+    assert!(
+        t.elapsed() < Duration::from_secs(7),
+        "status waited {:?}",
+        t.elapsed()
+    );
+    trickle.join().unwrap();
+    assert!(serving());
+    p.signal("TERM");
+    let (st, _) = p.exit_within(10);
+    assert!(st.success());
+}
+
+/// SIGTERM while a reload initialises a version whose `pulp_init` never returns
+/// (and whose manifest allows it an hour): the host stops within its grace, not
+/// the candidate's.
+#[test]
+fn a_stop_signal_interrupts_a_reload_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = plugin(dir.path(), "hello", "", "");
+    write_version(
+        dir.path(),
+        "hello",
+        "1",
+        &hello_guest("one", "/hello/:name", false),
+    );
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--listen", "127.0.0.1:0", "--stop-grace-ms", "500"])
+        .arg(&m);
+    let mut p = Running::start(cmd);
+    p.wait_for("control socket");
+    std::fs::write(
+        dir.path().join("hello/plugin.wat"),
+        guest("hostile/loop_in_init.wat"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("hello/pulp.plugin.toml"),
+        "name = \"hello\"\nversion = \"2\"\nwasm = \"plugin.wat\"\n[limits]\ninit_timeout_ms = 3600000\n",
+    )
+    .unwrap();
+    let d = dir.path().to_path_buf();
+    let reload = std::thread::spawn(move || ctl(&d, &["reload", "hello"]));
+    std::thread::sleep(Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    p.signal("TERM");
+    let (st, out) = p.exit_within(10);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{:?}: {out}",
+        t.elapsed()
+    );
+    assert!(st.success(), "{out}");
+    let (ok, answer) = reload.join().unwrap();
+    assert!(!ok, "{answer}");
+}
+
+/// A plugin that failed for good, then a start that fails: it stays listed as
+/// failed (and /readyz not ready), instead of vanishing.
+#[test]
+fn a_failed_start_leaves_the_plugin_listed_and_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let trapper = plugin(
+        dir.path(),
+        "trapper",
+        &logging_guest("about to trap", "(unreachable)", "(i32.const 0)"),
+        "",
+    );
+    let hello = plugin(dir.path(), "hello", &guest("reactor.wat"), "");
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--admin", "127.0.0.1:0"])
+        .arg(&trapper)
+        .arg(&hello);
+    let mut p = Running::start(cmd);
+    let line = p.wait_for("admin listener");
+    let admin = line
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    p.wait_for("failed 5 times");
+    std::fs::write(
+        dir.path().join("trapper/plugin.wat"),
+        guest("hostile/loop_in_init.wat"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("trapper/pulp.plugin.toml"),
+        "name = \"trapper\"\nversion = \"2\"\nwasm = \"plugin.wat\"\n[limits]\ninit_timeout_ms = 100\n",
+    )
+    .unwrap();
+    let (ok, out) = ctl(dir.path(), &["start", "trapper"]);
+    assert!(!ok && out.contains("start trapper"), "{out}");
+    let (_, json) = ctl(dir.path(), &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["plugins"][0]["name"], "trapper", "{json}");
+    assert_eq!(v["plugins"][0]["state"], "failed", "{json}");
+    let ready = support::http(
+        &admin,
+        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
 }
