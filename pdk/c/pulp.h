@@ -15,7 +15,8 @@
  *
  * What is here:
  *   - the status codes (PULP_OK ... PULP_NOT_DECLARED) and every import of the
- *     `core`, `logging`, `entropy`, `storage.sqlite`, `storage.fs`,
+ *     `core`, `logging`, `entropy`, `calls` (pulp_call; pulp_call_answer for
+ *     serving pulp_on_call), `storage.sqlite`, `storage.fs`,
  *     `transport.http.outbound`, `transport.http.inbound`, `transport.ws.inbound`,
  *     `transport.sse` and `spawn.docker` capabilities, most with typed wrappers (an import a
  *     plugin never calls is left out by the linker, so it needs no declaration);
@@ -62,6 +63,10 @@ enum {
 enum { PULP_TRACE = 0, PULP_DEBUG = 1, PULP_INFO = 2, PULP_WARN = 3, PULP_ERROR = 4 };
 
 #define PULP_EXPORT(name) __attribute__((export_name(#name)))
+
+/* The plugin's allocator export (defined with PULP_IMPLEMENTATION unless
+   PULP_NO_ALLOC): the host's results, and pulp_call_answer's, are made with it. */
+void *pulp_alloc(int32_t size);
 #define PULP_IMPORT(name) __attribute__((import_module("pulp"), import_name(#name)))
 
 typedef struct pulp_mpw pulp_mpw_t;
@@ -115,6 +120,10 @@ PULP__DOCKER4(docker_stats)
 PULP__DOCKER4(docker_files_read)
 PULP__DOCKER4(docker_events_poll)
 PULP_IMPORT(docker_files_write) int32_t pulp_import_docker_files_write(const void *req, uint32_t len);
+/* calls (always bound): another plugin's pulp_on_call. */
+PULP_IMPORT(pulp_call)
+int32_t pulp_import_call(const void *target, uint32_t target_len, const void *name, uint32_t name_len, const void *args,
+                         uint32_t args_len, uint8_t **out, uint32_t *out_len);
 PULP_IMPORT(docker_restart) int32_t pulp_import_docker_restart(const void *req, uint32_t len);
 PULP_IMPORT(docker_destroy) int32_t pulp_import_docker_destroy(const void *req, uint32_t len);
 
@@ -192,6 +201,20 @@ int32_t pulp_docker_exec(const char *id, const char *const *argv, char **output,
 int32_t pulp_docker_files_read(const char *id, const char *path, uint8_t **data, uint32_t *len);
 /* spawn.docker: writes a file (mode 0644) into an existing folder of container `id`. */
 int32_t pulp_docker_files_write(const char *id, const char *path, const void *data, size_t len);
+/* calls: runs function `name` of plugin `target` (or of the one plugin that provides
+   `target`) with `args`; on PULP_OK free() `*answer` (NULL when empty). The manifest
+   must list the target in depends_on, or it or a name it provides in consumes (else
+   PULP_DENIED). A call cycle is PULP_INVALID at once, a target busy past this step's
+   deadline PULP_TIMEOUT, a stopped one PULP_UNAVAILABLE; pulp_last_error says which. */
+int32_t pulp_call(const char *target, const char *name, const void *args, size_t args_len, uint8_t **answer,
+                  uint32_t *len);
+/* For a plugin's PULP_EXPORT(pulp_on_call): hands `len` bytes of `data` back to the
+   caller through the export's out-pointers (copied into a pulp_alloc buffer the host
+   frees); returns `status`, so `return pulp_call_answer(out, out_len, buf, n, PULP_OK);`.
+   A non-zero status reaches the caller as pulp_call's status (when it is one of the
+   PULP_ codes; else PULP_FAILED) with `data` as its pulp_last_error text. */
+int32_t pulp_call_answer(uint8_t **out, uint32_t *out_len, const void *data, size_t len, int32_t status);
+
 /* transport.sse: GET `path` subscribes to the events this plugin emits there. */
 int32_t pulp_sse_register(const char *path);
 /* Sends an event to every subscriber of `path`; `id` and `event` may be NULL. */
@@ -409,6 +432,27 @@ int32_t pulp_fs_write(const char *path, const void *data, size_t len) {
 }
 
 int32_t pulp_fs_delete(const char *path) { return pulp_import_fs_delete(path, (uint32_t)strlen(path)); }
+
+int32_t pulp_call(const char *target, const char *name, const void *args, size_t args_len, uint8_t **answer,
+                  uint32_t *len) {
+    *answer = NULL;
+    *len = 0;
+    return pulp_import_call(target, (uint32_t)strlen(target), name, (uint32_t)strlen(name), args, (uint32_t)args_len,
+                            answer, len);
+}
+
+int32_t pulp_call_answer(uint8_t **out, uint32_t *out_len, const void *data, size_t len, int32_t status) {
+    *out = NULL;
+    *out_len = 0;
+    if (len > 0) {
+        uint8_t *buf = (uint8_t *)pulp_alloc((int32_t)len);
+        if (!buf) return PULP_ALLOC_FAILED;
+        memcpy(buf, data, len);
+        *out = buf;
+        *out_len = (uint32_t)len;
+    }
+    return status;
+}
 
 bool pulp_envelope_parse(const uint8_t *in, uint32_t len, pulp_envelope *e) {
     if (in == NULL || len < 20) return false;

@@ -170,6 +170,13 @@ fn rows(fetch_url: &str, docker: bool) -> Vec<Row> {
             expect: [2, 2, 4, 3, 3, 0],
         },
         path("fs_delete", "i", b"x"),
+        // The valid call names a plugin this one may not call: 9.
+        Row {
+            import: "pulp_call",
+            shape: "iiio",
+            valid: [b"nobody".to_vec(), b"f".to_vec()],
+            expect: [2, 2, 1, 3, 3, 9],
+        },
         request(
             "sqlite_exec",
             "iio",
@@ -259,7 +266,8 @@ impl Row {
                 (_, GarbageMsgpack) => [100, 4],
                 (_, WrongShape) => [200, 2],
                 (_, _) => {
-                    let k = inputs;
+                    // A third input (pulp_call's args) reuses the first's.
+                    let k = inputs % 2;
                     inputs += 1;
                     [IN[k], self.valid[k].len() as u32]
                 }

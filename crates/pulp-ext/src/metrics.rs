@@ -55,6 +55,18 @@ pub struct ImportLabels {
     pub status: i32,
 }
 
+/// `{caller, target, status}`: calls between plugins. Function names are the
+/// guest's own strings, so they stay out of labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The calling plugin.
+    pub caller: String,
+    /// The plugin called.
+    pub target: String,
+    /// The ABI status `pulp_call` returned.
+    pub status: i32,
+}
+
 /// `{plugin, method, route}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -98,6 +110,8 @@ pub struct Metrics {
     pub events_dropped: Family<SourceLabels, Counter>,
     /// Import calls by import and returned status.
     pub import_calls: Family<ImportLabels, Counter>,
+    /// `pulp_call`s by caller, target and returned status.
+    pub calls: Family<CallLabels, Counter>,
     /// Guest linear memory of one instance (the largest instance's, for pools).
     pub guest_memory_bytes: Family<PluginLabel, Gauge>,
     /// Host memory charged to the plugin (queued events, bodies, backlogs ...).
@@ -135,6 +149,7 @@ impl Metrics {
             events_queued: Family::default(),
             events_dropped: Family::default(),
             import_calls: Family::default(),
+            calls: Family::default(),
             guest_memory_bytes: Family::default(),
             host_memory_bytes: Family::default(),
             http_requests: Family::default(),
@@ -184,6 +199,11 @@ impl Metrics {
             "plugin_import_calls",
             "Import calls by import and returned ABI status",
             m.import_calls.clone(),
+        );
+        m.registry.register(
+            "plugin_calls",
+            "pulp_call calls by caller, target and returned ABI status",
+            m.calls.clone(),
         );
         m.registry.register(
             "plugin_guest_memory_bytes",

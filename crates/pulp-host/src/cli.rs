@@ -307,6 +307,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let host = Host::new(host_config(false, Default::default(), require_pinned))?;
             let mut failed = false;
+            // Links are checked across the manifests given together.
+            let loaded: Vec<Manifest> = manifests
+                .iter()
+                .filter_map(|p| Manifest::load(p).ok())
+                .collect();
+            if manifests.len() > 1 && loaded.len() == manifests.len() {
+                if let Err(problems) = crate::links::start_order(&loaded) {
+                    failed = true;
+                    println!("links: {} problem(s)", problems.len());
+                    for p in problems {
+                        println!("  - {p}");
+                    }
+                }
+                for line in crate::links::callers(&loaded) {
+                    println!("calls: {line}");
+                }
+            }
             for path in manifests {
                 let problems = check(&host, &path, &registry);
                 if let Ok(m) = Manifest::load(&path) {
@@ -371,6 +388,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+            // Each plugin after those it depends_on; every link problem at once.
+            let order = crate::links::start_order(&manifests)
+                .map_err(|p| anyhow::anyhow!("{}", p.join("; ")))?;
             let fuel = manifests.iter().any(|m| m.limits.fuel.is_some());
             let mut http = toml::Table::new();
             http.insert("listen".into(), listen.into());
@@ -395,7 +415,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let host = Host::new(host_config(fuel, settings, require_pinned))?;
             let mut plugins = Vec::new();
-            for m in &manifests {
+            for m in order.iter().map(|&i| &manifests[i]) {
                 let mut p = Plugin::load(&host, m, Some(&registry))?;
                 p.init().context("init failed")?;
                 let mut replicas = Vec::new();

@@ -41,6 +41,7 @@ const OPTIONAL: &[(&str, &str)] = &[
     ("pulp_free", "(i32, i32) -> ()"),
     ("probe_last_call", "() -> i64"),
     ("probe_config_marker", "() -> i64"),
+    ("pulp_on_call", "(i32, i32, i32, i32, i32, i32) -> i32"),
     ("_initialize", "() -> ()"),
     ("_start", "() -> ()"),
 ];

@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod cache;
+mod calls;
 mod check;
 pub mod cli;
 pub mod config;
@@ -27,6 +28,7 @@ mod error;
 mod host;
 mod inspect;
 mod limiter;
+pub mod links;
 mod manifest;
 mod new;
 mod plugin;

@@ -63,6 +63,9 @@ pub struct Limits {
     /// The longest idle tick interval, reached by doubling once the plugin is idle,
     /// in ms (default: the runtime's, 1000).
     pub max_tick_ms: Option<u64>,
+    /// Most `pulp_call`s waiting for or running in this plugin at once; more get 11
+    /// at once (default 64).
+    pub max_callers: u32,
 }
 
 impl Default for Limits {
@@ -78,6 +81,7 @@ impl Default for Limits {
             host_memory_mb: (pulp_ext::DEFAULT_HOST_MEMORY >> 20) as u32,
             tick_ms: None,
             max_tick_ms: None,
+            max_callers: 64,
         }
     }
 }
@@ -123,6 +127,12 @@ impl Limits {
                 self.host_memory_mb
             ));
         }
+        if !(1..=4096).contains(&self.max_callers) {
+            p.push(format!(
+                "[limits] max_callers = {} is outside 1..=4096",
+                self.max_callers
+            ));
+        }
         if self.fuel == Some(0) {
             p.push("[limits] fuel = 0 would stop every call at once".into());
         }
@@ -161,10 +171,12 @@ pub struct Manifest {
     pub wasm_sha256: Option<String>,
     /// Declared capabilities: trimmed, lowercased, de-duplicated, in order.
     pub capabilities: Vec<String>,
-    /// Kept for compatibility; unused.
+    /// Names other plugins may `consumes` to call this one with `pulp_call`.
     pub provides: Vec<String>,
-    /// Kept for compatibility; unused.
+    /// Plugins (by name) or provided names this plugin calls with `pulp_call`.
     pub consumes: Vec<String>,
+    /// Plugins that start before this one, and that it may call.
+    pub depends_on: Vec<String>,
     /// Kept for compatibility; unused.
     pub shared_memory_groups: Vec<String>,
     /// Kept for compatibility; every plugin already has its own thread.
@@ -197,6 +209,7 @@ const LIMIT_KEYS: &[&str] = &[
     "host_memory_mb",
     "tick_ms",
     "max_tick_ms",
+    "max_callers",
 ];
 
 const KEYS: &[&str] = &[
@@ -207,6 +220,7 @@ const KEYS: &[&str] = &[
     "capabilities",
     "provides",
     "consumes",
+    "depends_on",
     "shared_memory_groups",
     "dedicated_thread",
     "snapshotable",
@@ -234,6 +248,8 @@ struct Raw {
     provides: Vec<String>,
     #[serde(default)]
     consumes: Vec<String>,
+    #[serde(default)]
+    depends_on: Vec<String>,
     #[serde(default)]
     shared_memory_groups: Vec<String>,
     #[serde(default)]
@@ -376,6 +392,11 @@ impl Manifest {
                 ));
             }
         }
+        for d in &raw.depends_on {
+            if d.trim() == name {
+                problems.push(format!("depends_on names the plugin itself ({name:?})"));
+            }
+        }
         let secrets = secrets(&raw.secrets, raw.config.as_ref(), dir, &mut problems);
         problems.extend(raw.limits.problems());
         if raw.limits.instances > 1 && !raw.stateless {
@@ -393,6 +414,7 @@ impl Manifest {
             capabilities,
             provides: dedup(raw.provides.into_iter()),
             consumes: dedup(raw.consumes.into_iter()),
+            depends_on: dedup(raw.depends_on.iter().map(|d| d.trim().to_string())),
             shared_memory_groups: dedup(raw.shared_memory_groups.into_iter()),
             dedicated_thread: raw.dedicated_thread,
             snapshotable: raw.snapshotable,

@@ -32,7 +32,11 @@ struct Exports {
     shutdown: TypedFunc<(), i32>,
     probe_last_call: Option<TypedFunc<(), i64>>,
     probe_config_marker: Option<TypedFunc<(), i64>>,
+    on_call: Option<OnCall>,
 }
+
+/// `pulp_on_call(name_ptr, name_len, args_ptr, args_len, resp_ptr_out, resp_len_out) -> i32`.
+type OnCall = TypedFunc<(i32, i32, i32, i32, i32, i32), i32>;
 
 struct Live {
     store: Store<State>,
@@ -126,6 +130,12 @@ impl Plugin {
                 plugin: name,
                 message,
             });
+        }
+        if let Ok(dir) = host
+            .shared()
+            .service(|| Ok::<_, String>(crate::calls::Directory::default()))
+        {
+            dir.declare(manifest);
         }
         let engine = host.engine();
         let (module, source) = cache::load(engine, &wasm, host.config().cache_dir.as_deref())
@@ -349,6 +359,7 @@ impl Plugin {
                 shutdown: required!("pulp_shutdown"),
                 probe_last_call: optional!("probe_last_call"),
                 probe_config_marker: optional!("probe_config_marker"),
+                on_call: optional!("pulp_on_call"),
             })
         })();
         let exports = match result {
@@ -487,6 +498,58 @@ impl Plugin {
             let h = header(call_number, unix_nanos(), scratch.len() + payload.len());
             call_with_input(live, |e| &e.step, &[&h, scratch.as_slice(), payload])
         })
+    }
+
+    /// Calls `pulp_on_call` with function `name` and `args` (another plugin's
+    /// `pulp_call`) within `limit_ms`: the code it returned and the answer it wrote
+    /// through its out-pointers, copied out and freed (at most `max_answer` bytes).
+    /// `None` when the plugin exports no `pulp_on_call`.
+    pub fn on_call(
+        &mut self,
+        name: &str,
+        args: &[u8],
+        limit_ms: u64,
+        max_answer: usize,
+    ) -> Option<Result<(i32, Vec<u8>), CallError>> {
+        let f = self.live.as_ref()?.exports.on_call.clone()?;
+        Some(self.call("pulp_on_call", limit_ms, |live, _| {
+            let Live { store, exports } = live;
+            let (np, nl) = write_input(store, exports, &[name.as_bytes()])?;
+            let (ap, al) = write_input(store, exports, &[args])?;
+            let (op, ol) = write_input(store, exports, &[&[0u8; 8]])?;
+            let code = f
+                .call(&mut *store, (np, nl, ap, al, op, op.wrapping_add(4)))
+                .map_err(CallFail::Wasm)?;
+            let mem = exports.memory.data(&*store);
+            let word = |at: usize| {
+                mem.get(at..at + 4)
+                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+            };
+            let out = op as u32 as usize;
+            let (rp, rl) = (word(out).unwrap_or(0), word(out + 4).unwrap_or(0));
+            if rl > max_answer {
+                return Err(CallFail::Input(format!(
+                    "its answer of {rl} bytes is over the {max_answer}-byte message limit"
+                )));
+            }
+            let answer = match mem.get(rp..rp.saturating_add(rl)) {
+                Some(a) => a.to_vec(),
+                None => {
+                    return Err(CallFail::Input(format!(
+                        "its answer ({rp:#x}, {rl}) lies outside its {}-byte memory",
+                        mem.len()
+                    )))
+                }
+            };
+            if let Some(free) = &exports.free {
+                for (p, n) in [(np, nl), (ap, al), (op, ol), (rp as i32, rl as i32)] {
+                    if n > 0 {
+                        free.call(&mut *store, (p, n)).map_err(CallFail::Wasm)?;
+                    }
+                }
+            }
+            Ok((code, answer))
+        }))
     }
 
     /// The next call number [`Plugin::step_event`] will use.

@@ -18,8 +18,10 @@ use pulp_ext::metrics::prometheus_client::metrics::{counter::Counter, gauge::Gau
 use pulp_ext::metrics::{enabled as metrics_enabled, metrics, Metrics, StepTimes};
 use pulp_ext::Events;
 
+use crate::calls::{Attempt, Callee, Directory};
 use crate::plugin::{CallError, Interrupter, Plugin};
 use crate::sched::{Job, Sched};
+use pulp_ext::Status as Abi;
 
 /// How the runtime paces and supervises plugins.
 #[derive(Clone, Debug)]
@@ -281,8 +283,10 @@ impl Runtime {
         let (tick, max_tick) = ticks(&self.config, &plugin);
         let group = group(handle.events())?;
         let now = Instant::now();
+        let shared = plugin.view().shared().clone();
         let task = Arc::new_cyclic(|me: &Weak<Task>| Task {
             sched,
+            shared,
             me: me.clone(),
             handle: handle.clone(),
             state: AtomicU8::new(QUEUED),
@@ -303,6 +307,18 @@ impl Runtime {
             }),
         });
         group.add(&task);
+        if let Ok(dir) = task_shared(&task).service(|| Ok::<_, String>(Directory::default())) {
+            let callee: Arc<dyn Callee> = task.clone();
+            dir.add(
+                &lock(&task.life)
+                    .plugin
+                    .as_ref()
+                    .expect("just made")
+                    .manifest()
+                    .clone(),
+                Arc::downgrade(&callee),
+            );
+        }
         self.tasks.push(task.clone());
         lock(&self.roster.0).push(handle.clone());
         task.sched.push(task.clone());
@@ -380,6 +396,11 @@ impl Runtime {
         for p in &old {
             p.set_standing(pulp_ext::Standing::Retired);
         }
+        if let Some((t, l)) = tasks.first().zip(lives.first()) {
+            if let (Some(dir), Some(p)) = (task_shared(t).get::<Directory>(), &l.plugin) {
+                dir.update(p.manifest());
+            }
+        }
         drop(lives);
         for t in tasks {
             t.wake();
@@ -427,6 +448,13 @@ impl Runtime {
     pub fn forget(&mut self, name: &str) -> bool {
         if self.tasks_of(name).any(|t| !t.has_ended()) {
             return false;
+        }
+        if let Some(dir) = self
+            .tasks_of(name)
+            .next()
+            .and_then(|t| task_shared(t).get::<Directory>())
+        {
+            dir.remove(name);
         }
         let before = self.tasks.len();
         self.tasks.retain(|t| t.handle.name() != name);
@@ -496,6 +524,8 @@ const WOKEN: u8 = 3;
 /// One plugin instance on the scheduler.
 struct Task {
     sched: Arc<Sched>,
+    /// The host's shared services (the call directory among them).
+    shared: pulp_ext::Shared,
     me: Weak<Task>,
     handle: Handle,
     state: AtomicU8,
@@ -834,6 +864,86 @@ impl Life {
         }
         plugin.close();
         self.report = Some(report);
+    }
+}
+
+fn task_shared(t: &Task) -> &pulp_ext::Shared {
+    &t.shared
+}
+
+impl Callee for Task {
+    fn try_call(&self, name: &str, args: &[u8], limit_ms: u64, max_answer: usize) -> Attempt {
+        let Ok(mut life) = self.life.try_lock() else {
+            return Attempt::Busy;
+        };
+        if self.handle.events().is_closed() {
+            return Attempt::Stopped;
+        }
+        if life.restart.is_some() {
+            return Attempt::Busy; // its instance failed; the new one comes after the back-off
+        }
+        let Some(plugin) = life.plugin.as_mut() else {
+            return Attempt::Stopped;
+        };
+        let target = self.handle.name();
+        let Some(result) = plugin.on_call(name, args, limit_ms, max_answer) else {
+            return Attempt::Done(Err(Abi::NotFound.err(format!(
+                "pulp_call {target}.{name}: plugin \"{target}\" exports no pulp_on_call"
+            ))));
+        };
+        let (code, answer) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // The callee's failure is the caller's status; the callee is replaced
+                // as after any trap (a refused input says nothing of its state).
+                let timeout = matches!(e, CallError::Timeout { .. });
+                let input = matches!(
+                    e,
+                    CallError::Input { .. } | CallError::Refused { trapped: false, .. }
+                );
+                if !input {
+                    life.metrics.traps.inc();
+                    life.failed(self, e.to_string());
+                    if life.plugin.is_none() {
+                        drop(life);
+                        self.ended.add(); // failed for good here, not in a run
+                    }
+                }
+                let status = if timeout { Abi::Timeout } else { Abi::Failed };
+                return Attempt::Done(Err(status.err(format!(
+                    "pulp_call {target}.{name}: plugin \"{target}\" failed in pulp_on_call ({}){}",
+                    if timeout {
+                        "past its deadline"
+                    } else if input {
+                        "its input or answer did not fit"
+                    } else {
+                        "it trapped"
+                    },
+                    if input { "" } else { "; it is being restarted" }
+                ))));
+            }
+        };
+        if code == 0 {
+            return Attempt::Done(Ok(answer));
+        }
+        // A failure code: an ABI status passes through, any other is 5; what the
+        // callee wrote is the caller's `last_error` text.
+        let status = Abi::from_code(code)
+            .filter(|s| *s != Abi::Ok)
+            .unwrap_or(Abi::Failed);
+        let text = String::from_utf8_lossy(&answer[..answer.len().min(512)]).into_owned();
+        Attempt::Done(Err(status.err(format!(
+            "pulp_call {target}.{name}: plugin \"{target}\" returned {code}{}",
+            if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", pulp_ext::log_text(text.as_bytes()))
+            }
+        ))))
+    }
+
+    fn budget(&self) -> pulp_ext::Budget {
+        self.handle.events().budget().clone()
     }
 }
 

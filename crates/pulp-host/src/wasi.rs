@@ -53,6 +53,15 @@ impl CallClock {
         }
     }
 
+    /// What is left of the running call's deadline (its epoch ticks).
+    pub(crate) fn time_left(&self) -> Duration {
+        let ticks = self
+            .watch
+            .ticks_left
+            .load(std::sync::atomic::Ordering::Relaxed);
+        crate::host::EPOCH_TICK.saturating_mul(ticks.saturating_sub(1) as u32)
+    }
+
     /// The guest's monotonic clock (for its `WasiCtxBuilder`).
     pub(crate) fn guest_clock(&self) -> GuestClock {
         GuestClock(self.base)

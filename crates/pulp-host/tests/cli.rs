@@ -1661,3 +1661,112 @@ fn a_failed_start_leaves_the_plugin_listed_and_not_ready() {
     );
     assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
 }
+
+/// The auth/api example pair, as a user runs it: `api` calls `auth` in process on
+/// each request (`pulp_call`), `pulp check` lists who may call whom, and the links
+/// are checked before anything starts (a missing provider, a cycle).
+#[test]
+fn the_auth_and_api_examples_call_each_other_and_links_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifests = Vec::new();
+    for e in ["auth", "api"] {
+        let d = dir.path().join(e);
+        std::fs::create_dir_all(&d).unwrap();
+        if !support::build_c(
+            &root().join(format!("examples/{e}/{e}.c")),
+            &d.join(format!("{e}.wasm")),
+        ) {
+            return;
+        }
+        let m = d.join("pulp.plugin.toml");
+        std::fs::copy(root().join(format!("examples/{e}/pulp.plugin.toml")), &m).unwrap();
+        manifests.push(m);
+    }
+    let out = pulp(dir.path())
+        .arg("check")
+        .args(&manifests)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("calls: api → auth: depends_on \"auth\""),
+        "{text}"
+    );
+
+    // Alone, api's consumes names no plugin: refused before anything starts.
+    let out = pulp(dir.path())
+        .arg("run")
+        .arg(&manifests[1])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("plugin \"api\"")
+            && err.contains(
+                "consumes \"auth\", but no other plugin of this run is named so or provides it"
+            ),
+        "{err}"
+    );
+    // A cycle in depends_on, named.
+    let a = plugin(
+        dir.path(),
+        "ca",
+        &guest("reactor.wat"),
+        "depends_on = [\"cb\"]\n",
+    );
+    let b = plugin(
+        dir.path(),
+        "cb",
+        &guest("reactor.wat"),
+        "depends_on = [\"ca\"]\n",
+    );
+    let out = pulp(dir.path())
+        .arg("run")
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("depends_on makes a cycle: ca → cb → ca"),
+        "{err}"
+    );
+
+    // Given in any order, auth starts first (api depends on it).
+    let mut cmd = pulp(dir.path());
+    cmd.args(["run", "--listen", "127.0.0.1:0"])
+        .arg(&manifests[1])
+        .arg(&manifests[0]);
+    let mut p = Running::start(cmd);
+    let listen = p.listen_addr();
+    p.wait_for("control socket");
+    let started: Vec<&String> = p
+        .seen
+        .iter()
+        .filter(|l| l.contains("plugin started"))
+        .collect();
+    assert!(started[0].contains("plugin=\"auth\""), "{started:?}");
+    let whoami = |auth: &str| {
+        support::http(
+            &listen,
+            &format!("GET /whoami HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
+        )
+    };
+    let a = whoami("Authorization: Bearer demo-token\r\n");
+    assert!(
+        a.starts_with("HTTP/1.1 200") && a.ends_with("hello ada\n"),
+        "{a}"
+    );
+    let a = whoami("Authorization: Bearer forged\r\n");
+    assert!(
+        a.starts_with("HTTP/1.1 401") && a.ends_with("unknown token\n"),
+        "{a}"
+    );
+    let a = whoami("");
+    assert!(a.starts_with("HTTP/1.1 401"), "{a}");
+    p.signal("TERM");
+    let (st, out) = p.exit_within(10);
+    assert!(st.success(), "{out}");
+}

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use pulp_host::Registry;
 
-const DEFAULTS: [&str; 10] = [
+const DEFAULTS: [&str; 11] = [
     "core",
+    "calls",
     "logging",
     "entropy",
     "storage.sqlite",

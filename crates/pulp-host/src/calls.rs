@@ -1,0 +1,382 @@
+//! Calls between plugins: `pulp.pulp_call(target, name, args) -> answer` runs the
+//! target's `pulp_on_call` on one of its instances, serialized with its steps.
+//!
+//! - **Who may call whom** is the manifests' (`links.rs`): the caller lists the
+//!   target in `depends_on`, or in `consumes` the target's name or a name it
+//!   provides; otherwise 9.
+//! - **Where it runs.** The caller's thread takes a free instance of the target (its
+//!   `Life` lock, which its steps hold too) and runs `pulp_on_call` there. A busy
+//!   target is waited for until the caller's deadline (then 12); a stopped one is 10.
+//! - **Cycles.** The plugins of the calls in progress on a thread form its call
+//!   chain. A call to a plugin already in it (A → B → A, through any instance of a
+//!   pool) could never get that plugin's instance, so it fails at once with 4 and
+//!   a `last_error` naming the chain.
+//! - **Deadlines.** A call carries what is left of the caller's deadline; a nested
+//!   call the least of its chain's. The target's own `call_timeout_ms` bounds it too.
+//! - **Failures.** A trap or overrun in `pulp_on_call` is the caller's status 5 (or
+//!   12), never its trap; the target is restarted by supervision as after any trap.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use pulp_ext::wasmtime::Caller;
+use pulp_ext::{Binding, Bytes, Capability, Error, Import, OutBytes, State, Status, Str};
+
+use crate::links::Links;
+use crate::wasi::CLOCK;
+
+/// The `calls` capability: `pulp_call`, bound for every plugin.
+pub struct Calls;
+
+pulp_ext::register!(Calls);
+
+impl Capability for Calls {
+    type Settings = ();
+
+    fn name(&self) -> &'static str {
+        "calls"
+    }
+
+    fn binding(&self) -> Binding {
+        Binding::Always
+    }
+
+    fn imports(&self) -> Vec<Import> {
+        vec![Import::new("pulp_call", pulp_call)]
+    }
+}
+
+/// What one try at an instance of the target gave.
+pub(crate) enum Attempt {
+    /// In a step or another call, or restarting: try again.
+    Busy,
+    /// Stopped, or failed for good.
+    Stopped,
+    /// Ran: the answer, or the caller's status.
+    Done(Result<Vec<u8>, Error>),
+}
+
+/// An instance a call can run on (a runtime task).
+pub(crate) trait Callee: Send + Sync {
+    /// Runs `pulp_on_call(name, args)` within `limit_ms` if the instance is free now.
+    fn try_call(&self, name: &str, args: &[u8], limit_ms: u64, max_answer: usize) -> Attempt;
+    /// The plugin's host memory budget (args and answers are charged to it).
+    fn budget(&self) -> pulp_ext::Budget;
+}
+
+/// One plugin the runtime runs, for its callers.
+struct Entry {
+    links: Links,
+    instances: Vec<Weak<dyn Callee>>,
+    /// Calls waiting for or running in the plugin.
+    callers: Arc<AtomicUsize>,
+    max_callers: usize,
+    call_timeout_ms: u64,
+}
+
+/// The plugins of one host that calls can reach, by name: a service in the host's
+/// `Shared`, kept by the runtime as plugins start, reload and stop.
+#[derive(Default)]
+pub(crate) struct Directory {
+    plugins: RwLock<HashMap<String, Entry>>,
+}
+
+impl Directory {
+    /// Adds an instance of the plugin `m` describes (its links and limits replace
+    /// the earlier ones: a reload may change them).
+    pub(crate) fn add(&self, m: &crate::Manifest, instance: Weak<dyn Callee>) {
+        let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        let e = plugins.entry(m.name.clone()).or_insert_with(|| Entry {
+            links: Links::default(),
+            instances: Vec::new(),
+            callers: Arc::default(),
+            max_callers: 0,
+            call_timeout_ms: 0,
+        });
+        e.instances.retain(|i| i.strong_count() > 0);
+        e.instances.push(instance);
+        e.update(m);
+    }
+
+    /// A plugin being loaded: its links count from now (its `pulp_init` may call
+    /// plugins it depends on), unless it is known already (a reload's candidate
+    /// changes them only when it takes over, [`Directory::update`]).
+    pub(crate) fn declare(&self, m: &crate::Manifest) {
+        let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        plugins.entry(m.name.clone()).or_insert_with(|| {
+            let mut e = Entry {
+                links: Links::default(),
+                instances: Vec::new(),
+                callers: Arc::default(),
+                max_callers: 0,
+                call_timeout_ms: 0,
+            };
+            e.update(m);
+            e
+        });
+    }
+
+    /// A reload's new manifest: its links and limits.
+    pub(crate) fn update(&self, m: &crate::Manifest) {
+        let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = plugins.get_mut(&m.name) {
+            e.update(m);
+        }
+    }
+
+    /// Forgets plugin `name` (before it starts again).
+    pub(crate) fn remove(&self, name: &str) {
+        let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        plugins.remove(name);
+    }
+}
+
+impl Entry {
+    fn update(&mut self, m: &crate::Manifest) {
+        self.links = Links::of(m);
+        self.max_callers = m.limits.max_callers as usize;
+        self.call_timeout_ms = m.limits.call_timeout_ms;
+    }
+}
+
+thread_local! {
+    /// The plugins of the calls in progress on this thread, outermost first, and the
+    /// deadline of the outermost.
+    static CHAIN: RefCell<(Vec<String>, Option<Instant>)> = const { RefCell::new((Vec::new(), None)) };
+}
+
+/// A place in this thread's call chain, left when dropped.
+struct InChain {
+    /// The chain was empty: this call's caller was pushed too.
+    root: bool,
+}
+
+impl Drop for InChain {
+    fn drop(&mut self) {
+        CHAIN.with(|c| {
+            let mut c = c.borrow_mut();
+            c.0.pop();
+            if self.root {
+                c.0.clear();
+                c.1 = None;
+            }
+        });
+    }
+}
+
+/// Enters `target` into this thread's chain below `caller`: the chain's deadline,
+/// or the chain with the target at its end when the target is already in it.
+fn enter(caller: &str, target: &str, deadline: Instant) -> Result<(InChain, Instant), Vec<String>> {
+    CHAIN.with(|c| {
+        let mut c = c.borrow_mut();
+        let root = c.0.is_empty();
+        if root {
+            c.0.push(caller.to_string());
+            c.1 = Some(deadline);
+        }
+        if c.0.iter().any(|p| p == target) {
+            let mut chain = c.0.clone();
+            chain.push(target.to_string());
+            if root {
+                c.0.clear();
+                c.1 = None;
+            }
+            return Err(chain);
+        }
+        c.0.push(target.to_string());
+        let deadline = c.1.map_or(deadline, |d| d.min(deadline));
+        Ok((InChain { root }, deadline))
+    })
+}
+
+fn pulp_call(
+    c: &mut Caller<'_, State>,
+    target: Str,
+    name: Str,
+    args: Bytes,
+    out: OutBytes,
+) -> Result<(), Error> {
+    let target = target.read(c)?.to_string();
+    let name = name.read(c)?.to_string();
+    if target.is_empty() || name.is_empty() {
+        return Err(Status::Empty.err("pulp_call needs a target plugin and a function name"));
+    }
+    let args = args.read(c)?.to_vec();
+    let caller = c.data().plugin().name().to_string();
+    // What is left of the caller's own deadline (its call is blocked here, so its
+    // epoch ticks do not count down meanwhile).
+    let left = c
+        .data_mut()
+        .peek(&CLOCK)
+        .map_or(Duration::from_secs(10), |k| k.time_left());
+    let max_answer = c.data().max_message();
+    let started = Instant::now();
+    let result = call(
+        c.data().plugin().shared(),
+        &caller,
+        &target,
+        &name,
+        &args,
+        started + left,
+        max_answer,
+    );
+    let status = match &result {
+        Ok(_) => 0,
+        Err(e) => e.status().map_or(-1, Status::code),
+    };
+    tracing::debug!(
+        target: "pulp::calls",
+        caller,
+        target = target.as_str(),
+        function = name.as_str(),
+        micros = started.elapsed().as_micros() as u64,
+        status,
+        "pulp_call"
+    );
+    if pulp_ext::metrics::enabled() {
+        pulp_ext::metrics::metrics()
+            .calls
+            .get_or_create(&pulp_ext::metrics::CallLabels {
+                caller: caller.clone(),
+                target: target.clone(),
+                status,
+            })
+            .inc();
+    }
+    out.write(c, &result?)
+}
+
+/// A call from plugin `caller` to function `name` of plugin `target` (or of the
+/// one plugin that provides `target`), before `deadline`.
+fn call(
+    shared: &pulp_ext::Shared,
+    caller: &str,
+    target: &str,
+    name: &str,
+    args: &[u8],
+    deadline: Instant,
+    max_answer: usize,
+) -> Result<Vec<u8>, Error> {
+    let Some(dir) = shared.get::<Directory>() else {
+        return Err(Status::Unavailable.err(format!(
+            "pulp_call {target}: this host runs no plugin that can be called"
+        )));
+    };
+    // Under the read lock: who the target is, and whether the caller may call it.
+    let (target, instances, callers, max_callers, timeout_ms) = {
+        let plugins = dir.plugins.read().unwrap_or_else(|p| p.into_inner());
+        let from = plugins
+            .get(caller)
+            .map(|e| e.links.clone())
+            .unwrap_or_default();
+        let resolved = match plugins.get(target) {
+            Some(e) => Some((target.to_string(), e)),
+            None => {
+                let mut providers = plugins
+                    .iter()
+                    .filter(|(_, e)| e.links.provides.iter().any(|p| p == target));
+                match (providers.next(), providers.next()) {
+                    (Some((n, e)), None) => Some((n.clone(), e)),
+                    (Some((a, _)), Some((b, _))) => {
+                        return Err(Status::Invalid.err(format!(
+                            "pulp_call {target}: plugins \"{a}\" and \"{b}\" both provide it; call one by name"
+                        )))
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let Some((name_of_target, e)) = resolved else {
+            if from.consumes.iter().any(|c| c == target)
+                || from.depends_on.iter().any(|d| d == target)
+            {
+                return Err(Status::Unavailable.err(format!(
+                    "pulp_call {target}: no plugin of that name or that provides it is running"
+                )));
+            }
+            return Err(Status::Denied.err(format!(
+                "plugin \"{caller}\" may not call \"{target}\": its manifest neither consumes nor depends_on it"
+            )));
+        };
+        if from.may_call(&e.links).is_none() {
+            return Err(Status::Denied.err(format!(
+                "plugin \"{caller}\" may not call plugin \"{name_of_target}\": list it in depends_on, or in consumes it or a name it provides{}",
+                if e.links.provides.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", e.links.provides.join(", "))
+                }
+            )));
+        }
+        (
+            name_of_target,
+            e.instances.clone(),
+            e.callers.clone(),
+            e.max_callers,
+            e.call_timeout_ms,
+        )
+    };
+    let (_place, deadline) = enter(caller, &target, deadline).map_err(|chain| {
+        Status::Invalid.err(format!(
+            "pulp_call {target}.{name}: a call cycle, {}: plugin \"{target}\" is already in this call chain and could never take it",
+            chain.join(" → ")
+        ))
+    })?;
+    if callers.fetch_add(1, Ordering::SeqCst) >= max_callers {
+        callers.fetch_sub(1, Ordering::SeqCst);
+        return Err(Status::TooLarge.err(format!(
+            "pulp_call {target}.{name}: plugin \"{target}\" already has {max_callers} callers, its [limits] max_callers"
+        )));
+    }
+    let _counted = Decrement(&callers);
+    let instances: Vec<Arc<dyn Callee>> = instances.iter().filter_map(Weak::upgrade).collect();
+    let Some(first) = instances.first() else {
+        return Err(Status::Unavailable.err(format!(
+            "pulp_call {target}: plugin \"{target}\" is not running"
+        )));
+    };
+    let _charge = first.budget().charge(args.len())?;
+    let mut pause = Duration::from_micros(20);
+    let mut looks = 0u32;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Status::Timeout.err(format!(
+                "pulp_call {target}.{name}: the caller's deadline passed while plugin \"{target}\" was busy"
+            )));
+        }
+        let limit_ms = ((deadline - now).as_millis() as u64).clamp(1, timeout_ms.max(1));
+        let mut stopped = 0;
+        for i in &instances {
+            match i.try_call(name, args, limit_ms, max_answer) {
+                Attempt::Done(r) => return r,
+                Attempt::Stopped => stopped += 1,
+                Attempt::Busy => {}
+            }
+        }
+        if stopped == instances.len() {
+            return Err(Status::Unavailable.err(format!(
+                "pulp_call {target}.{name}: plugin \"{target}\" is not running (stopped, or failed for good)"
+            )));
+        }
+        // Busy: a few quick looks, then sleeps that double up to a millisecond.
+        looks += 1;
+        if looks < 16 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+}
+
+struct Decrement<'a>(&'a AtomicUsize);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

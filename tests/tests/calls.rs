@@ -1,0 +1,371 @@
+//! Calls between plugins (`pulp_call` → `pulp_on_call`, issue #17) on a real runtime:
+//! allowed and denied calls, cycles of two and three found at once, a busy target
+//! waited for, a deadline that passes (12), a trapping target (5, and it is
+//! restarted), a stopped target (10), a pooled target served by its free instance.
+//!
+//! Every plugin runs the same WAT "peer": an event makes its step call
+//! `TARGET.FUNCTION(ARGS)` (fixed per plugin) and record the status and the answer
+//! (or `last_error`); its `pulp_on_call` serves `echo`, `trap`, `spin`, `fail` and
+//! `chain` (args `X/Y/Z`: call `X.chain("Y/Z")`, and the last one `X.echo("end")`).
+
+use std::time::{Duration, Instant};
+
+use pulp_ext::host::HostEvents;
+use pulp_ext::Event;
+use pulp_host::{Handle, Manifest, Plugin, Runtime, RuntimeConfig};
+use pulp_tests::{records, Fixture};
+
+/// The peer guest: its step calls `target.function(args)`; with `spin` > 0 its step
+/// spins that many loop turns instead (a busy plugin).
+fn peer(target: &str, function: &str, args: &str, spin: u64) -> String {
+    let prelude = |n: &str| {
+        std::fs::read_to_string(pulp_tests::root().join("tests/guests/prelude").join(n)).unwrap()
+    };
+    let data = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(
+        r#"(module
+  (import "pulp" "pulp_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  {imports}
+  {alloc}
+  (data (i32.const 1024) "{t}")
+  (data (i32.const 1100) "{f}")
+  (data (i32.const 1200) "{a}")
+  (data (i32.const 1300) "nope")
+  (data (i32.const 1310) "echo")
+  (data (i32.const 1320) "chain")
+  (data (i32.const 1400) "end")
+  (func (export "pulp_init") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "pulp_shutdown") (result i32) (i32.const 0))
+  (func $spin (local $i i64)
+    (loop $l
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (i64.const {spin})))))
+  (func (export "pulp_step") (param $p i32) (param $n i32) (result i32)
+    (local $st i32)
+    (if (i32.le_u (local.get $n) (i32.const 20)) (then (return (i32.const 0))))
+    (if (i64.gt_u (i64.const {spin}) (i64.const 0)) (then (call $spin) (return (i32.const 0))))
+    (local.set $st (call $call (i32.const 1024) (i32.const {tl}) (i32.const 1100) (i32.const {fl})
+                               (i32.const 1200) (i32.const {al}) (i32.const 8) (i32.const 12)))
+    (call $rec (local.get $st))
+    (if (i32.ne (local.get $st) (i32.const 0))
+      (then (drop (call $last_error (i32.const 8) (i32.const 12)))))
+    (drop (call $record (i32.load (i32.const 8)) (i32.load (i32.const 12))))
+    (i32.const 0))
+  (func (export "pulp_on_call") (param $np i32) (param $nl i32) (param $ap i32) (param $al i32)
+                                (param $rp i32) (param $rl i32) (result i32)
+    (local $buf i32) (local $c i32) (local $st i32) (local $i i32) (local $slash i32)
+    (local.set $c (i32.load8_u (local.get $np)))
+    (if (i32.eq (local.get $c) (i32.const 101)) ;; echo
+      (then
+        (local.set $buf (call $alloc (local.get $al)))
+        (memory.copy (local.get $buf) (local.get $ap) (local.get $al))
+        (i32.store (local.get $rp) (local.get $buf))
+        (i32.store (local.get $rl) (local.get $al))
+        (return (i32.const 0))))
+    (if (i32.eq (local.get $c) (i32.const 116)) (then unreachable)) ;; trap
+    (if (i32.eq (local.get $c) (i32.const 115)) (then (loop $l (br $l)))) ;; spin
+    (if (i32.eq (local.get $c) (i32.const 102)) ;; fail
+      (then
+        (local.set $buf (call $alloc (i32.const 4)))
+        (memory.copy (local.get $buf) (i32.const 1300) (i32.const 4))
+        (i32.store (local.get $rp) (local.get $buf))
+        (i32.store (local.get $rl) (i32.const 4))
+        (return (i32.const 4))))
+    (if (i32.eq (local.get $c) (i32.const 99)) ;; chain
+      (then
+        (local.set $slash (i32.const -1))
+        (block $done
+          (loop $l
+            (br_if $done (i32.ge_u (local.get $i) (local.get $al)))
+            (if (i32.eq (i32.load8_u (i32.add (local.get $ap) (local.get $i))) (i32.const 47))
+              (then (local.set $slash (local.get $i)) (br $done)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $l)))
+        (if (i32.lt_s (local.get $slash) (i32.const 0))
+          (then (local.set $st (call $call (local.get $ap) (local.get $al) (i32.const 1310) (i32.const 4)
+                                           (i32.const 1400) (i32.const 3) (i32.const 16) (i32.const 20))))
+          (else (local.set $st (call $call (local.get $ap) (local.get $slash) (i32.const 1320) (i32.const 5)
+                                           (i32.add (local.get $ap) (i32.add (local.get $slash) (i32.const 1)))
+                                           (i32.sub (local.get $al) (i32.add (local.get $slash) (i32.const 1)))
+                                           (i32.const 16) (i32.const 20)))))
+        (if (i32.ne (local.get $st) (i32.const 0))
+          (then (drop (call $last_error (i32.const 16) (i32.const 20)))))
+        (i32.store (local.get $rp) (i32.load (i32.const 16)))
+        (i32.store (local.get $rl) (i32.load (i32.const 20)))
+        (return (local.get $st))))
+    (i32.const 6)))
+"#,
+        imports = prelude("imports.wat"),
+        alloc = prelude("alloc.wat"),
+        t = data(target),
+        f = data(function),
+        a = data(args),
+        tl = target.len(),
+        fl = function.len(),
+        al = args.len(),
+    )
+}
+
+/// A plugin of the set: name, what its step calls, its spin, its manifest extras.
+struct Peer<'a> {
+    name: &'a str,
+    calls: (&'a str, &'a str, &'a str),
+    spin: u64,
+    extra: &'a str,
+}
+
+fn peer_of<'a>(name: &'a str, calls: (&'a str, &'a str, &'a str), extra: &'a str) -> Peer<'a> {
+    Peer {
+        name,
+        calls,
+        spin: 0,
+        extra,
+    }
+}
+
+/// Loads, initialises and runs `peers` on one runtime (each after the plugins it
+/// depends on); their handles by name.
+fn run(f: &Fixture, peers: &[Peer]) -> (Runtime, Vec<Handle>) {
+    let manifests: Vec<Manifest> = peers
+        .iter()
+        .map(|p| {
+            let (t, func, a) = p.calls;
+            let extra = format!("capabilities = [\"test.record\"]\n{}", p.extra);
+            f.manifest(p.name, &peer(t, func, a, p.spin), &extra)
+        })
+        .collect();
+    let order = pulp_host::links::start_order(&manifests).unwrap();
+    let mut runtime = Runtime::new(RuntimeConfig::default());
+    let mut handles = Vec::new();
+    for i in order {
+        let m = &manifests[i];
+        let mut first = Plugin::load(&f.host, m, Some(&f.registry)).unwrap();
+        first.init().unwrap();
+        let mut all = vec![];
+        for _ in 1..m.limits.instances {
+            let mut r = first.replica().unwrap();
+            r.init().unwrap();
+            all.push(r);
+        }
+        all.insert(0, first);
+        for p in all {
+            handles.push(runtime.spawn(p).unwrap());
+        }
+    }
+    (runtime, handles)
+}
+
+fn handle<'a>(handles: &'a [Handle], name: &str) -> &'a Handle {
+    handles.iter().find(|h| h.name() == name).unwrap()
+}
+
+fn poke(h: &Handle) {
+    h.events()
+        .post("test", Event::from_raw("go", vec![0x80]))
+        .unwrap();
+}
+
+/// Pokes `h` and waits (10 s at most) for its step's two records: the status of its
+/// call, and the answer or `last_error` text.
+fn call_from(h: &Handle) -> (i32, String) {
+    let name = h.name().to_string();
+    records(&name);
+    poke(h);
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < 2 && Instant::now() < until {
+        got.extend(records(&name));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(got.len(), 2, "plugin {name} recorded {got:?}");
+    let status = i32::from_le_bytes(got[0][..4].try_into().unwrap());
+    (status, String::from_utf8_lossy(&got[1]).into_owned())
+}
+
+#[test]
+fn allowed_calls_answer_and_unlisted_ones_are_denied() {
+    let f = Fixture::new();
+    let (rt, h) = run(
+        &f,
+        &[
+            peer_of(
+                "api",
+                ("auth", "echo", "token-123"),
+                "consumes = [\"tokens\"]",
+            ),
+            peer_of("auth", ("api", "echo", "x"), "provides = [\"tokens\"]"),
+            peer_of("byname", ("auth", "echo", "hi"), "depends_on = [\"auth\"]"),
+            peer_of(
+                "viaprovided",
+                ("tokens", "echo", "hi"),
+                "consumes = [\"tokens\"]",
+            ),
+            peer_of("stranger", ("auth", "echo", "x"), ""),
+        ],
+    );
+    assert_eq!(call_from(handle(&h, "api")), (0, "token-123".into()));
+    assert_eq!(call_from(handle(&h, "byname")), (0, "hi".into()));
+    // A provided name reaches its one provider.
+    assert_eq!(call_from(handle(&h, "viaprovided")), (0, "hi".into()));
+    let (st, err) = call_from(handle(&h, "stranger"));
+    assert_eq!(st, 9, "{err}");
+    assert!(
+        err.contains("plugin \"stranger\" may not call plugin \"auth\""),
+        "{err}"
+    );
+    // Provides is not consumes: auth may not call api back.
+    let (st, err) = call_from(handle(&h, "auth"));
+    assert_eq!(st, 9, "{err}");
+    drop(rt.stop());
+}
+
+#[test]
+fn cycles_of_two_and_three_fail_at_once_naming_the_chain() {
+    let f = Fixture::new();
+    let (rt, h) = run(
+        &f,
+        &[
+            // a → b → a
+            peer_of("a", ("b", "chain", "a"), "consumes = [\"b\"]"),
+            peer_of("b", ("x", "x", "x"), "consumes = [\"a\", \"d\"]"),
+            // c → b → d → c (through d)
+            peer_of("c", ("b", "chain", "d/c"), "consumes = [\"b\"]"),
+            peer_of("d", ("x", "x", "x"), "consumes = [\"c\"]"),
+        ],
+    );
+    let t = Instant::now();
+    let (st, err) = call_from(handle(&h, "a"));
+    assert_eq!(st, 4, "{err}");
+    assert!(err.contains("a call cycle, a → b → a"), "{err}");
+    let (st, err) = call_from(handle(&h, "c"));
+    assert_eq!(st, 4, "{err}");
+    assert!(err.contains("a call cycle, c → b → d → c"), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "at once, not at a deadline: {:?}",
+        t.elapsed()
+    );
+    drop(rt.stop());
+}
+
+#[test]
+fn a_busy_target_is_waited_for_until_the_callers_deadline() {
+    let f = Fixture::new();
+    let (rt, h) = run(
+        &f,
+        &[
+            Peer {
+                name: "slow",
+                calls: ("x", "x", "x"),
+                spin: 600_000_000,
+                extra: "[limits]\ncall_timeout_ms = 60000",
+            },
+            peer_of(
+                "patient",
+                ("slow", "echo", "waited"),
+                "consumes = [\"slow\"]",
+            ),
+            peer_of(
+                "hasty",
+                ("slow", "echo", "x"),
+                "consumes = [\"slow\"]\n[limits]\ncall_timeout_ms = 50",
+            ),
+        ],
+    );
+    let slow = handle(&h, "slow");
+    // The spinning step holds the target; the patient caller waits it out.
+    poke(slow);
+    std::thread::sleep(Duration::from_millis(30));
+    let t = Instant::now();
+    assert_eq!(call_from(handle(&h, "patient")), (0, "waited".into()));
+    let waited = t.elapsed();
+    assert!(waited > Duration::from_millis(20), "it waited: {waited:?}");
+    // A caller whose deadline passes first gets 12.
+    poke(slow);
+    std::thread::sleep(Duration::from_millis(30));
+    let (st, err) = call_from(handle(&h, "hasty"));
+    assert_eq!(st, 12, "{err}");
+    assert!(
+        err.contains("deadline passed while plugin \"slow\" was busy"),
+        "{err}"
+    );
+    drop(rt.stop());
+}
+
+#[test]
+fn a_trap_in_the_target_is_the_callers_status_and_the_target_is_restarted() {
+    let f = Fixture::new();
+    let (rt, h) = run(
+        &f,
+        &[
+            peer_of("victim", ("x", "x", "x"), ""),
+            peer_of("poker", ("victim", "trap", ""), "consumes = [\"victim\"]"),
+            peer_of("failer", ("victim", "fail", ""), "consumes = [\"victim\"]"),
+            peer_of(
+                "spinner",
+                ("victim", "spin", ""),
+                "consumes = [\"victim\"]\n[limits]\ncall_timeout_ms = 200",
+            ),
+        ],
+    );
+    let (st, err) = call_from(handle(&h, "poker"));
+    assert_eq!(st, 5, "{err}");
+    assert!(
+        err.contains("plugin \"victim\" failed in pulp_on_call (it trapped)"),
+        "{err}"
+    );
+    let victim = handle(&h, "victim");
+    let until = Instant::now() + Duration::from_secs(5);
+    while victim.restarts() == 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(victim.restarts(), 1, "the target was restarted");
+    assert_eq!(handle(&h, "poker").restarts(), 0, "the caller was not");
+    // A failure code and text of the callee's own are the caller's.
+    let (st, err) = call_from(handle(&h, "failer"));
+    assert_eq!(st, 4, "{err}");
+    assert!(err.contains("returned 4: nope"), "{err}");
+    // A callee that never returns: the caller's deadline, 12.
+    let (st, err) = call_from(handle(&h, "spinner"));
+    assert_eq!(st, 12, "{err}");
+    drop(rt.stop());
+}
+
+#[test]
+fn a_stopped_target_is_10_and_a_pool_answers_from_its_free_instance() {
+    let f = Fixture::new();
+    let (rt, h) = run(
+        &f,
+        &[
+            peer_of("gone", ("x", "x", "x"), ""),
+            peer_of("orphan", ("gone", "echo", "x"), "consumes = [\"gone\"]"),
+            Peer {
+                name: "pool",
+                calls: ("x", "x", "x"),
+                spin: 2_000_000_000,
+                extra: "stateless = true\n[limits]\ninstances = 2\ncall_timeout_ms = 60000",
+            },
+            peer_of("client", ("pool", "echo", "free"), "consumes = [\"pool\"]"),
+        ],
+    );
+    let gone = handle(&h, "gone");
+    gone.events().close();
+    let until = Instant::now() + Duration::from_secs(5);
+    while gone.health() != pulp_host::Health::Stopped && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (st, err) = call_from(handle(&h, "orphan"));
+    assert_eq!(st, 10, "{err}");
+    assert!(err.contains("not running"), "{err}");
+    // One instance of the pool spins for seconds; the other answers at once.
+    poke(handle(&h, "pool"));
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    assert_eq!(call_from(handle(&h, "client")), (0, "free".into()));
+    assert!(
+        t.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
+    drop(rt.stop());
+}
