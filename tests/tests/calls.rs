@@ -16,8 +16,13 @@ use pulp_host::{Handle, Manifest, Plugin, Runtime, RuntimeConfig};
 use pulp_tests::{records, Fixture};
 
 /// The peer guest: its step calls `target.function(args)`; with `spin` > 0 its step
-/// spins that many loop turns instead (a busy plugin).
+/// spins that many loop turns first, and calls nothing when `target` is `x`.
 fn peer(target: &str, function: &str, args: &str, spin: u64) -> String {
+    let after_spin = if target == "x" {
+        "(return (i32.const 0))"
+    } else {
+        ""
+    };
     let prelude = |n: &str| {
         std::fs::read_to_string(pulp_tests::root().join("tests/guests/prelude").join(n)).unwrap()
     };
@@ -43,7 +48,7 @@ fn peer(target: &str, function: &str, args: &str, spin: u64) -> String {
   (func (export "pulp_step") (param $p i32) (param $n i32) (result i32)
     (local $st i32)
     (if (i32.le_u (local.get $n) (i32.const 20)) (then (return (i32.const 0))))
-    (if (i64.gt_u (i64.const {spin}) (i64.const 0)) (then (call $spin) (return (i32.const 0))))
+    (if (i64.gt_u (i64.const {spin}) (i64.const 0)) (then (call $spin) {after_spin}))
     (local.set $st (call $call (i32.const 1024) (i32.const {tl}) (i32.const 1100) (i32.const {fl})
                                (i32.const 1200) (i32.const {al}) (i32.const 8) (i32.const 12)))
     (call $rec (local.get $st))
@@ -103,6 +108,7 @@ fn peer(target: &str, function: &str, args: &str, spin: u64) -> String {
         tl = target.len(),
         fl = function.len(),
         al = args.len(),
+        after_spin = after_spin,
     )
 }
 
@@ -245,6 +251,59 @@ fn cycles_of_two_and_three_fail_at_once_naming_the_chain() {
         "at once, not at a deadline: {:?}",
         t.elapsed()
     );
+    drop(rt.stop());
+}
+
+/// Two plugins whose steps call each other at the same moment: each holds its own
+/// instance and waits for the other's. The second to wait sees the cycle across
+/// threads and gets 4 at once; the first is then served. No deadline is waited out.
+#[test]
+fn steps_that_call_each_other_at_once_do_not_deadlock() {
+    let f = Fixture::new();
+    let spin = 150_000_000;
+    let (rt, h) = run(
+        &f,
+        &[
+            Peer {
+                name: "left",
+                calls: ("right", "echo", "from-left"),
+                spin,
+                extra: "consumes = [\"right\"]",
+            },
+            Peer {
+                name: "right",
+                calls: ("left", "echo", "from-right"),
+                spin,
+                extra: "consumes = [\"left\"]",
+            },
+        ],
+    );
+    let (l, r) = (handle(&h, "left"), handle(&h, "right"));
+    records("left");
+    records("right");
+    let t = Instant::now();
+    poke(l);
+    poke(r);
+    let until = Instant::now() + Duration::from_secs(10);
+    let (mut gl, mut gr) = (Vec::new(), Vec::new());
+    while (gl.len() < 2 || gr.len() < 2) && Instant::now() < until {
+        gl.extend(records("left"));
+        gr.extend(records("right"));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let took = t.elapsed();
+    let status = |g: &Vec<Vec<u8>>| i32::from_le_bytes(g[0][..4].try_into().unwrap());
+    assert_eq!((gl.len(), gr.len()), (2, 2), "{gl:?} {gr:?}");
+    let mut statuses = [status(&gl), status(&gr)];
+    statuses.sort();
+    let texts = format!(
+        "{} / {}",
+        String::from_utf8_lossy(&gl[1]),
+        String::from_utf8_lossy(&gr[1])
+    );
+    assert_eq!(statuses, [0, 4], "{texts}");
+    assert!(texts.contains("a call cycle across threads"), "{texts}");
+    assert!(took < Duration::from_secs(3), "{took:?}: {texts}");
     drop(rt.stop());
 }
 

@@ -214,10 +214,11 @@ fn pulp_call(
         .map_or(Duration::from_secs(10), |k| k.time_left());
     let max_answer = c.data().max_message();
     let started = Instant::now();
+    let mut resolved = None;
     let result = call(
         c.data().plugin().shared(),
         &caller,
-        &target,
+        (&target, &mut resolved),
         &name,
         &args,
         started + left,
@@ -230,8 +231,8 @@ fn pulp_call(
     tracing::debug!(
         target: "pulp::calls",
         caller,
-        target = target.as_str(),
-        function = name.as_str(),
+        target = pulp_ext::log_text(target.as_bytes()).as_ref(),
+        function = pulp_ext::log_text(name.as_bytes()).as_ref(),
         micros = started.elapsed().as_micros() as u64,
         status,
         "pulp_call"
@@ -241,7 +242,9 @@ fn pulp_call(
             .calls
             .get_or_create(&pulp_ext::metrics::CallLabels {
                 caller: caller.clone(),
-                target: target.clone(),
+                // A plugin of this host, never the guest's own string: a caller
+                // cannot make series without end by calling made-up names.
+                target: resolved.unwrap_or_else(|| "-".to_string()),
                 status,
             })
             .inc();
@@ -254,7 +257,7 @@ fn pulp_call(
 fn call(
     shared: &pulp_ext::Shared,
     caller: &str,
-    target: &str,
+    (target, resolved): (&str, &mut Option<String>),
     name: &str,
     args: &[u8],
     deadline: Instant,
@@ -319,6 +322,7 @@ fn call(
             e.call_timeout_ms,
         )
     };
+    *resolved = Some(target.clone());
     let (_place, deadline) = enter(caller, &target, deadline).map_err(|chain| {
         Status::Invalid.err(format!(
             "pulp_call {target}.{name}: a call cycle, {}: plugin \"{target}\" is already in this call chain and could never take it",
@@ -341,6 +345,7 @@ fn call(
     let _charge = first.budget().charge(args.len())?;
     let mut pause = Duration::from_micros(20);
     let mut looks = 0u32;
+    let mut _waiting: Option<Waiting> = None;
     loop {
         let now = Instant::now();
         if now >= deadline {
@@ -362,13 +367,74 @@ fn call(
                 "pulp_call {target}.{name}: plugin \"{target}\" is not running (stopped, or failed for good)"
             )));
         }
-        // Busy: a few quick looks, then sleeps that double up to a millisecond.
+        // Busy. Once: is the plugin holding it waiting, through others, for one of
+        // this chain's? Then no deadline would help.
+        if looks == 0 {
+            _waiting = Some(Waiting::enter(&target, instances.len() == 1).map_err(|cycle| {
+                Status::Invalid.err(format!(
+                    "pulp_call {target}.{name}: a call cycle across threads, {}: each waits for the other's instance",
+                    cycle.join(" → ")
+                ))
+            })?);
+        }
+        // A few quick looks, then sleeps that double up to a millisecond.
         looks += 1;
         if looks < 16 {
             std::thread::yield_now();
         } else {
             std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
             pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Threads whose call waits for a busy plugin: their call chain (the plugins whose
+/// instances they hold) and the plugin they wait for.
+static WAITS: std::sync::Mutex<Vec<(std::thread::ThreadId, Vec<String>, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// This thread's entry in [`WAITS`] while its call waits; removed when dropped.
+struct Waiting;
+
+impl Waiting {
+    /// Registers this thread as waiting for `target`, unless that closes a cycle
+    /// across threads: a thread that holds `target` (has it in its chain) waits for
+    /// a plugin that a thread holding ... waits for one of this thread's chain. Then
+    /// the cycle, for the error. Only a `single` instance target can be held whole.
+    fn enter(target: &str, single: bool) -> Result<Waiting, Vec<String>> {
+        let mine = CHAIN.with(|c| c.borrow().0.clone());
+        let me = std::thread::current().id();
+        let mut waits = WAITS.lock().unwrap_or_else(|p| p.into_inner());
+        if single {
+            let mut path = mine.clone();
+            let mut want = target.to_string();
+            // Each step follows a thread that holds `want` to what it waits for.
+            for _ in 0..waits.len() {
+                let Some((_, _, next)) = waits
+                    .iter()
+                    .find(|(t, chain, _)| *t != me && chain.contains(&want))
+                else {
+                    break;
+                };
+                path.push(want.clone());
+                if mine.contains(next) {
+                    path.push(next.clone());
+                    return Err(path);
+                }
+                want = next.clone();
+            }
+        }
+        waits.push((me, mine, target.to_string()));
+        Ok(Waiting)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let me = std::thread::current().id();
+        let mut waits = WAITS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = waits.iter().position(|(t, ..)| *t == me) {
+            waits.swap_remove(i);
         }
     }
 }
