@@ -13,104 +13,7 @@ use std::time::{Duration, Instant};
 use pulp_ext::host::HostEvents;
 use pulp_ext::Event;
 use pulp_host::{Handle, Manifest, Plugin, Runtime, RuntimeConfig};
-use pulp_tests::{records, Fixture};
-
-/// The peer guest: its step calls `target.function(args)`; with `spin` > 0 its step
-/// spins that many loop turns first, and calls nothing when `target` is `x`.
-fn peer(target: &str, function: &str, args: &str, spin: u64) -> String {
-    let after_spin = if target == "x" {
-        "(return (i32.const 0))"
-    } else {
-        ""
-    };
-    let prelude = |n: &str| {
-        std::fs::read_to_string(pulp_tests::root().join("tests/guests/prelude").join(n)).unwrap()
-    };
-    let data = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    format!(
-        r#"(module
-  (import "pulp" "pulp_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  {imports}
-  {alloc}
-  (data (i32.const 1024) "{t}")
-  (data (i32.const 1100) "{f}")
-  (data (i32.const 1200) "{a}")
-  (data (i32.const 1300) "nope")
-  (data (i32.const 1310) "echo")
-  (data (i32.const 1320) "chain")
-  (data (i32.const 1400) "end")
-  (func (export "pulp_init") (param i32 i32) (result i32) (i32.const 0))
-  (func (export "pulp_shutdown") (result i32) (i32.const 0))
-  (func $spin (local $i i64)
-    (loop $l
-      (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br_if $l (i64.lt_u (local.get $i) (i64.const {spin})))))
-  (func (export "pulp_step") (param $p i32) (param $n i32) (result i32)
-    (local $st i32)
-    (if (i32.le_u (local.get $n) (i32.const 20)) (then (return (i32.const 0))))
-    (if (i64.gt_u (i64.const {spin}) (i64.const 0)) (then (call $spin) {after_spin}))
-    (local.set $st (call $call (i32.const 1024) (i32.const {tl}) (i32.const 1100) (i32.const {fl})
-                               (i32.const 1200) (i32.const {al}) (i32.const 8) (i32.const 12)))
-    (call $rec (local.get $st))
-    (if (i32.ne (local.get $st) (i32.const 0))
-      (then (drop (call $last_error (i32.const 8) (i32.const 12)))))
-    (drop (call $record (i32.load (i32.const 8)) (i32.load (i32.const 12))))
-    (i32.const 0))
-  (func (export "pulp_on_call") (param $np i32) (param $nl i32) (param $ap i32) (param $al i32)
-                                (param $rp i32) (param $rl i32) (result i32)
-    (local $buf i32) (local $c i32) (local $st i32) (local $i i32) (local $slash i32)
-    (local.set $c (i32.load8_u (local.get $np)))
-    (if (i32.eq (local.get $c) (i32.const 101)) ;; echo
-      (then
-        (local.set $buf (call $alloc (local.get $al)))
-        (memory.copy (local.get $buf) (local.get $ap) (local.get $al))
-        (i32.store (local.get $rp) (local.get $buf))
-        (i32.store (local.get $rl) (local.get $al))
-        (return (i32.const 0))))
-    (if (i32.eq (local.get $c) (i32.const 116)) (then unreachable)) ;; trap
-    (if (i32.eq (local.get $c) (i32.const 115)) (then (loop $l (br $l)))) ;; spin
-    (if (i32.eq (local.get $c) (i32.const 102)) ;; fail
-      (then
-        (local.set $buf (call $alloc (i32.const 4)))
-        (memory.copy (local.get $buf) (i32.const 1300) (i32.const 4))
-        (i32.store (local.get $rp) (local.get $buf))
-        (i32.store (local.get $rl) (i32.const 4))
-        (return (i32.const 4))))
-    (if (i32.eq (local.get $c) (i32.const 99)) ;; chain
-      (then
-        (local.set $slash (i32.const -1))
-        (block $done
-          (loop $l
-            (br_if $done (i32.ge_u (local.get $i) (local.get $al)))
-            (if (i32.eq (i32.load8_u (i32.add (local.get $ap) (local.get $i))) (i32.const 47))
-              (then (local.set $slash (local.get $i)) (br $done)))
-            (local.set $i (i32.add (local.get $i) (i32.const 1)))
-            (br $l)))
-        (if (i32.lt_s (local.get $slash) (i32.const 0))
-          (then (local.set $st (call $call (local.get $ap) (local.get $al) (i32.const 1310) (i32.const 4)
-                                           (i32.const 1400) (i32.const 3) (i32.const 16) (i32.const 20))))
-          (else (local.set $st (call $call (local.get $ap) (local.get $slash) (i32.const 1320) (i32.const 5)
-                                           (i32.add (local.get $ap) (i32.add (local.get $slash) (i32.const 1)))
-                                           (i32.sub (local.get $al) (i32.add (local.get $slash) (i32.const 1)))
-                                           (i32.const 16) (i32.const 20)))))
-        (if (i32.ne (local.get $st) (i32.const 0))
-          (then (drop (call $last_error (i32.const 16) (i32.const 20)))))
-        (i32.store (local.get $rp) (i32.load (i32.const 16)))
-        (i32.store (local.get $rl) (i32.load (i32.const 20)))
-        (return (local.get $st))))
-    (i32.const 6)))
-"#,
-        imports = prelude("imports.wat"),
-        alloc = prelude("alloc.wat"),
-        t = data(target),
-        f = data(function),
-        a = data(args),
-        tl = target.len(),
-        fl = function.len(),
-        al = args.len(),
-        after_spin = after_spin,
-    )
-}
+use pulp_tests::{call_peer, records, Fixture};
 
 /// A plugin of the set: name, what its step calls, its spin, its manifest extras.
 struct Peer<'a> {
@@ -137,7 +40,7 @@ fn run(f: &Fixture, peers: &[Peer]) -> (Runtime, Vec<Handle>) {
         .map(|p| {
             let (t, func, a) = p.calls;
             let extra = format!("capabilities = [\"test.record\"]\n{}", p.extra);
-            f.manifest(p.name, &peer(t, func, a, p.spin), &extra)
+            f.manifest(p.name, &call_peer(t, func, a, p.spin), &extra)
         })
         .collect();
     let order = pulp_host::links::start_order(&manifests).unwrap();

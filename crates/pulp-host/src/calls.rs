@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use pulp_ext::metrics::prometheus_client::metrics::counter::Counter;
 use pulp_ext::wasmtime::Caller;
 use pulp_ext::{Binding, Bytes, Capability, Error, Import, OutBytes, State, Status, Str};
 
@@ -192,6 +193,11 @@ fn enter(caller: &str, target: &str, deadline: Instant) -> Result<(InChain, Inst
     })
 }
 
+/// This instance's `pulp_plugin_calls_total` counters by (target, status), looked
+/// up in the registry once each.
+static COUNTERS: pulp_ext::Slot<Vec<(String, i32, Counter)>> =
+    pulp_ext::Slot::new("the calls metric counters");
+
 fn pulp_call(
     c: &mut Caller<'_, State>,
     target: Str,
@@ -199,57 +205,83 @@ fn pulp_call(
     args: Bytes,
     out: OutBytes,
 ) -> Result<(), Error> {
-    let target = target.read(c)?.to_string();
-    let name = name.read(c)?.to_string();
-    if target.is_empty() || name.is_empty() {
-        return Err(Status::Empty.err("pulp_call needs a target plugin and a function name"));
-    }
-    let args = args.read(c)?.to_vec();
-    let caller = c.data().plugin().name().to_string();
     // What is left of the caller's own deadline (its call is blocked here, so its
     // epoch ticks do not count down meanwhile).
     let left = c
         .data_mut()
         .peek(&CLOCK)
         .map_or(Duration::from_secs(10), |k| k.time_left());
-    let max_answer = c.data().max_message();
     let started = Instant::now();
     let mut resolved = None;
-    let result = call(
-        c.data().plugin().shared(),
-        &caller,
-        (&target, &mut resolved),
-        &name,
-        &args,
-        started + left,
-        max_answer,
-    );
-    let status = match &result {
-        Ok(_) => 0,
-        Err(e) => e.status().map_or(-1, Status::code),
+    // The caller's memory is only read until the answer is written: the inputs are
+    // borrowed, not copied (the call runs in another store).
+    let (result, status) = {
+        let (target, name) = (target.read(c)?, name.read(c)?);
+        if target.is_empty() || name.is_empty() {
+            return Err(Status::Empty.err("pulp_call needs a target plugin and a function name"));
+        }
+        let args = args.read(c)?;
+        let state = c.data();
+        let caller = state.plugin().name();
+        let result = call(
+            state.plugin().shared(),
+            caller,
+            (target, &mut resolved),
+            name,
+            args,
+            started + left,
+            state.max_message(),
+        );
+        let status = match &result {
+            Ok(_) => 0,
+            Err(e) => e.status().map_or(-1, Status::code),
+        };
+        tracing::debug!(
+            target: "pulp::calls",
+            caller,
+            target = pulp_ext::log_text(target.as_bytes()).as_ref(),
+            function = pulp_ext::log_text(name.as_bytes()).as_ref(),
+            micros = started.elapsed().as_micros() as u64,
+            status,
+            "pulp_call"
+        );
+        (result, status)
     };
-    tracing::debug!(
-        target: "pulp::calls",
-        caller,
-        target = pulp_ext::log_text(target.as_bytes()).as_ref(),
-        function = pulp_ext::log_text(name.as_bytes()).as_ref(),
-        micros = started.elapsed().as_micros() as u64,
-        status,
-        "pulp_call"
-    );
     if pulp_ext::metrics::enabled() {
-        pulp_ext::metrics::metrics()
-            .calls
-            .get_or_create(&pulp_ext::metrics::CallLabels {
-                caller: caller.clone(),
-                // A plugin of this host, never the guest's own string: a caller
-                // cannot make series without end by calling made-up names.
-                target: resolved.unwrap_or_else(|| "-".to_string()),
-                status,
-            })
-            .inc();
+        count(c.data_mut(), resolved, status);
     }
     out.write(c, &result?)
+}
+
+/// Counts a call in `pulp_plugin_calls_total`, labelled with the plugin the target
+/// resolved to (`-` when none): never the guest's own string, so a caller cannot
+/// make series without end by calling made-up names.
+fn count(state: &mut State, target: Option<String>, status: i32) {
+    let target = target.unwrap_or_else(|| "-".to_string());
+    if state.peek(&COUNTERS).is_none() {
+        state.put(&COUNTERS, Vec::new());
+    }
+    let caller = state.plugin().name().to_string();
+    let Some(counters) = state.peek(&COUNTERS) else {
+        return;
+    };
+    if let Some((.., c)) = counters
+        .iter()
+        .find(|(t, s, _)| *t == target && *s == status)
+    {
+        c.inc();
+        return;
+    }
+    let c =
+        pulp_ext::metrics::metrics()
+            .calls
+            .get_or_create_owned(&pulp_ext::metrics::CallLabels {
+                caller,
+                target: target.clone(),
+                status,
+            });
+    c.inc();
+    counters.push((target, status, c));
 }
 
 /// A call from plugin `caller` to function `name` of plugin `target` (or of the
@@ -271,18 +303,16 @@ fn call(
     // Under the read lock: who the target is, and whether the caller may call it.
     let (target, instances, callers, max_callers, timeout_ms) = {
         let plugins = dir.plugins.read().unwrap_or_else(|p| p.into_inner());
-        let from = plugins
-            .get(caller)
-            .map(|e| e.links.clone())
-            .unwrap_or_default();
+        static NONE: std::sync::LazyLock<Links> = std::sync::LazyLock::new(Links::default);
+        let from = plugins.get(caller).map_or(&*NONE, |e| &e.links);
         let resolved = match plugins.get(target) {
-            Some(e) => Some((target.to_string(), e)),
+            Some(e) => Some((target, e)),
             None => {
                 let mut providers = plugins
                     .iter()
                     .filter(|(_, e)| e.links.provides.iter().any(|p| p == target));
                 match (providers.next(), providers.next()) {
-                    (Some((n, e)), None) => Some((n.clone(), e)),
+                    (Some((n, e)), None) => Some((n.as_str(), e)),
                     (Some((a, _)), Some((b, _))) => {
                         return Err(Status::Invalid.err(format!(
                             "pulp_call {target}: plugins \"{a}\" and \"{b}\" both provide it; call one by name"
@@ -304,7 +334,7 @@ fn call(
                 "plugin \"{caller}\" may not call \"{target}\": its manifest neither consumes nor depends_on it"
             )));
         };
-        if from.may_call(&e.links).is_none() {
+        if !from.allows(&e.links) {
             return Err(Status::Denied.err(format!(
                 "plugin \"{caller}\" may not call plugin \"{name_of_target}\": list it in depends_on, or in consumes it or a name it provides{}",
                 if e.links.provides.is_empty() {
@@ -315,7 +345,7 @@ fn call(
             )));
         }
         (
-            name_of_target,
+            name_of_target.to_string(),
             e.instances.clone(),
             e.callers.clone(),
             e.max_callers,
@@ -402,7 +432,10 @@ impl Waiting {
     /// a plugin that a thread holding ... waits for one of this thread's chain. Then
     /// the cycle, for the error. Only a `single` instance target can be held whole.
     fn enter(target: &str, single: bool) -> Result<Waiting, Vec<String>> {
-        let mine = CHAIN.with(|c| c.borrow().0.clone());
+        // The chain ends with `target` itself (entered before the wait): the
+        // plugins this thread holds are the ones before it.
+        let mut mine = CHAIN.with(|c| c.borrow().0.clone());
+        mine.pop();
         let me = std::thread::current().id();
         let mut waits = WAITS.lock().unwrap_or_else(|p| p.into_inner());
         if single {

@@ -27,6 +27,13 @@ impl Links {
         }
     }
 
+    /// Whether this plugin may call `target` ([`Links::may_call`] without the why).
+    pub fn allows(&self, target: &Links) -> bool {
+        self.depends_on.contains(&target.name)
+            || self.consumes.contains(&target.name)
+            || target.provides.iter().any(|p| self.consumes.contains(p))
+    }
+
     /// Why this plugin may call `target`, or `None` when it may not: it lists the
     /// target in `depends_on`, or in `consumes` the target's name or a name it
     /// provides.

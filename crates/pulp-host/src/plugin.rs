@@ -541,8 +541,10 @@ impl Plugin {
                     )))
                 }
             };
+            // Newest first: a bump allocator that takes back its newest block
+            // (as many small guests have) gets all four back.
             if let Some(free) = &exports.free {
-                for (p, n) in [(np, nl), (ap, al), (op, ol), (rp as i32, rl as i32)] {
+                for (p, n) in [(rp as i32, rl as i32), (op, ol), (ap, al), (np, nl)] {
                     if n > 0 {
                         free.call(&mut *store, (p, n)).map_err(CallFail::Wasm)?;
                     }
