@@ -195,6 +195,26 @@ func SQLiteQuery(sql string, params ...any) (Rows, error) {
 	return r, nil
 }
 
+// ---- calls ----
+
+// Call runs function name of plugin target (or of the one plugin that provides
+// target) with args, and returns its answer. The manifest must list the target in
+// depends_on, or it or a name it provides in consumes (else StatusDenied). A call
+// cycle is StatusInvalid at once, a target busy past this step's deadline
+// StatusTimeout, a stopped one StatusUnavailable; the error's text says which.
+func Call(target, name string, args []byte) ([]byte, error) {
+	return withOut(func() string { return "pulp_call " + target + "." + name }, func(o, ol unsafe.Pointer) int32 {
+		return hostCall(strPtr(target), int32(len(target)), strPtr(name), int32(len(name)), ptr(args), int32(len(args)), o, ol)
+	})
+}
+
+// Callable is a Plugin that other plugins may call (pulp_on_call): OnCall answers
+// function name with args. An error reaches the caller as its status (an *Error's,
+// else StatusFailed) with the error's text as its last_error.
+type Callable interface {
+	OnCall(name string, args []byte) ([]byte, error)
+}
+
 // ---- storage.fs ----
 
 // FSRead reads a file of the plugin's folder.

@@ -96,3 +96,42 @@ func guard(what string, f func() error) error {
 	}()
 	return f()
 }
+
+//go:wasmexport pulp_on_call
+func pulpOnCall(np, nl, ap, al, rp, rl int32) int32 {
+	c, ok := plugin.(Callable)
+	if !ok {
+		return callAnswer(rp, rl, []byte("this plugin serves no calls (its Plugin is not a pdk.Callable)"), StatusNotFound)
+	}
+	name := string(lent(np, nl))
+	args := append([]byte(nil), lent(ap, al)...)
+	var out []byte
+	err := guard("pulp_on_call", func() error {
+		var e error
+		out, e = c.OnCall(name, args)
+		return e
+	})
+	if err != nil {
+		code := int32(StatusFailed)
+		if e, ok := err.(*Error); ok && e.Status != 0 {
+			code = e.Status
+		}
+		return callAnswer(rp, rl, []byte(err.Error()), code)
+	}
+	return callAnswer(rp, rl, out, 0)
+}
+
+// callAnswer hands b to the host through pulp_on_call's out-pointers (in a
+// pulp_alloc buffer the host frees) and returns code.
+func callAnswer(rp, rl int32, b []byte, code int32) int32 {
+	if len(b) > 0 {
+		p := pulpAlloc(int32(len(b)))
+		if p == 0 {
+			return StatusAllocFailed
+		}
+		copy(lent(p, int32(len(b))), b)
+		*(*uint32)(unsafe.Pointer(uintptr(rp))) = uint32(p)
+		*(*uint32)(unsafe.Pointer(uintptr(rl))) = uint32(len(b))
+	}
+	return code
+}

@@ -11,6 +11,10 @@ func hostLastError(out, outLen unsafe.Pointer) int32 { return StatusNotDeclared 
 
 func hostLog(level int32, msg unsafe.Pointer, n int32) int32 { return StatusNotDeclared }
 
+func hostCall(t unsafe.Pointer, tn int32, n unsafe.Pointer, nn int32, a unsafe.Pointer, an int32, out, outLen unsafe.Pointer) int32 {
+	return StatusNotDeclared
+}
+
 func hostEntropyFill(buf unsafe.Pointer, n int32) int32 { return StatusNotDeclared }
 
 func hostSQLiteExec(q unsafe.Pointer, qn int32, p unsafe.Pointer, pn int32, out, outLen unsafe.Pointer) int32 {

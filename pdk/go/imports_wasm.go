@@ -9,6 +9,9 @@ import "unsafe"
 //go:wasmimport pulp last_error
 func hostLastError(out, outLen unsafe.Pointer) int32
 
+//go:wasmimport pulp pulp_call
+func hostCall(t unsafe.Pointer, tn int32, n unsafe.Pointer, nn int32, a unsafe.Pointer, an int32, out, outLen unsafe.Pointer) int32
+
 //go:wasmimport pulp log
 func hostLog(level int32, msg unsafe.Pointer, n int32) int32
 

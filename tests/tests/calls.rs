@@ -331,3 +331,54 @@ fn a_stopped_target_is_10_and_a_pool_answers_from_its_free_instance() {
     );
     drop(rt.stop());
 }
+
+/// The example pair across languages: the Go `api` (built with the Go toolchain,
+/// `pdk.Call`) calls the C `auth` (`pulp_on_call`, tokens in SQLite) on each request.
+#[test]
+fn a_go_plugin_calls_a_c_plugin() {
+    let (Some(auth), Some(api)) = (
+        pulp_tests::c_module("examples/auth/auth.c"),
+        pulp_tests::go_module("examples/go/api"),
+    ) else {
+        return;
+    };
+    let f = Fixture::new();
+    let manifests = [
+        Manifest::load(f.write_for(
+            "auth",
+            &auth,
+            "capabilities = [\"storage.sqlite\"]\nprovides = [\"auth\"]\n[config.tokens]\n\"t-1\" = \"grace\"",
+        ))
+        .unwrap(),
+        Manifest::load(f.write_for(
+            "api",
+            &api,
+            "capabilities = [\"transport.http.inbound\"]\nconsumes = [\"auth\"]",
+        ))
+        .unwrap(),
+    ];
+    let mut runtime = Runtime::new(RuntimeConfig::default());
+    for m in &manifests {
+        let mut p = Plugin::load(&f.host, m, Some(&f.registry)).unwrap();
+        p.init().unwrap();
+        runtime.spawn(p).unwrap();
+    }
+    let addr = pulp_tests::listener(&f);
+    let whoami = |auth: &str| {
+        pulp_tests::raw_http(
+            addr,
+            &format!("GET /whoami HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
+        )
+    };
+    let a = whoami("Authorization: Bearer t-1\r\n");
+    assert!(
+        a.starts_with("HTTP/1.1 200") && a.ends_with("hello grace\n"),
+        "{a}"
+    );
+    let a = whoami("Authorization: Bearer nope\r\n");
+    assert!(
+        a.starts_with("HTTP/1.1 401") && a.ends_with("unknown token\n"),
+        "{a}"
+    );
+    drop(runtime.stop());
+}

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod calls;
 pub mod docker;
 pub mod entropy;
 mod event;
@@ -40,6 +41,17 @@ pub trait Plugin: Sized + 'static {
     fn shutdown(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Another plugin's [`calls::call`] of function `name` with `args`: the answer,
+    /// or an error whose status and message the caller gets. By default the plugin
+    /// serves no calls ([`Status::NotFound`]).
+    fn on_call(&mut self, name: &str, args: &[u8]) -> Result<Vec<u8>> {
+        let _ = args;
+        Err(Error::new(
+            Status::NotFound,
+            format!("this plugin serves no calls (asked for {name:?})"),
+        ))
+    }
 }
 
 /// Exports `$plugin` (a [`Plugin`]) as this module's plugin: `pulp_init`,
@@ -70,6 +82,18 @@ macro_rules! plugin {
         #[no_mangle]
         pub extern "C" fn pulp_shutdown() -> i32 {
             $crate::__run::shutdown::<$plugin>()
+        }
+
+        #[no_mangle]
+        pub extern "C" fn pulp_on_call(
+            name: i32,
+            name_len: i32,
+            args: i32,
+            args_len: i32,
+            out: i32,
+            out_len: i32,
+        ) -> i32 {
+            $crate::__run::on_call::<$plugin>(name, name_len, args, args_len, out, out_len)
         }
     };
 }
@@ -136,6 +160,45 @@ pub mod __run {
             }
         }
         0
+    }
+
+    pub fn on_call<P: Plugin>(np: i32, nl: i32, ap: i32, al: i32, rp: i32, rl: i32) -> i32 {
+        let answer = match std::str::from_utf8(mem::input(np, nl)) {
+            Err(_) => Err(crate::Error::new(
+                crate::Status::BadEncoding,
+                "the function name is not UTF-8",
+            )),
+            Ok(name) => {
+                with::<P, _>(|p| p.on_call(name, mem::input(ap, al))).unwrap_or_else(|| {
+                    Err(crate::Error::new(
+                        crate::Status::Unavailable,
+                        "the plugin is not initialised",
+                    ))
+                })
+            }
+        };
+        let (bytes, code) = match &answer {
+            Ok(b) => (b.as_slice(), 0),
+            Err(e) => (e.message.as_bytes(), e.status.code().max(1)),
+        };
+        if !bytes.is_empty() {
+            let p = mem::alloc(bytes.len() as i32);
+            if p == 0 {
+                return crate::Status::AllocFailed.code();
+            }
+            // SAFETY: `p` is a fresh block of `bytes.len()` bytes; `rp` and `rl` are
+            // the host's two out-pointers in this memory.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    p as u32 as usize as *mut u8,
+                    bytes.len(),
+                );
+                *(rp as u32 as usize as *mut u32) = p as u32;
+                *(rl as u32 as usize as *mut u32) = bytes.len() as u32;
+            }
+        }
+        code
     }
 
     pub fn shutdown<P: Plugin>() -> i32 {

@@ -11,7 +11,7 @@ macro_rules! imports {
         }
         $(
             #[cfg(not(target_arch = "wasm32"))]
-            #[allow(clippy::missing_safety_doc, unused_variables)]
+            #[allow(clippy::missing_safety_doc, clippy::too_many_arguments, unused_variables)]
             pub unsafe fn $name($($arg: $ty),*) -> i32 {
                 99
             }
@@ -22,6 +22,7 @@ macro_rules! imports {
 imports! {
     last_error(out: *mut u32, out_len: *mut u32);
     log(level: i32, msg: *const u8, len: usize);
+    pulp_call(target: *const u8, target_len: usize, name: *const u8, name_len: usize, args: *const u8, args_len: usize, out: *mut u32, out_len: *mut u32);
     entropy_fill(buf: *mut u8, len: usize);
     entropy_read(req: *const u8, len: usize, out: *mut u32, out_len: *mut u32);
     sqlite_exec(q: *const u8, q_len: usize, p: *const u8, p_len: usize, out: *mut u32, out_len: *mut u32);
