@@ -122,6 +122,7 @@ fn registry_holds_every_linked_capability_in_name_order() {
     assert_eq!(
         names,
         [
+            "calls",
             "core",
             "entropy",
             "logging",
@@ -139,7 +140,7 @@ fn registry_holds_every_linked_capability_in_name_order() {
     use Binding::{Always, Gated};
     assert_eq!(
         bound,
-        [Always, Always, Always, Gated, Gated, Gated, Gated, Gated, Gated, Gated, Gated]
+        [Always, Always, Always, Always, Gated, Gated, Gated, Gated, Gated, Gated, Gated, Gated]
     );
     assert_eq!(r.find("entropy.read").unwrap().capability.name(), "entropy");
     assert_eq!(

@@ -273,7 +273,7 @@ fn a_trap_in_the_target_is_the_callers_status_and_the_target_is_restarted() {
     let (st, err) = call_from(handle(&h, "poker"));
     assert_eq!(st, 5, "{err}");
     assert!(
-        err.contains("plugin \"victim\" failed in pulp_on_call (it trapped)"),
+        err.contains("plugin \"victim\" failed in pulp_on_call: it trapped; it is being restarted"),
         "{err}"
     );
     let victim = handle(&h, "victim");
@@ -381,4 +381,70 @@ fn a_go_plugin_calls_a_c_plugin() {
         "{a}"
     );
     drop(runtime.stop());
+}
+
+/// A caller whose deadline is shorter than the target's own cuts the target's call:
+/// the caller gets 12 and the target's instance is replaced, but it is not the
+/// target's failure: however often it happens, the target is not stopped for good.
+#[test]
+fn a_callers_short_deadline_never_stops_the_target_for_good() {
+    let f = Fixture::new();
+    let (rt, h) = run(
+        &f,
+        &[
+            peer_of("steady", ("x", "x", "x"), ""),
+            peer_of(
+                "hurried",
+                ("steady", "spin", ""),
+                "consumes = [\"steady\"]\n[limits]\ncall_timeout_ms = 30",
+            ),
+            peer_of(
+                "later",
+                ("steady", "echo", "still here"),
+                "consumes = [\"steady\"]",
+            ),
+        ],
+    );
+    for _ in 0..7 {
+        let (st, err) = call_from(handle(&h, "hurried"));
+        assert_eq!(st, 12, "{err}");
+        assert!(err.contains("cut at the caller's deadline"), "{err}");
+    }
+    let steady = handle(&h, "steady");
+    assert!(
+        !matches!(steady.health(), pulp_host::Health::Failed(_)),
+        "{:?}",
+        steady.health()
+    );
+    assert_eq!(call_from(handle(&h, "later")), (0, "still here".into()));
+    drop(rt.stop());
+}
+
+/// Calls nest at most eight plugins deep (each callee's wasm has its own share of
+/// the thread's stack): the ninth is 11, and the chain unwinds with statuses.
+#[test]
+fn call_chains_nest_at_most_eight_deep() {
+    let f = Fixture::new();
+    let names: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
+    // n0's step calls n1.chain("n2/n3/.../n9"): each calls the next.
+    let rest = names[2..].join("/");
+    let extras: Vec<String> = (0..10)
+        .map(|i| format!("consumes = [\"n{}\"]", (i + 1) % 10))
+        .collect();
+    let peers: Vec<Peer> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if i == 0 {
+                peer_of(n, ("n1", "chain", &rest), &extras[i])
+            } else {
+                peer_of(n, ("x", "x", "x"), &extras[i])
+            }
+        })
+        .collect();
+    let (rt, h) = run(&f, &peers);
+    let (st, err) = call_from(handle(&h, "n0"));
+    assert_eq!(st, 11, "{err}");
+    assert!(err.contains("is 8 plugins deep, the most"), "{err}");
+    drop(rt.stop());
 }

@@ -70,7 +70,7 @@ unknownfield = 3
     let missing = dir.path().join("missing.wat");
     let want = [
         "unknown manifest fields: colour".to_string(),
-        "[limits]: unknown keys speed (known: memory_mb, call_timeout_ms, init_timeout_ms, fuel, max_message_bytes, queue, instances, host_memory_mb, tick_ms, max_tick_ms)".to_string(),
+        "[limits]: unknown keys speed (known: memory_mb, call_timeout_ms, init_timeout_ms, fuel, max_message_bytes, queue, instances, host_memory_mb, tick_ms, max_tick_ms, max_callers)".to_string(),
         format!("cannot read module {}: No such file or directory (os error 2)", missing.display()),
         "declares unknown capability \"nope\"".to_string(),
         "capability \"logging\": takes no settings".to_string(),

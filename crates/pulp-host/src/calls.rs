@@ -63,10 +63,14 @@ pub(crate) enum Attempt {
 /// An instance a call can run on (a runtime task).
 pub(crate) trait Callee: Send + Sync {
     /// Runs `pulp_on_call(name, args)` within `limit_ms` if the instance is free now.
+    /// `limit_ms` below the target's own `call_timeout_ms` is the caller's deadline:
+    /// an overrun of it is not the target's failure.
     fn try_call(&self, name: &str, args: &[u8], limit_ms: u64, max_answer: usize) -> Attempt;
-    /// The plugin's host memory budget (args and answers are charged to it).
-    fn budget(&self) -> pulp_ext::Budget;
 }
+
+/// Most plugins in one call chain (the caller's included): each callee's wasm may
+/// take its own 512 KiB of the thread's native stack.
+pub(crate) const MAX_DEPTH: usize = 8;
 
 /// One plugin the runtime runs, for its callers.
 struct Entry {
@@ -168,9 +172,17 @@ impl Drop for InChain {
     }
 }
 
-/// Enters `target` into this thread's chain below `caller`: the chain's deadline,
-/// or the chain with the target at its end when the target is already in it.
-fn enter(caller: &str, target: &str, deadline: Instant) -> Result<(InChain, Instant), Vec<String>> {
+/// Why a call cannot join this thread's chain.
+enum Refused {
+    /// The target is in it already (the chain, with the target at its end).
+    Cycle(Vec<String>),
+    /// It is [`MAX_DEPTH`] long.
+    Deeper(Vec<String>),
+}
+use Refused::{Cycle, Deeper};
+
+/// Enters `target` into this thread's chain below `caller`: the chain's deadline.
+fn enter(caller: &str, target: &str, deadline: Instant) -> Result<(InChain, Instant), Refused> {
     CHAIN.with(|c| {
         let mut c = c.borrow_mut();
         let root = c.0.is_empty();
@@ -185,7 +197,15 @@ fn enter(caller: &str, target: &str, deadline: Instant) -> Result<(InChain, Inst
                 c.0.clear();
                 c.1 = None;
             }
-            return Err(chain);
+            return Err(Cycle(chain));
+        }
+        if c.0.len() >= MAX_DEPTH {
+            let chain = c.0.clone();
+            if root {
+                c.0.clear();
+                c.1 = None;
+            }
+            return Err(Deeper(chain));
         }
         c.0.push(target.to_string());
         let deadline = c.1.map_or(deadline, |d| d.min(deadline));
@@ -207,10 +227,11 @@ fn pulp_call(
 ) -> Result<(), Error> {
     // What is left of the caller's own deadline (its call is blocked here, so its
     // epoch ticks do not count down meanwhile).
-    let left = c
-        .data_mut()
-        .peek(&CLOCK)
-        .map_or(Duration::from_secs(10), |k| k.time_left());
+    let (left, watch) = match c.data_mut().peek(&CLOCK) {
+        Some(k) => (k.time_left(), Some(k.watch())),
+        None => (Duration::from_secs(10), None),
+    };
+    let aborted = || watch.as_ref().is_some_and(|w| w.aborted());
     let started = Instant::now();
     let mut resolved = None;
     // The caller's memory is only read until the answer is written: the inputs are
@@ -225,6 +246,8 @@ fn pulp_call(
         let caller = state.plugin().name();
         let result = call(
             state.plugin().shared(),
+            state.plugin().budget(),
+            &aborted,
             caller,
             (target, &mut resolved),
             name,
@@ -247,10 +270,20 @@ fn pulp_call(
         );
         (result, status)
     };
+    // The time spent here counts against the caller's own deadline, as if its
+    // wasm had run it.
+    if let Some(k) = c.data_mut().peek(&CLOCK) {
+        k.charge(started.elapsed());
+    }
+    let written = result.and_then(|answer| out.write(c, &answer));
     if pulp_ext::metrics::enabled() {
+        let status = match &written {
+            Ok(()) => 0,
+            Err(e) => e.status().map_or(status, Status::code),
+        };
         count(c.data_mut(), resolved, status);
     }
-    out.write(c, &result?)
+    written
 }
 
 /// Counts a call in `pulp_plugin_calls_total`, labelled with the plugin the target
@@ -286,8 +319,11 @@ fn count(state: &mut State, target: Option<String>, status: i32) {
 
 /// A call from plugin `caller` to function `name` of plugin `target` (or of the
 /// one plugin that provides `target`), before `deadline`.
+#[allow(clippy::too_many_arguments)]
 fn call(
     shared: &pulp_ext::Shared,
+    caller_budget: &pulp_ext::Budget,
+    aborted: &dyn Fn() -> bool,
     caller: &str,
     (target, resolved): (&str, &mut Option<String>),
     name: &str,
@@ -353,11 +389,15 @@ fn call(
         )
     };
     *resolved = Some(target.clone());
-    let (_place, deadline) = enter(caller, &target, deadline).map_err(|chain| {
-        Status::Invalid.err(format!(
+    let (_place, deadline) = enter(caller, &target, deadline).map_err(|r| match r {
+        Cycle(chain) => Status::Invalid.err(format!(
             "pulp_call {target}.{name}: a call cycle, {}: plugin \"{target}\" is already in this call chain and could never take it",
             chain.join(" → ")
-        ))
+        )),
+        Deeper(chain) => Status::TooLarge.err(format!(
+            "pulp_call {target}.{name}: the call chain {} is {MAX_DEPTH} plugins deep, the most",
+            chain.join(" → ")
+        )),
     })?;
     if callers.fetch_add(1, Ordering::SeqCst) >= max_callers {
         callers.fetch_sub(1, Ordering::SeqCst);
@@ -367,17 +407,23 @@ fn call(
     }
     let _counted = Decrement(&callers);
     let instances: Vec<Arc<dyn Callee>> = instances.iter().filter_map(Weak::upgrade).collect();
-    let Some(first) = instances.first() else {
+    if instances.is_empty() {
         return Err(Status::Unavailable.err(format!(
             "pulp_call {target}: plugin \"{target}\" is not running"
         )));
-    };
-    let _charge = first.budget().charge(args.len())?;
+    }
+    // The args' copy into the target is the caller's doing: charged to the caller.
+    let _charge = caller_budget.charge(args.len())?;
     let mut pause = Duration::from_micros(20);
     let mut looks = 0u32;
     let mut _waiting: Option<Waiting> = None;
     loop {
         let now = Instant::now();
+        if aborted() {
+            return Err(Status::Timeout.err(format!(
+                "pulp_call {target}.{name}: the caller was interrupted (the host or pulp ctl is stopping it)"
+            )));
+        }
         if now >= deadline {
             return Err(Status::Timeout.err(format!(
                 "pulp_call {target}.{name}: the caller's deadline passed while plugin \"{target}\" was busy"

@@ -414,20 +414,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("{}", problems.join("; "));
             }
             let host = Host::new(host_config(fuel, settings, require_pinned))?;
-            let mut plugins = Vec::new();
-            for m in order.iter().map(|&i| &manifests[i]) {
-                let mut p = Plugin::load(&host, m, Some(&registry))?;
-                p.init().context("init failed")?;
-                let mut replicas = Vec::new();
-                for _ in 1..m.limits.instances {
-                    let mut r = p.replica()?;
-                    r.init().context("init failed")?;
-                    replicas.push(r);
-                }
-                tracing::info!(target: "pulp", plugin = p.name(), version = m.version, module = ?p.module_source(), instances = m.limits.instances, "plugin started");
-                plugins.push(p);
-                plugins.extend(replicas);
-            }
             let mut runtime = Runtime::new(RuntimeConfig {
                 workers,
                 tick: Duration::from_millis(tick_ms.max(1)),
@@ -435,8 +421,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 stop_grace: Duration::from_millis(stop_grace_ms),
                 ..RuntimeConfig::default()
             });
-            for p in plugins {
-                runtime.spawn(p)?;
+            // Each plugin runs before the next is initialised: a pulp_init may call
+            // the plugins it depends on. A failure stops those already running.
+            for m in order.iter().map(|&i| &manifests[i]) {
+                let started = (|| -> anyhow::Result<()> {
+                    let mut p = Plugin::load(&host, m, Some(&registry))?;
+                    p.init().context("init failed")?;
+                    let mut replicas = Vec::new();
+                    for _ in 1..m.limits.instances {
+                        let mut r = p.replica()?;
+                        r.init().context("init failed")?;
+                        replicas.push(r);
+                    }
+                    tracing::info!(target: "pulp", plugin = p.name(), version = m.version, module = ?p.module_source(), instances = m.limits.instances, "plugin started");
+                    runtime.spawn(p)?;
+                    for r in replicas {
+                        runtime.spawn(r)?;
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = started {
+                    runtime.stop();
+                    return Err(e);
+                }
             }
             let _admin = match admin {
                 Some(addr) => {

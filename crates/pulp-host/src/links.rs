@@ -83,6 +83,16 @@ pub fn start_order(manifests: &[Manifest]) -> Result<Vec<usize>, Vec<String>> {
             }
         }
     }
+    for (i, a) in manifests.iter().enumerate() {
+        for b in &manifests[i + 1..] {
+            for p in a.provides.iter().filter(|p| b.provides.contains(p)) {
+                problems.push(format!(
+                    "plugins \"{}\" and \"{}\" both provide \"{p}\"; a call to it could not tell which is meant",
+                    a.name, b.name
+                ));
+            }
+        }
+    }
     // Depth-first: a plugin after its dependencies; a plugin met again while its
     // own dependencies are being placed closes a cycle.
     #[derive(Clone, Copy, PartialEq)]

@@ -32,6 +32,7 @@ const PDK: &[(&str, &str)] = pdk_files!(
     "README.md",
     "src/lib.rs",
     "src/sys.rs",
+    "src/calls.rs",
     "src/mem.rs",
     "src/msgpack.rs",
     "src/status.rs",

@@ -527,29 +527,34 @@ impl Plugin {
             };
             let out = op as u32 as usize;
             let (rp, rl) = (word(out).unwrap_or(0), word(out + 4).unwrap_or(0));
-            if rl > max_answer {
-                return Err(CallFail::Input(format!(
-                    "its answer of {rl} bytes is over the {max_answer}-byte message limit"
-                )));
-            }
-            let answer = match mem.get(rp..rp.saturating_add(rl)) {
-                Some(a) => a.to_vec(),
-                None => {
-                    return Err(CallFail::Input(format!(
-                        "its answer ({rp:#x}, {rl}) lies outside its {}-byte memory",
-                        mem.len()
-                    )))
-                }
+            let in_bounds = rp.checked_add(rl).is_some_and(|end| end <= mem.len());
+            let answer = if rl > max_answer {
+                Err(format!(
+                    "its answer of {rl} bytes is over the caller's {max_answer}-byte message limit"
+                ))
+            } else if !in_bounds {
+                Err(format!(
+                    "its answer ({rp:#x}, {rl}) lies outside its {}-byte memory",
+                    mem.len()
+                ))
+            } else {
+                Ok(mem[rp..rp + rl].to_vec())
             };
-            // Newest first: a bump allocator that takes back its newest block
-            // (as many small guests have) gets all four back.
+            // Every block goes back, whatever the answer was, newest first: a bump
+            // allocator that takes back its newest block (as many small guests
+            // have) gets all of them back. An answer outside memory is not freed.
             if let Some(free) = &exports.free {
-                for (p, n) in [(rp as i32, rl as i32), (op, ol), (ap, al), (np, nl)] {
+                let answer_block = (in_bounds && rl > 0).then_some((rp as i32, rl as i32));
+                for (p, n) in answer_block
+                    .into_iter()
+                    .chain([(op, ol), (ap, al), (np, nl)])
+                {
                     if n > 0 {
                         free.call(&mut *store, (p, n)).map_err(CallFail::Wasm)?;
                     }
                 }
             }
+            let answer = answer.map_err(CallFail::Input)?;
             Ok((code, answer))
         }))
     }

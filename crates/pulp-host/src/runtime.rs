@@ -476,11 +476,33 @@ impl Runtime {
     /// a call after the grace period is interrupted; one that does not return even
     /// then (blocked in a host call) is left behind and reported.
     pub fn stop(self) -> Vec<Report> {
+        // Plugins stop in the reverse of their start order, each within what is left
+        // of the one grace period: a plugin's pulp_shutdown may still call the
+        // plugins it depends on, which started before it.
+        let until = Instant::now() + self.config.stop_grace;
+        let mut names: Vec<&str> = Vec::new();
         for t in &self.tasks {
-            t.handle.events().close();
+            if !names.contains(&t.handle.name()) {
+                names.push(t.handle.name());
+            }
+        }
+        for name in names.iter().rev() {
+            let tasks: Vec<&Arc<Task>> = self.tasks_of(name).collect();
+            for t in &tasks {
+                t.handle.events().close();
+            }
+            let g = lock(&self.ended.count);
+            let left = until.saturating_duration_since(Instant::now());
+            let _ = self
+                .ended
+                .changed
+                .wait_timeout_while(g, left, |_| tasks.iter().any(|t| !t.has_ended()));
         }
         let n = self.tasks.len();
-        if !self.ended.wait(n, self.config.stop_grace) {
+        if !self
+            .ended
+            .wait(n, until.saturating_duration_since(Instant::now()))
+        {
             let stuck: Vec<_> = self.tasks.iter().filter(|t| !t.has_ended()).collect();
             for t in &stuck {
                 tracing::warn!(
@@ -842,6 +864,24 @@ impl Life {
         false
     }
 
+    /// Replaces the instance at once, not counting a failure: its call was cut by
+    /// someone else's deadline (a caller's), so its state cannot be trusted, but it
+    /// did nothing wrong.
+    fn cut(&mut self, task: &Task, why: String) {
+        let h = &task.handle;
+        if h.events().is_closed() || self.plugin.is_none() {
+            return;
+        }
+        h.set(Health::Restarting);
+        tracing::warn!(
+            plugin = h.name(),
+            "{why}; replacing the instance (not counted as a failure)"
+        );
+        let now = Instant::now();
+        self.restart = Some((now, why));
+        task.wake_at(now);
+    }
+
     /// Ends the plugin: probes and `pulp_shutdown` unless it failed, then close.
     fn finish(&mut self, h: &Handle, failed: Option<String>) {
         let Some(mut plugin) = self.plugin.take() else {
@@ -894,32 +934,53 @@ impl Callee for Task {
         let (code, answer) = match result {
             Ok(r) => r,
             Err(e) => {
-                // The callee's failure is the caller's status; the callee is replaced
-                // as after any trap (a refused input says nothing of its state).
-                let timeout = matches!(e, CallError::Timeout { .. });
-                let input = matches!(
-                    e,
-                    CallError::Input { .. } | CallError::Refused { trapped: false, .. }
-                );
-                if !input {
-                    life.metrics.traps.inc();
-                    life.failed(self, e.to_string());
-                    if life.plugin.is_none() {
-                        drop(life);
-                        self.ended.add(); // failed for good here, not in a run
+                // The callee's failure is the caller's status. A trap, or an overrun
+                // of its own call_timeout_ms, counts as the target's failure (it is
+                // restarted, and stopped if it keeps failing); an overrun of the
+                // caller's shorter deadline replaces the instance (its call was cut
+                // anywhere) without counting against it; an answer that did not fit
+                // says nothing of its state.
+                let own_limit = plugin.manifest().limits.call_timeout_ms;
+                let (status, what) = match &e {
+                    CallError::Input { message, .. } => {
+                        (Abi::TooLarge, format!("its answer was refused: {message}"))
                     }
-                }
-                let status = if timeout { Abi::Timeout } else { Abi::Failed };
+                    CallError::Refused {
+                        trapped: false,
+                        message,
+                        ..
+                    } => (Abi::Failed, format!("its input did not fit: {message}")),
+                    CallError::Timeout { limit_ms: l, .. } if *l < own_limit => {
+                        life.metrics.traps.inc();
+                        life.cut(self, e.to_string());
+                        (
+                            Abi::Timeout,
+                            "it was cut at the caller's deadline; its instance is replaced"
+                                .to_string(),
+                        )
+                    }
+                    _ => {
+                        let timeout = matches!(e, CallError::Timeout { .. });
+                        life.metrics.traps.inc();
+                        life.failed(self, e.to_string());
+                        let fate = if life.plugin.is_none() {
+                            drop(life);
+                            self.ended.add(); // failed for good here, not in a run
+                            "it failed for good"
+                        } else {
+                            "it is being restarted"
+                        };
+                        let status = if timeout { Abi::Timeout } else { Abi::Failed };
+                        let how = if timeout {
+                            "it ran past its call_timeout_ms"
+                        } else {
+                            "it trapped"
+                        };
+                        (status, format!("{how}; {fate}"))
+                    }
+                };
                 return Attempt::Done(Err(status.err(format!(
-                    "pulp_call {target}.{name}: plugin \"{target}\" failed in pulp_on_call ({}){}",
-                    if timeout {
-                        "past its deadline"
-                    } else if input {
-                        "its input or answer did not fit"
-                    } else {
-                        "it trapped"
-                    },
-                    if input { "" } else { "; it is being restarted" }
+                    "pulp_call {target}.{name}: plugin \"{target}\" failed in pulp_on_call: {what}"
                 ))));
             }
         };
@@ -928,8 +989,21 @@ impl Callee for Task {
         }
         // A failure code: an ABI status passes through, any other is 5; what the
         // callee wrote is the caller's `last_error` text.
+        // Codes about a call's own inputs (1-3, 7, 8) or declarations (99) would
+        // mislead the caller about its call: those are 5 too.
         let status = Abi::from_code(code)
-            .filter(|s| *s != Abi::Ok)
+            .filter(|s| {
+                matches!(
+                    s,
+                    Abi::Invalid
+                        | Abi::Failed
+                        | Abi::NotFound
+                        | Abi::Denied
+                        | Abi::Unavailable
+                        | Abi::TooLarge
+                        | Abi::Timeout
+                )
+            })
             .unwrap_or(Abi::Failed);
         let text = String::from_utf8_lossy(&answer[..answer.len().min(512)]).into_owned();
         Attempt::Done(Err(status.err(format!(
@@ -940,10 +1014,6 @@ impl Callee for Task {
                 format!(": {}", pulp_ext::log_text(text.as_bytes()))
             }
         ))))
-    }
-
-    fn budget(&self) -> pulp_ext::Budget {
-        self.handle.events().budget().clone()
     }
 }
 

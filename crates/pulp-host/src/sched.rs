@@ -29,6 +29,9 @@ pub(crate) const STARVED: Duration = Duration::from_millis(5);
 const COALESCE_AFTER: Duration = Duration::from_millis(20);
 const SLOT: Duration = Duration::from_millis(10);
 
+/// Each worker thread's stack (see the call nesting note where workers start).
+pub(crate) const WORKER_STACK: usize = 16 << 20;
+
 /// How many times a worker looks for work before it sleeps.
 const SPINS: u32 = 64;
 
@@ -135,6 +138,10 @@ impl Sched {
         let s = self.clone();
         let r = std::thread::Builder::new()
             .name(format!("pulp-worker-{n}"))
+            // Room for a chain of `pulp_call`s: each callee's wasm may use its own
+            // 512 KiB of native stack (wasmtime's max_wasm_stack is per store), and
+            // calls nest at most `calls::MAX_DEPTH` deep. Only pages touched are used.
+            .stack_size(WORKER_STACK)
             .spawn(move || s.worker(extra));
         match r {
             Ok(t) => {

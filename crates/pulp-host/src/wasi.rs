@@ -62,6 +62,26 @@ impl CallClock {
         crate::host::EPOCH_TICK.saturating_mul(ticks.saturating_sub(1) as u32)
     }
 
+    /// Charges `spent` (time the call spent in the host, not in wasm, so not
+    /// counted by epoch ticks) to the running call's deadline. What is used up stays
+    /// used up: a call that took the rest leaves one tick (up to 10 ms more) for the
+    /// guest to see the status it got, then the call traps as a timeout, however
+    /// many more calls it makes (each finds no time left and returns at once).
+    pub(crate) fn charge(&self, spent: Duration) {
+        let ticks = (spent.as_nanos() / EPOCH_TICK.as_nanos()) as u64;
+        let _ = self.watch.ticks_left.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            // 2: the first epoch check after the host call takes one.
+            |t| Some(t.saturating_sub(ticks).max(t.min(2))),
+        );
+    }
+
+    /// The running call's deadline and interrupt.
+    pub(crate) fn watch(&self) -> Arc<Watch> {
+        self.watch.clone()
+    }
+
     /// The guest's monotonic clock (for its `WasiCtxBuilder`).
     pub(crate) fn guest_clock(&self) -> GuestClock {
         GuestClock(self.base)
