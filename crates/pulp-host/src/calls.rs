@@ -94,13 +94,9 @@ impl Directory {
     /// the earlier ones: a reload may change them).
     pub(crate) fn add(&self, m: &crate::Manifest, instance: Weak<dyn Callee>) {
         let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
-        let e = plugins.entry(m.name.clone()).or_insert_with(|| Entry {
-            links: Links::default(),
-            instances: Vec::new(),
-            callers: Arc::default(),
-            max_callers: 0,
-            call_timeout_ms: 0,
-        });
+        let e = plugins
+            .entry(m.name.clone())
+            .or_insert_with(|| Entry::new(m));
         e.instances.retain(|i| i.strong_count() > 0);
         e.instances.push(instance);
         e.update(m);
@@ -111,17 +107,9 @@ impl Directory {
     /// changes them only when it takes over, [`Directory::update`]).
     pub(crate) fn declare(&self, m: &crate::Manifest) {
         let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
-        plugins.entry(m.name.clone()).or_insert_with(|| {
-            let mut e = Entry {
-                links: Links::default(),
-                instances: Vec::new(),
-                callers: Arc::default(),
-                max_callers: 0,
-                call_timeout_ms: 0,
-            };
-            e.update(m);
-            e
-        });
+        plugins
+            .entry(m.name.clone())
+            .or_insert_with(|| Entry::new(m));
     }
 
     /// A reload's new manifest: its links and limits.
@@ -140,6 +128,18 @@ impl Directory {
 }
 
 impl Entry {
+    fn new(m: &crate::Manifest) -> Entry {
+        let mut e = Entry {
+            links: Links::default(),
+            instances: Vec::new(),
+            callers: Arc::default(),
+            max_callers: 0,
+            call_timeout_ms: 0,
+        };
+        e.update(m);
+        e
+    }
+
     fn update(&mut self, m: &crate::Manifest) {
         self.links = Links::of(m);
         self.max_callers = m.limits.max_callers as usize;

@@ -748,9 +748,14 @@ impl Watched {
 
     /// True when the files changed and have held still since the last poll.
     fn poll(&mut self) -> bool {
-        // The manifest may point at another module now.
-        if let Ok(m) = Manifest::load(&self.manifest) {
-            self.wasm = m.wasm;
+        // The manifest may point at another module now: read it again only while it
+        // differs from what runs (it may name secret files; a quiet poll rereads
+        // nothing).
+        let stamp = self.fingerprint().0;
+        if self.seen.as_ref().is_none_or(|(m, _)| *m != stamp) {
+            if let Ok(m) = Manifest::load(&self.manifest) {
+                self.wasm = m.wasm;
+            }
         }
         let now = Some(self.fingerprint());
         if now == self.seen {
