@@ -28,6 +28,10 @@ pub trait HostState: Sized {
     fn wasi(&mut self) -> &mut WasiP1Ctx;
     /// The store's resource limiter (for `Store::limiter`).
     fn limits(&mut self) -> &mut dyn ResourceLimiter;
+    /// Sets (or removes) the instance's tape; returns the one it had.
+    fn set_tape(&mut self, tape: Option<Box<crate::tape::Tape>>) -> Option<Box<crate::tape::Tape>>;
+    /// The instance's tape, if it has one.
+    fn tape(&mut self) -> Option<&mut crate::tape::Tape>;
     /// Records the guest's exports once it is instantiated.
     fn set_guest(&mut self, memory: Memory, alloc: TypedFunc<i32, i32>);
 }

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasmtime::{Caller, Linker};
 
+use crate::tape::ArgKind;
 use crate::{mem, Error, State, Ty};
 
 /// The most wasm parameters an import may take.
@@ -101,7 +102,11 @@ fn link<Args, H: Handler<Args>>(
     macro_rules! wrap {
         ($($p:ident)*) => {{
             linker.func_wrap("pulp", name, move |mut c: Caller<'_, State>, $($p: i32),*| {
-                let code = crate::status(&mut c, |c| h.call(c, &[$($p),*], name))?;
+                let raw = [$($p),*];
+                if c.data().tape_ref().is_some() {
+                    return crate::tape::around(&mut c, name, H::KINDS, &raw, |c| h.call(c, &raw, name));
+                }
+                let code = crate::status(&mut c, |c| h.call(c, &raw, name))?;
                 if crate::metrics::enabled() {
                     c.data_mut().count_import(name, code);
                 }
@@ -128,6 +133,8 @@ fn link<Args, H: Handler<Args>>(
 pub trait Handler<Args>: Send + Sync + 'static {
     /// How many wasm parameters the arguments take together.
     const ARITY: usize;
+    /// What each argument is, for record and replay.
+    const KINDS: &'static [ArgKind];
     /// Builds the arguments from the raw parameters of import `import` and runs.
     fn call(
         &self,
@@ -144,6 +151,7 @@ macro_rules! handler {
             F: Fn(&mut Caller<'_, State>, $($a),*) -> Result<(), Error> + Send + Sync + 'static,
         {
             const ARITY: usize = 0 $(+ $a::ARITY)*;
+            const KINDS: &'static [ArgKind] = &[$($a::KIND),*];
 
             #[allow(non_snake_case, unused_mut, unused_variables, unused_assignments)]
             #[inline]
@@ -171,12 +179,15 @@ handler!(A B C D E);
 pub trait Arg: Sized {
     /// The number of wasm `i32` parameters.
     const ARITY: usize;
+    /// What it is, for record and replay.
+    const KIND: ArgKind;
     /// The argument from its parameters (`raw.len() == ARITY`) of import `import`.
     fn from_raw(raw: &[i32], import: &'static str) -> Self;
 }
 
 impl Arg for i32 {
     const ARITY: usize = 1;
+    const KIND: ArgKind = ArgKind::Int;
     fn from_raw(raw: &[i32], _: &'static str) -> i32 {
         raw[0]
     }
@@ -192,7 +203,7 @@ impl fmt::Display for Label {
 }
 
 macro_rules! pair {
-    ($(#[$doc:meta])* $name:ident $(<$t:ident>)?) => {
+    ($(#[$doc:meta])* $name:ident $(<$t:ident>)?, $kind:ident) => {
         $(#[$doc])*
         pub struct $name $(<$t>)? {
             ptr: i32,
@@ -204,6 +215,7 @@ macro_rules! pair {
 
         impl $(<$t>)? Arg for $name $(<$t>)? {
             const ARITY: usize = 2;
+            const KIND: ArgKind = ArgKind::$kind;
             fn from_raw(raw: &[i32], import: &'static str) -> Self {
                 $name { ptr: raw[0], len: raw[1], import, $(_t: PhantomData::<fn() -> $t>,)? }
             }
@@ -220,27 +232,27 @@ macro_rules! pair {
 
 pair! {
     /// UTF-8 text the guest passes as `(ptr, len)`.
-    Str
+    Str, Text
 }
 pair! {
     /// Bytes the guest passes as `(ptr, len)`.
-    Bytes
+    Bytes, Bytes
 }
 pair! {
     /// A guest buffer `(ptr, len)` the host fills.
-    BytesMut
+    BytesMut, Buffer
 }
 pair! {
     /// A msgpack map the guest passes as `(ptr, len)`, decoded into `T`.
-    Msgpack<T>
+    Msgpack<T>, Msgpack
 }
 pair! {
     /// A result returned through two out-pointers `(ptr_out, len_out)`, encoded as msgpack.
-    Out<T>
+    Out<T>, Out
 }
 pair! {
     /// Raw result bytes returned through two out-pointers `(ptr_out, len_out)`.
-    OutBytes
+    OutBytes, Out
 }
 
 impl Str {

@@ -28,6 +28,7 @@ mod plugin;
 mod shared;
 mod state;
 mod status;
+pub mod tape;
 mod text;
 
 pub use budget::{Budget, Charge, OverBudget, DEFAULT_HOST_MEMORY};

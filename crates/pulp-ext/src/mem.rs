@@ -135,6 +135,7 @@ pub fn write_result(
             trap => trap,
         })?;
     }
+    crate::tape::note_result(caller.data_mut(), ptr_out, data);
     let ptr = if data.is_empty() {
         0
     } else {

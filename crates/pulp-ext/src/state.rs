@@ -8,6 +8,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 
 use prometheus_client::metrics::counter::Counter;
 
+use crate::tape::Tape;
 use crate::Plugin;
 
 /// What a plugin instance's `Store` holds: WASI, limits, `last_error`, the guest's
@@ -25,6 +26,8 @@ pub struct State {
     exts: Vec<(usize, Box<dyn Any + Send>)>,
     /// This instance's import-call counters, by import and status, looked up once.
     import_calls: Vec<(&'static str, i32, Counter)>,
+    /// Recording or replaying this instance ([`crate::tape`]).
+    tape: Option<Box<Tape>>,
 }
 
 impl crate::host::HostState for State {
@@ -43,6 +46,7 @@ impl crate::host::HostState for State {
             last_error: String::new(),
             exts: Vec::new(),
             import_calls: Vec::new(),
+            tape: None,
         }
     }
 
@@ -51,7 +55,15 @@ impl crate::host::HostState for State {
     }
 
     fn limits(&mut self) -> &mut dyn ResourceLimiter {
-        &mut *self.limits
+        self
+    }
+
+    fn set_tape(&mut self, tape: Option<Box<Tape>>) -> Option<Box<Tape>> {
+        std::mem::replace(&mut self.tape, tape)
+    }
+
+    fn tape(&mut self) -> Option<&mut Tape> {
+        self.tape.as_deref_mut()
     }
 
     fn set_guest(&mut self, memory: Memory, alloc: TypedFunc<i32, i32>) {
@@ -59,7 +71,66 @@ impl crate::host::HostState for State {
     }
 }
 
+/// The store's limiter: the host's, with each decision written to (or checked
+/// against) the tape.
+impl ResourceLimiter for State {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.limits.memory_growing(current, desired, maximum)?;
+        self.taped_grow(false, desired, ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.limits.table_growing(current, desired, maximum)?;
+        self.taped_grow(true, desired, ok)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+}
+
 impl State {
+    fn taped_grow(&mut self, table: bool, desired: usize, ok: bool) -> wasmtime::Result<bool> {
+        match self.tape.as_deref_mut() {
+            None => Ok(ok),
+            Some(Tape::Record(r)) => {
+                r.push(&crate::tape::Rec::Grow {
+                    table,
+                    desired: desired as u64,
+                    ok,
+                });
+                Ok(ok)
+            }
+            Some(Tape::Replay(p)) => p.grow(table, desired as u64, ok),
+        }
+    }
+
+    pub(crate) fn tape_ref(&self) -> Option<&Tape> {
+        self.tape.as_deref()
+    }
+
+    pub(crate) fn tape_mut(&mut self) -> Option<&mut Tape> {
+        self.tape.as_deref_mut()
+    }
+
     /// Counts one call of `import` that returned `code` (`pulp_plugin_import_calls_total`):
     /// a scan of this instance's few counters, the registry only on a new pair.
     pub(crate) fn count_import(&mut self, import: &'static str, code: i32) {

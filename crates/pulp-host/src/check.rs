@@ -59,7 +59,14 @@ pub fn check(host: &Host, path: &Path, registry: &Registry) -> Vec<String> {
     if let Some(m) = &module {
         problems.extend(inspect::export_problems(m));
     }
-    if let Err(p) = inspect::plan(module.as_ref(), &manifest, &view, Some(registry), true) {
+    if let Err(p) = inspect::plan(
+        module.as_ref(),
+        &manifest,
+        &view,
+        Some(registry),
+        true,
+        false,
+    ) {
         problems.extend(p);
     }
     problems

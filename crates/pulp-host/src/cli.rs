@@ -92,6 +92,45 @@ enum Command {
         /// Reload a plugin when its manifest or module changes (development).
         #[arg(long)]
         watch: bool,
+        /// Record what crosses into every plugin instance into this folder, for
+        /// `pulp replay` (a manifest's `record = true` records that plugin into
+        /// `<storage-root>/.pulp/recordings` without it).
+        #[arg(long, env = "PULP_RECORD")]
+        record: Option<PathBuf>,
+        /// Record only this plugin (repeat for more; default: every plugin).
+        #[arg(long = "record-plugin", requires = "record")]
+        record_plugins: Vec<String>,
+        /// Most bytes kept per recorded instance, in MiB; the oldest segments go first.
+        #[arg(long, default_value_t = 256)]
+        record_max_mb: u64,
+        /// Segment size, in MiB: a segment is fsynced when it is closed.
+        #[arg(long, default_value_t = 16)]
+        record_segment_mb: u64,
+    },
+    /// Replay a recording (`pulp run --record DIR`) with no capability doing real
+    /// work, and report where the guest does something else than recorded.
+    Replay {
+        /// The recording folder.
+        dir: PathBuf,
+        /// Only this plugin.
+        #[arg(long)]
+        plugin: Option<String>,
+        /// Show outputs from this step (call number) on; earlier steps still run.
+        #[arg(long)]
+        from: Option<u64>,
+        /// Stop before this step (call number).
+        #[arg(long)]
+        until: Option<u64>,
+        /// Replay this module instead of the recorded one and list every difference.
+        #[arg(long)]
+        module: Option<PathBuf>,
+        /// Write the outputs (each import call, each export's result) as JSON
+        /// lines to this file (`-`: standard output).
+        #[arg(long)]
+        outputs: Option<PathBuf>,
+        /// With --until: write the guest's memory and exported globals here.
+        #[arg(long, requires = "until")]
+        dump: Option<PathBuf>,
     },
     /// Steer a running `pulp run` through its control socket.
     Ctl {
@@ -233,9 +272,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         fuel,
         settings,
         require_pinned,
+        record: None,
     };
+    if let Command::Replay {
+        dir,
+        plugin,
+        from,
+        until,
+        module,
+        outputs,
+        dump,
+    } = cli.command
+    {
+        return replay_command(dir, plugin, from, until, module, outputs, dump);
+    }
     match cli.command {
-        Command::Ctl { .. } => unreachable!("answered above"),
+        Command::Ctl { .. } | Command::Replay { .. } => unreachable!("answered above"),
         Command::Health {
             addr,
             path,
@@ -364,6 +416,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             require_pinned,
             admin,
             watch,
+            record,
+            record_plugins,
+            record_max_mb,
+            record_segment_mb,
         } => {
             // Before anything else, so a signal during start-up is not the default kill.
             let pending = control::Pending::default();
@@ -413,7 +469,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !problems.is_empty() {
                 anyhow::bail!("{}", problems.join("; "));
             }
-            let host = Host::new(host_config(fuel, settings, require_pinned))?;
+            let mut config = host_config(fuel, settings, require_pinned);
+            config.record = recording(
+                &cli.storage_root,
+                &manifests,
+                record,
+                record_plugins,
+                record_max_mb,
+                record_segment_mb,
+            );
+            if let Some(r) = &config.record {
+                tracing::info!(dir = %r.dir.display(), "recording for pulp replay");
+            }
+            let host = Host::new(config)?;
             let mut runtime = Runtime::new(RuntimeConfig {
                 workers,
                 tick: Duration::from_millis(tick_ms.max(1)),
@@ -497,6 +565,118 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// A flag SIGINT and SIGTERM set. The first says what happens next; a second one,
 /// once the flag is set, says so and exits at once (130) without waiting for the
 /// plugins.
+/// What `pulp run` records: every plugin (or those named) with `--record DIR`,
+/// and those whose manifest says `record = true`.
+fn recording(
+    storage_root: &std::path::Path,
+    manifests: &[Manifest],
+    dir: Option<PathBuf>,
+    only: Vec<String>,
+    max_mb: u64,
+    segment_mb: u64,
+) -> Option<crate::record::RecordConfig> {
+    let by_manifest: Vec<String> = manifests
+        .iter()
+        .filter(|m| m.record)
+        .map(|m| m.name.clone())
+        .collect();
+    let (dir, plugins) = match dir {
+        Some(d) if only.is_empty() => (d, Vec::new()),
+        Some(d) => (d, only.into_iter().chain(by_manifest).collect()),
+        None if by_manifest.is_empty() => return None,
+        None => (storage_root.join(".pulp").join("recordings"), by_manifest),
+    };
+    Some(crate::record::RecordConfig {
+        dir,
+        segment_bytes: segment_mb.max(1) << 20,
+        max_bytes: max_mb.max(1) << 20,
+        plugins,
+    })
+}
+
+/// `pulp replay`: prints a report per recorded instance; exit 1 on any difference.
+fn replay_command(
+    dir: PathBuf,
+    plugin: Option<String>,
+    from: Option<u64>,
+    until: Option<u64>,
+    module: Option<PathBuf>,
+    outputs: Option<PathBuf>,
+    dump: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let outputs: Option<Box<dyn std::io::Write>> = match outputs {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
+        Some(p) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&p).with_context(|| format!("outputs file {}", p.display()))?,
+        ))),
+    };
+    let other = module.is_some();
+    let reports = crate::replay::replay(crate::replay::ReplayOptions {
+        dir,
+        plugin,
+        from,
+        until,
+        module,
+        outputs,
+        dump,
+    })?;
+    let mut differ = false;
+    for r in &reports {
+        let speed = if r.recorded_ns > 0 {
+            format!(
+                "; the recording spans {:.3} s ({:.0}x faster)",
+                r.recorded_ns as f64 / 1e9,
+                r.recorded_ns as f64 / 1e9 / r.replay_secs.max(1e-9)
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{}: {} instance(s), {} call(s) ({} steps) replayed in {:.3} s{speed}",
+            r.stream, r.instances, r.entries, r.steps, r.replay_secs
+        );
+        for g in &r.gaps {
+            eprintln!(
+                "  gap: the recorder dropped {g} bytes here; replay resumed at the next instance"
+            );
+        }
+        if r.skipped > 0 {
+            eprintln!(
+                "  skipped {} call(s) whose instance began before what the recording kept",
+                r.skipped
+            );
+        }
+        for (at, trap) in &r.traps {
+            eprintln!("  {at}: the recording trapped:\n{}", indent(trap));
+        }
+        if let Some(s) = r.stopped_at {
+            eprintln!("  stopped before step {s}");
+        }
+        if r.differences.is_empty() {
+            eprintln!("  identical to the recording");
+        } else {
+            differ = true;
+            let what = if other { "differs" } else { "diverged" };
+            for d in &r.differences {
+                eprintln!("  {what} at {}: {}", d.at, d.what);
+            }
+        }
+    }
+    Ok(if differ {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn indent(s: &str) -> String {
+    s.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn stop_flag(grace_ms: u64, pending: control::Pending) -> anyhow::Result<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let flag = Arc::new(AtomicBool::new(false));

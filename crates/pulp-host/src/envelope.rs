@@ -21,6 +21,21 @@ impl Envelope {
         out.extend_from_slice(&self.payload);
         out
     }
+
+    /// The envelope in `bytes` (header and payload); `None` when the header's
+    /// payload length is not what follows it.
+    pub fn parse(bytes: &[u8]) -> Option<Envelope> {
+        let word = |r: std::ops::Range<usize>| bytes.get(r);
+        let call_number = u64::from_le_bytes(word(0..8)?.try_into().ok()?);
+        let wall_time = u64::from_le_bytes(word(8..16)?.try_into().ok()?);
+        let len = u32::from_le_bytes(word(16..20)?.try_into().ok()?) as usize;
+        let payload = bytes.get(20..)?;
+        (payload.len() == len).then(|| Envelope {
+            call_number,
+            wall_time,
+            payload: payload.to_vec(),
+        })
+    }
 }
 
 pub(crate) fn header(call_number: u64, wall_time: u64, payload_len: usize) -> [u8; 20] {

@@ -28,6 +28,8 @@ pub struct HostConfig {
     pub settings: BTreeMap<String, toml::Table>,
     /// Refuse modules whose manifest pins no `wasm_sha256` (`pulp run --require-pinned`).
     pub require_pinned: bool,
+    /// Record what crosses into each plugin instance (`pulp run --record`).
+    pub record: Option<crate::record::RecordConfig>,
 }
 
 impl Default for HostConfig {
@@ -38,6 +40,7 @@ impl Default for HostConfig {
             fuel: false,
             settings: BTreeMap::new(),
             require_pinned: false,
+            record: None,
         }
     }
 }
@@ -60,6 +63,7 @@ struct Inner {
     shared: Shared,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
+    recording: Option<Arc<crate::record::Writer>>,
 }
 
 impl Host {
@@ -82,7 +86,15 @@ impl Host {
                     }
                 })?
         };
+        let recording = match &config.record {
+            Some(r) => Some(
+                crate::record::Writer::start(r.clone())
+                    .map_err(|e| anyhow::anyhow!("cannot record into {}: {e}", r.dir.display()))?,
+            ),
+            None => None,
+        };
         Ok(Host(Arc::new(Inner {
+            recording,
             engine,
             shared: Shared::new(config.settings.clone()),
             config,
@@ -94,6 +106,26 @@ impl Host {
     /// The engine every plugin of this host compiles and runs on.
     pub fn engine(&self) -> &Engine {
         &self.0.engine
+    }
+
+    /// The recording writer, when this host records.
+    pub(crate) fn recording(&self) -> Option<&Arc<crate::record::Writer>> {
+        self.0.recording.as_ref()
+    }
+
+    /// Waits until everything recorded so far is written to the recording's files.
+    pub fn sync_recording(&self) {
+        if let Some(w) = &self.0.recording {
+            w.sync();
+        }
+    }
+
+    /// Bytes of recording dropped so far (the writer was behind or the disk refused).
+    pub fn recording_dropped(&self) -> u64 {
+        self.0
+            .recording
+            .as_ref()
+            .map_or(0, |w| w.dropped.load(Ordering::Relaxed))
     }
 
     /// The host's settings.

@@ -124,6 +124,7 @@ pub(crate) fn plan(
     view: &View,
     registry: Option<&Registry>,
     strict: bool,
+    replay: bool,
 ) -> Result<Plan, Vec<String>> {
     let mut problems = Vec::new();
     let mut plan = Plan {
@@ -144,7 +145,13 @@ pub(crate) fn plan(
                 .find(d)
                 .is_some_and(|f| Arc::ptr_eq(&f.capability, cap))
         });
-        if e.binding == Binding::Always || declared {
+        if replay && (e.binding == Binding::Always || declared) {
+            // A replay attaches nothing, so it needs no settings.
+            plan.linked.push(Linked {
+                entry: e.clone(),
+                settings: Arc::new(()),
+            });
+        } else if e.binding == Binding::Always || declared {
             match cap.configure(view) {
                 Ok(settings) => plan.linked.push(Linked {
                     entry: e.clone(),

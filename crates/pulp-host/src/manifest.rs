@@ -186,6 +186,9 @@ pub struct Manifest {
     /// The plugin keeps no state between events that another instance would need,
     /// so `[limits] instances` may run several.
     pub stateless: bool,
+    /// Record this plugin's instances even when `pulp run` has no `--record`
+    /// (into `<storage-root>/.pulp/recordings`); see `pulp replay`.
+    pub record: bool,
     /// `[config]`, delivered to `pulp_init` as msgpack (None when absent).
     pub config: Option<toml::Table>,
     /// `[secrets]`: config keys whose values come from the environment or a file
@@ -225,6 +228,7 @@ const KEYS: &[&str] = &[
     "dedicated_thread",
     "snapshotable",
     "stateless",
+    "record",
     "federated_callers",
     "federated_consumes",
     "migratable",
@@ -258,6 +262,8 @@ struct Raw {
     snapshotable: bool,
     #[serde(default)]
     stateless: bool,
+    #[serde(default)]
+    record: bool,
     #[serde(default)]
     config: Option<toml::Table>,
     #[serde(default)]
@@ -419,6 +425,7 @@ impl Manifest {
             dedicated_thread: raw.dedicated_thread,
             snapshotable: raw.snapshotable,
             stateless: raw.stateless,
+            record: raw.record,
             config: raw.config.filter(|c| !c.is_empty()),
             secrets,
             limits: raw.limits,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use pulp_ext::host::{HostEvents, HostPlugin, HostState};
+use pulp_ext::tape::{Begin, EntryKind, Outcome, Player, Recorder, Tape};
 use pulp_ext::wasmtime::{
     self, Engine, InstancePre, Memory, Store, Trap, TypedFunc, UpdateDeadline,
 };
@@ -24,6 +25,7 @@ use crate::watch::{arm, Watch};
 use crate::{inspect, Host, Manifest, Registry};
 
 struct Exports {
+    instance: wasmtime::Instance,
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
     free: Option<TypedFunc<(i32, i32), ()>>,
@@ -69,6 +71,85 @@ pub struct Plugin {
     /// Live instances of this plugin ([`Plugin::replica`]); the last one to go
     /// closes the shared event queues.
     replicas: Arc<AtomicU64>,
+    /// Recording this instance slot, or replaying into it.
+    taping: Taping,
+    /// A replay's player back from an instantiation that failed.
+    failed_player: Option<Player>,
+}
+
+/// Whether a plugin's instances are recorded or replayed ([`pulp_ext::tape`]).
+enum Taping {
+    Off,
+    /// Recording into `stream`; `module` is the module's SHA-256; `instances`
+    /// counts the instances made so far.
+    Record {
+        stream: Arc<crate::record::Stream>,
+        module: String,
+        instances: u64,
+    },
+    /// Replaying: the player for the next instantiation, when one is due.
+    Replay(Option<Player>),
+}
+
+/// A trap as the tape keeps it: its code and its message with the wasm backtrace.
+fn trap_outcome(e: &wasmtime::Error) -> Outcome {
+    Outcome::Trap(
+        e.downcast_ref::<Trap>().map_or(u8::MAX, |t| *t as u8),
+        format!("{e:?}"),
+    )
+}
+
+/// Ends a taped entry: writes its outcome (handing the chunk on at once after a
+/// trap, an init or a shutdown, so a crash loses little), or gives it to the player.
+fn end_entry(state: &mut State, kind: EntryKind, o: Outcome) {
+    match state.tape() {
+        Some(Tape::Record(r)) => {
+            let urgent = !matches!(o, Outcome::Returned(..))
+                || matches!(kind, EntryKind::Init | EntryKind::Shutdown);
+            r.leave(&o, urgent);
+        }
+        Some(Tape::Replay(p)) => p.outcome = Some(o),
+        None => {}
+    }
+}
+
+/// What an export's result is on the tape.
+trait Taped {
+    fn outcome(&self) -> Outcome;
+}
+
+impl Taped for i32 {
+    fn outcome(&self) -> Outcome {
+        Outcome::Returned(*self as i64, Vec::new())
+    }
+}
+
+impl Taped for i64 {
+    fn outcome(&self) -> Outcome {
+        Outcome::Returned(*self, Vec::new())
+    }
+}
+
+impl Taped for () {
+    fn outcome(&self) -> Outcome {
+        Outcome::Returned(0, Vec::new())
+    }
+}
+
+impl Taped for (i32, Vec<u8>) {
+    fn outcome(&self) -> Outcome {
+        Outcome::Returned(self.0 as i64, self.1.clone())
+    }
+}
+
+fn taped_outcome<R: Taped>(r: &Result<R, CallFail>) -> Outcome {
+    match r {
+        Ok(v) => v.outcome(),
+        Err(CallFail::Wasm(e)) => trap_outcome(e),
+        Err(CallFail::Input(m)) | Err(CallFail::Alloc { message: m, .. }) => {
+            Outcome::Refused(m.clone())
+        }
+    }
 }
 
 impl Plugin {
@@ -81,7 +162,20 @@ impl Plugin {
         manifest: &Manifest,
         registry: Option<&Registry>,
     ) -> Result<Plugin, LoadError> {
-        Plugin::load_as(host, manifest, registry, None)
+        Plugin::load_as(host, manifest, registry, None, None)
+    }
+
+    /// A plugin for `pulp replay`: `manifest` names the recorded module, its
+    /// declared capabilities and limits; no capability is attached (none does real
+    /// work), and every instantiation plays `first` (then what
+    /// [`Plugin::set_replay`] gives).
+    pub(crate) fn load_replay(
+        host: &Host,
+        manifest: &Manifest,
+        registry: &Registry,
+        first: Player,
+    ) -> Result<Plugin, LoadError> {
+        Plugin::load_as(host, manifest, Some(registry), None, Some(first))
     }
 
     /// The next version of a running plugin for a live reload: `manifest` and its
@@ -107,7 +201,7 @@ impl Plugin {
                 )],
             });
         }
-        Plugin::load_as(host, manifest, registry, Some(of))
+        Plugin::load_as(host, manifest, registry, Some(of), None)
     }
 
     fn load_as(
@@ -115,7 +209,9 @@ impl Plugin {
         manifest: &Manifest,
         registry: Option<&Registry>,
         of: Option<&Lineage>,
+        replay: Option<Player>,
     ) -> Result<Plugin, LoadError> {
+        let replaying = replay.is_some();
         let name = manifest.name.clone();
         let wasm = crate::manifest::read_regular(&manifest.wasm, crate::manifest::MAX_MODULE_BYTES)
             .map_err(|cause| LoadError::Read {
@@ -131,12 +227,26 @@ impl Plugin {
                 message,
             });
         }
-        if let Ok(dir) = host
-            .shared()
-            .service(|| Ok::<_, String>(crate::calls::Directory::default()))
-        {
+        if let (false, Ok(dir)) = (
+            replaying,
+            host.shared()
+                .service(|| Ok::<_, String>(crate::calls::Directory::default())),
+        ) {
             dir.declare(manifest);
         }
+        let record_failed = |e: std::io::Error| LoadError::Instantiate {
+            plugin: name.clone(),
+            message: format!("cannot record it: {e}"),
+        };
+        let taping = match (replay, host.recording()) {
+            (Some(p), _) => Taping::Replay(Some(p)),
+            (None, Some(w)) if w.records(&name) => Taping::Record {
+                module: w.keep_module(&wasm).map_err(record_failed)?,
+                stream: w.stream(&name).map_err(record_failed)?,
+                instances: 0,
+            },
+            _ => Taping::Off,
+        };
         let engine = host.engine();
         let (module, source) = cache::load(engine, &wasm, host.config().cache_dir.as_deref())
             .map_err(|e| LoadError::Compile {
@@ -162,7 +272,7 @@ impl Plugin {
             problems,
         };
         let mut problems = inspect::export_problems(&module);
-        let plan = match inspect::plan(Some(&module), manifest, &view, registry, false) {
+        let plan = match inspect::plan(Some(&module), manifest, &view, registry, false, replaying) {
             Ok(plan) => Some(plan),
             Err(p) => {
                 problems.extend(p);
@@ -182,11 +292,22 @@ impl Plugin {
             host: host.clone(),
             manifest: Arc::new(manifest.clone()),
             view,
-            config: manifest.encoded_config().map_err(|p| LoadError::Rejected {
-                plugin: name.clone(),
-                problems: vec![p],
-            })?,
-            linked: plan.linked.into(),
+            // A replay's config comes from the recording (secrets included).
+            config: if replaying {
+                Vec::new()
+            } else {
+                manifest.encoded_config().map_err(|p| LoadError::Rejected {
+                    plugin: name.clone(),
+                    problems: vec![p],
+                })?
+            },
+            // Nothing is attached in a replay: the linker has the imports, and the
+            // tape answers them.
+            linked: if replaying {
+                Vec::new().into()
+            } else {
+                plan.linked.into()
+            },
             pre,
             live: None,
             watch: Arc::new(Watch {
@@ -203,6 +324,8 @@ impl Plugin {
                 }
                 None => Arc::new(AtomicU64::new(1)),
             },
+            taping,
+            failed_player: None,
         };
         plugin.live = Some(plugin.instantiate()?);
         Ok(plugin)
@@ -243,6 +366,21 @@ impl Plugin {
             source: self.source,
             scratch: Vec::new(),
             replicas: self.replicas.clone(),
+            taping: match &self.taping {
+                Taping::Record { module, .. } => {
+                    let w = self.host.recording().expect("a recording host");
+                    Taping::Record {
+                        module: module.clone(),
+                        stream: w.stream(self.name()).map_err(|e| LoadError::Instantiate {
+                            plugin: self.name().to_string(),
+                            message: format!("cannot record it: {e}"),
+                        })?,
+                        instances: 0,
+                    }
+                }
+                _ => Taping::Off,
+            },
+            failed_player: None,
         };
         p.live = Some(p.instantiate()?);
         Ok(p)
@@ -280,13 +418,14 @@ impl Plugin {
         Interrupter(self.watch.clone())
     }
 
-    fn instantiate(&self) -> Result<Live, LoadError> {
+    fn instantiate(&mut self) -> Result<Live, LoadError> {
         let name = self.name().to_string();
         let fail = |message: String| LoadError::Instantiate {
             plugin: name.clone(),
             message,
         };
-        let limits = &self.manifest.limits;
+        let manifest = self.manifest.clone();
+        let limits = &manifest.limits;
         let clock = CallClock::new(self.watch.clone());
         let wasi = WasiCtxBuilder::new()
             .stdout(LogStream::new(&name, false))
@@ -302,6 +441,9 @@ impl Plugin {
             limits.max_message_bytes as usize,
         );
         state.put(&CLOCK, clock);
+        let tape = self.first_tape();
+        let taped = tape.is_some();
+        state.set_tape(tape);
         let mut store = Store::new(self.host.engine(), state);
         store.limiter(|s| s.limits());
         let watch = self.watch.clone();
@@ -351,6 +493,7 @@ impl Plugin {
                 .get_memory(&mut store, "memory")
                 .ok_or_else(|| wasmtime::format_err!("no memory export"))?;
             Ok::<_, wasmtime::Error>(Exports {
+                instance,
                 memory,
                 alloc: required!("pulp_alloc"),
                 free: optional!("pulp_free"),
@@ -362,12 +505,22 @@ impl Plugin {
                 on_call: optional!("pulp_on_call"),
             })
         })();
+        if taped {
+            let o = match &result {
+                Ok(_) => Outcome::Returned(0, Vec::new()),
+                Err(e) => trap_outcome(e),
+            };
+            end_entry(store.data_mut(), EntryKind::Instantiate, o);
+        }
         let exports = match result {
             Ok(e) => e,
             Err(e) => {
                 let why = self.classify("instantiation", limit, e).to_string();
                 for l in self.linked.iter() {
                     l.capability().detach(store.data_mut());
+                }
+                if let Some(Tape::Replay(p)) = store.data_mut().set_tape(None).map(|t| *t) {
+                    self.failed_player = Some(p);
                 }
                 return Err(fail(why));
             }
@@ -376,6 +529,40 @@ impl Plugin {
             .data_mut()
             .set_guest(exports.memory, exports.alloc.clone());
         Ok(Live { store, exports })
+    }
+
+    /// The tape for a new instance: a recorder that has written the instance's
+    /// [`Begin`], or the replay's player for it; `None` when not taped.
+    fn first_tape(&mut self) -> Option<Box<Tape>> {
+        let fuel = self.fuel();
+        match &mut self.taping {
+            Taping::Off => None,
+            Taping::Replay(p) => p.take().map(|p| Box::new(Tape::Replay(p))),
+            Taping::Record {
+                stream,
+                module,
+                instances,
+            } => {
+                let (l, name) = (&self.manifest.limits, self.view.name());
+                let mut r = Recorder::new(Arc::new(crate::record::StreamSink(stream.clone())));
+                r.push(&pulp_ext::tape::Rec::Begin(Begin {
+                    plugin: name.to_string(),
+                    version: self.manifest.version.clone(),
+                    module: module.clone(),
+                    capabilities: self.manifest.capabilities.clone(),
+                    memory_mb: l.memory_mb as u64,
+                    max_message: l.max_message_bytes as u64,
+                    call_timeout_ms: l.call_timeout_ms,
+                    init_timeout_ms: l.init_timeout_ms,
+                    fuel,
+                    wall: unix_nanos(),
+                    instance: *instances,
+                }));
+                *instances += 1;
+                r.enter(EntryKind::Instantiate, &[]);
+                Some(Box::new(Tape::Record(r)))
+            }
+        }
     }
 
     /// Fuel per call, when the host meters fuel.
@@ -405,13 +592,16 @@ impl Plugin {
         }
     }
 
-    /// Runs `f` against the live instance under the call deadline.
-    fn call<R>(
+    /// Runs `f` against the live instance under the call deadline; `input` is what
+    /// the export is given, for the tape.
+    fn call<R: Taped>(
         &mut self,
-        export: &'static str,
+        kind: EntryKind,
+        input: &[&[u8]],
         limit_ms: u64,
-        f: impl FnOnce(&mut Live, &mut Vec<u8>) -> Result<R, CallFail>,
+        f: impl FnOnce(&mut Live) -> Result<R, CallFail>,
     ) -> Result<R, CallError> {
+        let export = kind.export();
         let fuel = self.fuel();
         let Some(live) = self.live.as_mut() else {
             return Err(CallError::Dead {
@@ -419,7 +609,19 @@ impl Plugin {
             });
         };
         arm(&mut live.store, &self.watch, fuel, limit_ms);
-        f(live, &mut self.scratch).map_err(|e| match e {
+        let taped = match live.store.data_mut().tape() {
+            None => false,
+            Some(Tape::Record(r)) => {
+                r.enter(kind, input);
+                true
+            }
+            Some(Tape::Replay(_)) => true,
+        };
+        let r = f(live);
+        if taped {
+            end_entry(live.store.data_mut(), kind, taped_outcome(&r));
+        }
+        r.map_err(|e| match e {
             CallFail::Wasm(e) => self.classify(export, limit_ms, e),
             CallFail::Input(message) => CallError::Input {
                 plugin: self.name().to_string(),
@@ -450,7 +652,7 @@ impl Plugin {
     /// Calls `pulp_init` with these config bytes.
     pub fn init_with(&mut self, config: &[u8]) -> Result<(), CallError> {
         let limit = self.manifest.limits.init_timeout_ms;
-        let code = self.call("pulp_init", limit, |live, _| {
+        let code = self.call(EntryKind::Init, &[config], limit, |live| {
             call_with_input(live, |e| &e.init, &[config])
         })?;
         self.returned("pulp_init", code)
@@ -463,8 +665,9 @@ impl Plugin {
             envelope.wall_time,
             envelope.payload.len(),
         );
-        self.call("pulp_step", self.call_limit(), |live, _| {
-            call_with_input(live, |e| &e.step, &[&h, envelope.payload.as_slice()])
+        let parts = [&h[..], envelope.payload.as_slice()];
+        self.call(EntryKind::Step, &parts, self.call_limit(), |live| {
+            call_with_input(live, |e| &e.step, &parts)
         })
     }
 
@@ -487,17 +690,21 @@ impl Plugin {
                 trapped: false,
             });
         }
-        self.call("pulp_step", self.call_limit(), |live, scratch| {
-            // The event's small prefix goes through `scratch`; its payload is copied
-            // once, straight into the guest.
-            scratch.clear();
-            let payload = event.map_or(&[][..], |e| {
-                e.encode_prefix_into(scratch);
-                e.payload()
-            });
-            let h = header(call_number, unix_nanos(), scratch.len() + payload.len());
-            call_with_input(live, |e| &e.step, &[&h, scratch.as_slice(), payload])
-        })
+        // The event's small prefix goes through `scratch`; its payload is copied
+        // once, straight into the guest.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let payload = event.map_or(&[][..], |e| {
+            e.encode_prefix_into(&mut scratch);
+            e.payload()
+        });
+        let h = header(call_number, unix_nanos(), scratch.len() + payload.len());
+        let parts = [&h[..], scratch.as_slice(), payload];
+        let r = self.call(EntryKind::Step, &parts, self.call_limit(), |live| {
+            call_with_input(live, |e| &e.step, &parts)
+        });
+        self.scratch = scratch;
+        r
     }
 
     /// Calls `pulp_on_call` with function `name` and `args` (another plugin's
@@ -512,51 +719,57 @@ impl Plugin {
         max_answer: usize,
     ) -> Option<Result<(i32, Vec<u8>), CallError>> {
         let f = self.live.as_ref()?.exports.on_call.clone()?;
-        Some(self.call("pulp_on_call", limit_ms, |live, _| {
-            let Live { store, exports } = live;
-            let (np, nl) = write_input(store, exports, &[name.as_bytes()])?;
-            let (ap, al) = write_input(store, exports, &[args])?;
-            let (op, ol) = write_input(store, exports, &[&[0u8; 8]])?;
-            let code = f
-                .call(&mut *store, (np, nl, ap, al, op, op.wrapping_add(4)))
-                .map_err(CallFail::Wasm)?;
-            let mem = exports.memory.data(&*store);
-            let word = |at: usize| {
-                mem.get(at..at + 4)
-                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
-            };
-            let out = op as u32 as usize;
-            let (rp, rl) = (word(out).unwrap_or(0), word(out + 4).unwrap_or(0));
-            let in_bounds = rp.checked_add(rl).is_some_and(|end| end <= mem.len());
-            let answer = if rl > max_answer {
-                Err(format!(
+        let n = (name.len() as u32).to_le_bytes();
+        Some(self.call(
+            EntryKind::OnCall,
+            &[&n, name.as_bytes(), args],
+            limit_ms,
+            |live| {
+                let Live { store, exports } = live;
+                let (np, nl) = write_input(store, exports, &[name.as_bytes()])?;
+                let (ap, al) = write_input(store, exports, &[args])?;
+                let (op, ol) = write_input(store, exports, &[&[0u8; 8]])?;
+                let code = f
+                    .call(&mut *store, (np, nl, ap, al, op, op.wrapping_add(4)))
+                    .map_err(CallFail::Wasm)?;
+                let mem = exports.memory.data(&*store);
+                let word = |at: usize| {
+                    mem.get(at..at + 4)
+                        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+                };
+                let out = op as u32 as usize;
+                let (rp, rl) = (word(out).unwrap_or(0), word(out + 4).unwrap_or(0));
+                let in_bounds = rp.checked_add(rl).is_some_and(|end| end <= mem.len());
+                let answer = if rl > max_answer {
+                    Err(format!(
                     "its answer of {rl} bytes is over the caller's {max_answer}-byte message limit"
                 ))
-            } else if !in_bounds {
-                Err(format!(
-                    "its answer ({rp:#x}, {rl}) lies outside its {}-byte memory",
-                    mem.len()
-                ))
-            } else {
-                Ok(mem[rp..rp + rl].to_vec())
-            };
-            // Every block goes back, whatever the answer was, newest first: a bump
-            // allocator that takes back its newest block (as many small guests
-            // have) gets all of them back. An answer outside memory is not freed.
-            if let Some(free) = &exports.free {
-                let answer_block = (in_bounds && rl > 0).then_some((rp as i32, rl as i32));
-                for (p, n) in answer_block
-                    .into_iter()
-                    .chain([(op, ol), (ap, al), (np, nl)])
-                {
-                    if n > 0 {
-                        free.call(&mut *store, (p, n)).map_err(CallFail::Wasm)?;
+                } else if !in_bounds {
+                    Err(format!(
+                        "its answer ({rp:#x}, {rl}) lies outside its {}-byte memory",
+                        mem.len()
+                    ))
+                } else {
+                    Ok(mem[rp..rp + rl].to_vec())
+                };
+                // Every block goes back, whatever the answer was, newest first: a bump
+                // allocator that takes back its newest block (as many small guests
+                // have) gets all of them back. An answer outside memory is not freed.
+                if let Some(free) = &exports.free {
+                    let answer_block = (in_bounds && rl > 0).then_some((rp as i32, rl as i32));
+                    for (p, n) in answer_block
+                        .into_iter()
+                        .chain([(op, ol), (ap, al), (np, nl)])
+                    {
+                        if n > 0 {
+                            free.call(&mut *store, (p, n)).map_err(CallFail::Wasm)?;
+                        }
                     }
                 }
-            }
-            let answer = answer.map_err(CallFail::Input)?;
-            Ok((code, answer))
-        }))
+                let answer = answer.map_err(CallFail::Input)?;
+                Ok((code, answer))
+            },
+        ))
     }
 
     /// The next call number [`Plugin::step_event`] will use.
@@ -566,7 +779,7 @@ impl Plugin {
 
     /// Calls `pulp_shutdown`; a non-zero result is an error.
     pub fn shutdown(&mut self) -> Result<(), CallError> {
-        let code = self.call("pulp_shutdown", self.call_limit(), |live, _| {
+        let code = self.call(EntryKind::Shutdown, &[], self.call_limit(), |live| {
             live.exports
                 .shutdown
                 .call(&mut live.store, ())
@@ -588,20 +801,98 @@ impl Plugin {
 
     /// `probe_last_call()` if the plugin exports it (diagnostics).
     pub fn probe_last_call(&mut self) -> Option<u64> {
-        self.probe(|e| e.probe_last_call.clone()).map(|v| v as u64)
+        self.probe("probe_last_call").map(|v| v as u64)
     }
 
     /// `probe_config_marker()` if the plugin exports it (diagnostics).
     pub fn probe_config_marker(&mut self) -> Option<i64> {
-        self.probe(|e| e.probe_config_marker.clone())
+        self.probe("probe_config_marker")
     }
 
-    fn probe(&mut self, pick: impl Fn(&Exports) -> Option<TypedFunc<(), i64>>) -> Option<i64> {
-        let f = pick(&self.live.as_ref()?.exports)?;
-        self.call("probe", self.call_limit(), |live, _| {
-            f.call(&mut live.store, ()).map_err(CallFail::Wasm)
-        })
+    /// Runs probe export `name` if the plugin has it.
+    pub(crate) fn probe(&mut self, name: &str) -> Option<i64> {
+        let e = &self.live.as_ref()?.exports;
+        let f = match name {
+            "probe_last_call" => e.probe_last_call.clone(),
+            "probe_config_marker" => e.probe_config_marker.clone(),
+            _ => None,
+        }?;
+        self.call(
+            EntryKind::Probe,
+            &[name.as_bytes()],
+            self.call_limit(),
+            |live| f.call(&mut live.store, ()).map_err(CallFail::Wasm),
+        )
         .ok()
+    }
+
+    /// Writes the instance's linear memory (`memory.bin`) and its exported globals
+    /// (`globals.json`) into folder `dir`, for inspection.
+    pub(crate) fn dump(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
+        let Some(live) = self.live.as_mut() else {
+            return Err(std::io::Error::other("the instance is not live"));
+        };
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join("memory.bin"),
+            live.exports.memory.data(&live.store),
+        )?;
+        let mut globals = serde_json::Map::new();
+        let exports: Vec<_> = live
+            .exports
+            .instance
+            .exports(&mut live.store)
+            .filter_map(|e| {
+                let name = e.name().to_string();
+                e.into_global().map(|g| (name, g))
+            })
+            .collect();
+        for (name, g) in exports {
+            let v = match g.get(&mut live.store) {
+                wasmtime::Val::I32(v) => serde_json::json!(v),
+                wasmtime::Val::I64(v) => serde_json::json!(v),
+                wasmtime::Val::F32(v) => serde_json::json!(f32::from_bits(v)),
+                wasmtime::Val::F64(v) => serde_json::json!(f64::from_bits(v)),
+                other => serde_json::json!(format!("{other:?}")),
+            };
+            globals.insert(name, v);
+        }
+        std::fs::write(
+            dir.join("globals.json"),
+            serde_json::to_string_pretty(&globals)?,
+        )
+    }
+
+    /// Gives the replay's player to the running instance (`Some`), or takes it
+    /// back (`None`).
+    pub(crate) fn swap_player(&mut self, p: Option<Player>) -> Option<Player> {
+        let live = self.live.as_mut()?;
+        let old = live
+            .store
+            .data_mut()
+            .set_tape(p.map(|p| Box::new(Tape::Replay(p))));
+        match old.map(|t| *t) {
+            Some(Tape::Replay(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Replaces the instance with one made by the replay's `player`; returns the
+    /// player (with the instantiation's outcome) and whether it worked.
+    pub(crate) fn replay_instantiate(
+        &mut self,
+        player: Player,
+    ) -> (Option<Player>, Result<(), LoadError>) {
+        self.close_instance();
+        self.taping = Taping::Replay(Some(player));
+        match self.instantiate() {
+            Ok(live) => {
+                self.live = Some(live);
+                let p = self.swap_player(None);
+                (p, Ok(()))
+            }
+            Err(e) => (self.failed_player.take(), Err(e)),
+        }
     }
 
     /// Replaces the instance with a fresh one (capabilities detached and attached

@@ -25,13 +25,114 @@ use crate::watch::Watch;
 
 const MODULE: &str = "wasi_snapshot_preview1";
 
-/// Links WASI preview 1, with this module's `poll_oneoff` in place of wasmtime-wasi's.
+/// Links WASI preview 1, with this module's `poll_oneoff` in place of wasmtime-wasi's,
+/// and the clocks and randomness on the instance's tape when it has one.
 pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
     p1::add_to_linker_sync(linker, |s: &mut State| s.wasi())?;
     linker.allow_shadowing(true);
-    linker.func_wrap(MODULE, "poll_oneoff", poll_oneoff)?;
+    linker.func_wrap(MODULE, "poll_oneoff", taped_poll_oneoff)?;
+    linker.func_wrap(MODULE, "clock_time_get", clock_time_get)?;
+    linker.func_wrap(MODULE, "random_get", random_get)?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+fn taped(caller: &mut Caller<'_, State>) -> bool {
+    caller.data_mut().tape().is_some()
+}
+
+/// wasmtime-wasi's own `fn` of a WASI call, given the guest's memory.
+macro_rules! wasmtime_wasi {
+    ($caller:expr, $f:ident($($arg:expr),*)) => {{
+        let fuel = $caller.as_context_mut().hostcall_fuel();
+        let Some(Extern::Memory(memory)) = $caller.get_export("memory") else {
+            wasmtime::bail!(concat!(stringify!($f), ": the plugin exports no memory"));
+        };
+        let (mem, state) = memory.data_and_store_mut(&mut *$caller);
+        let wasi = state.wasi();
+        {
+            use snapshot::WasiSnapshotPreview1 as _;
+            wasi.set_hostcall_fuel(fuel);
+        }
+        let mut mem = wiggle::GuestMemory::Unshared(mem);
+        snapshot::$f(wasi, &mut mem, $($arg),*)
+    }};
+}
+
+/// `clock_time_get`, the time written to the tape (or read from it).
+fn clock_time_get(
+    mut caller: Caller<'_, State>,
+    id: i32,
+    precision: i64,
+    out: i32,
+) -> wasmtime::Result<i32> {
+    if !taped(&mut caller) {
+        return wasmtime_wasi!(&mut caller, clock_time_get(id, precision, out));
+    }
+    pulp_ext::tape::wasi_call(
+        &mut caller,
+        "wasi:clock_time_get",
+        &[&id.to_le_bytes(), &precision.to_le_bytes()],
+        &[id, 0, out],
+        |c| wasmtime_wasi!(c, clock_time_get(id, precision, out)),
+        |_| vec![(2, 8)],
+    )
+}
+
+/// `random_get`, the bytes written to the tape (or read from it).
+fn random_get(mut caller: Caller<'_, State>, buf: i32, len: i32) -> wasmtime::Result<i32> {
+    if !taped(&mut caller) {
+        return wasmtime_wasi!(&mut caller, random_get(buf, len));
+    }
+    pulp_ext::tape::wasi_call(
+        &mut caller,
+        "wasi:random_get",
+        &[&len.to_le_bytes()],
+        &[buf, len],
+        |c| wasmtime_wasi!(c, random_get(buf, len)),
+        |_| vec![(0, len as u32 as usize)],
+    )
+}
+
+/// `poll_oneoff` on the tape: the events it wrote (a replay does not sleep).
+fn taped_poll_oneoff(
+    mut caller: Caller<'_, State>,
+    subs: i32,
+    events: i32,
+    n: i32,
+    nevents: i32,
+) -> wasmtime::Result<i32> {
+    if !taped(&mut caller) {
+        return poll_oneoff(caller, subs, events, n, nevents);
+    }
+    let request = {
+        let mem = match caller.get_export("memory") {
+            Some(Extern::Memory(m)) => m.data(&caller),
+            _ => &[],
+        };
+        let start = subs as u32 as usize;
+        let len = (n as u32 as usize).saturating_mul(SUBSCRIPTION);
+        mem.get(start..start.saturating_add(len))
+            .unwrap_or(&[])
+            .to_vec()
+    };
+    pulp_ext::tape::wasi_call(
+        &mut caller,
+        "wasi:poll_oneoff",
+        &[&request, &n.to_le_bytes()],
+        &[subs, events, n, nevents],
+        |c| {
+            // `poll_oneoff` takes the caller by value: reborrow it for the call.
+            poll_oneoff_in(c, subs, events, n, nevents)
+        },
+        |mem| {
+            let at = nevents as u32 as usize;
+            let count = mem
+                .get(at..at + 4)
+                .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4")) as usize);
+            vec![(1, count.saturating_mul(EVENT)), (3, 4)]
+        },
+    )
 }
 
 /// What `poll_oneoff` needs of its instance, kept in the instance's [`State`].
@@ -127,11 +228,21 @@ fn poll_oneoff(
     n: i32,
     nevents: i32,
 ) -> wasmtime::Result<i32> {
+    poll_oneoff_in(&mut caller, subs, events, n, nevents)
+}
+
+fn poll_oneoff_in(
+    caller: &mut Caller<'_, State>,
+    subs: i32,
+    events: i32,
+    n: i32,
+    nevents: i32,
+) -> wasmtime::Result<i32> {
     let fuel = caller.as_context_mut().hostcall_fuel();
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         wasmtime::bail!("poll_oneoff: the plugin exports no memory");
     };
-    let (mem, state) = memory.data_and_store_mut(&mut caller);
+    let (mem, state) = memory.data_and_store_mut(&mut *caller);
     let Some(clock) = state.peek(&CLOCK) else {
         wasmtime::bail!("poll_oneoff: the instance has no call clock (a host bug)");
     };
