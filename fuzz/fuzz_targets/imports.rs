@@ -269,6 +269,7 @@ fn target() -> &'static Mutex<Target> {
             fuel: false,
             settings: settings.into(),
             require_pinned: false,
+            record: None,
         })
         .unwrap();
         let registry = Registry::new().unwrap();

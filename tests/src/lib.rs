@@ -62,15 +62,41 @@ impl Fixture {
 
     /// A fresh host with these host-level settings sections (`"http"`, `"docker"`).
     pub fn with_settings(settings: std::collections::BTreeMap<String, toml::Table>) -> Fixture {
+        Fixture::with_config(settings, |_| {})
+    }
+
+    /// A fresh host recording every plugin into [`Fixture::recording_dir`] (see
+    /// `pulp replay`), with these settings sections.
+    pub fn recording(settings: std::collections::BTreeMap<String, toml::Table>) -> Fixture {
+        Fixture::with_config(settings, |c| {
+            c.record = Some(pulp_host::record::RecordConfig::new(""))
+        })
+    }
+
+    /// The folder a [`Fixture::recording`] host records into.
+    pub fn recording_dir(&self) -> PathBuf {
+        self.dir.path().join("recording")
+    }
+
+    /// A fresh host with these settings sections and `adjust`'s changes to its config.
+    pub fn with_config(
+        settings: std::collections::BTreeMap<String, toml::Table>,
+        adjust: impl FnOnce(&mut HostConfig),
+    ) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let host = Host::new(HostConfig {
+        let mut config = HostConfig {
             storage_root: dir.path().join("data"),
             cache_dir: Some(dir.path().join("cache")),
             fuel: false,
             settings,
             require_pinned: false,
-        })
-        .unwrap();
+            record: None,
+        };
+        adjust(&mut config);
+        if let Some(r) = &mut config.record {
+            r.dir = dir.path().join("recording");
+        }
+        let host = Host::new(config).unwrap();
         Fixture {
             dir,
             host,

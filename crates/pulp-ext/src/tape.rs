@@ -722,15 +722,52 @@ impl Player {
     }
 }
 
-/// Up to [`PREVIEW`] bytes as text (escaped) and the whole length.
+/// A msgpack value with its UTF-8 binaries as strings, for reports.
+fn readable(v: rmpv::Value) -> rmpv::Value {
+    use rmpv::Value as V;
+    match v {
+        V::Binary(b) => match String::from_utf8(b) {
+            Ok(s) => V::String(s.into()),
+            Err(e) => V::Binary(e.into_bytes()),
+        },
+        V::Array(a) => V::Array(a.into_iter().map(readable).collect()),
+        V::Map(m) => V::Map(m.into_iter().map(|(k, v)| (k, readable(v))).collect()),
+        other => other,
+    }
+}
+
+/// Bytes for a report: a whole msgpack value as its text (`{"id": 3, ...}`), else
+/// up to [`PREVIEW`] bytes as escaped text; then the whole length.
 pub fn show(b: &[u8], len: u64) -> String {
+    if b.len() as u64 == len && !b.is_empty() {
+        let mut r = b;
+        if let Ok(v) = rmpv::decode::read_value(&mut r) {
+            if r.is_empty() && (v.is_map() || v.is_array()) {
+                let mut text = readable(v).to_string();
+                if text.len() > 4 * PREVIEW {
+                    let mut cut = 4 * PREVIEW;
+                    while !text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    text.truncate(cut);
+                    text.push('…');
+                }
+                return format!("{} ({len} bytes)", crate::log_text(text.as_bytes()));
+            }
+        }
+    }
     let cut = &b[..b.len().min(PREVIEW)];
     let mut s = String::from("\"");
-    for c in String::from_utf8_lossy(cut).chars() {
-        if c.is_control() || c == '"' || c == '\\' {
-            let _ = write!(s, "{}", c.escape_default());
-        } else {
-            s.push(c);
+    for &c in cut {
+        match c {
+            b'"' | b'\\' => {
+                s.push('\\');
+                s.push(c as char);
+            }
+            0x20..=0x7e => s.push(c as char),
+            _ => {
+                let _ = write!(s, "\\x{c:02x}");
+            }
         }
     }
     s.push('"');
@@ -944,7 +981,7 @@ fn replay_import(
                     .guest_memory()
                     .ok_or_else(|| wasmtime::format_err!("no memory"))?;
                 let dst = mem.data_mut(c.as_context_mut());
-                let start = raw[at] as u32 as usize;
+                let start = raw.get(at).copied().unwrap_or(-1) as u32 as usize;
                 match dst.get_mut(start..start + data.len()) {
                     Some(d) => d.copy_from_slice(data),
                     None => {
@@ -961,14 +998,11 @@ fn replay_import(
                 } else {
                     Some(at)
                 };
-                let Some(at) = at else {
-                    return Err(replay_diverged(
-                        c,
-                        format!("`{name}` has no result out-pointers"),
-                    ));
+                let Some((&p, &l)) = at.and_then(|at| Some((raw.get(at)?, raw.get(at + 1)?))) else {
+                    return Err(replay_diverged(c, format!("the recording writes a result `{name}` has no out-pointers for")));
                 };
                 // A failure here was the recorded one too (the same pulp_alloc).
-                let _ = crate::mem::write_result(c, data, raw[at], raw[at + 1]);
+                let _ = crate::mem::write_result(c, data, p, l);
             }
         }
     }

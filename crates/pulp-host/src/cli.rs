@@ -648,7 +648,7 @@ fn replay_command(
             );
         }
         for (at, trap) in &r.traps {
-            eprintln!("  {at}: the recording trapped:\n{}", indent(trap));
+            eprintln!("  {at}: trapped as recorded:\n{}", indent(trap));
         }
         if let Some(s) = r.stopped_at {
             eprintln!("  stopped before step {s}");

@@ -91,6 +91,31 @@ enum Taping {
     Replay(Option<Player>),
 }
 
+/// Recording for a new instance slot of `plugin` (keeping its module `wasm`, if
+/// given, beside the recording). A recording that cannot start is logged and
+/// skipped: the plugin runs unrecorded rather than not at all.
+fn record_into(w: &crate::record::Writer, plugin: &str, wasm: Option<&[u8]>) -> Taping {
+    let module = match wasm.map(|m| w.keep_module(m)) {
+        Some(Ok(sha)) => sha,
+        Some(Err(e)) => {
+            tracing::warn!(plugin, "recording: cannot keep the module ({e}); a replay will need --module");
+            wasm.map(crate::sha256_hex).unwrap_or_default()
+        }
+        None => String::new(),
+    };
+    match w.stream(plugin) {
+        Ok(stream) => Taping::Record {
+            stream,
+            module,
+            instances: 0,
+        },
+        Err(e) => {
+            tracing::warn!(plugin, "recording: cannot start ({e}); the plugin runs unrecorded");
+            Taping::Off
+        }
+    }
+}
+
 /// A trap as the tape keeps it: its code and its message with the wasm backtrace.
 fn trap_outcome(e: &wasmtime::Error) -> Outcome {
     Outcome::Trap(
@@ -234,17 +259,9 @@ impl Plugin {
         ) {
             dir.declare(manifest);
         }
-        let record_failed = |e: std::io::Error| LoadError::Instantiate {
-            plugin: name.clone(),
-            message: format!("cannot record it: {e}"),
-        };
         let taping = match (replay, host.recording()) {
             (Some(p), _) => Taping::Replay(Some(p)),
-            (None, Some(w)) if w.records(&name) => Taping::Record {
-                module: w.keep_module(&wasm).map_err(record_failed)?,
-                stream: w.stream(&name).map_err(record_failed)?,
-                instances: 0,
-            },
+            (None, Some(w)) if w.records(&name) => record_into(w, &name, Some(&wasm)),
             _ => Taping::Off,
         };
         let engine = host.engine();
@@ -366,18 +383,15 @@ impl Plugin {
             source: self.source,
             scratch: Vec::new(),
             replicas: self.replicas.clone(),
-            taping: match &self.taping {
-                Taping::Record { module, .. } => {
-                    let w = self.host.recording().expect("a recording host");
-                    Taping::Record {
+            taping: match (&self.taping, self.host.recording()) {
+                (Taping::Record { module, .. }, Some(w)) => match record_into(w, self.name(), None) {
+                    Taping::Record { stream, .. } => Taping::Record {
+                        stream,
                         module: module.clone(),
-                        stream: w.stream(self.name()).map_err(|e| LoadError::Instantiate {
-                            plugin: self.name().to_string(),
-                            message: format!("cannot record it: {e}"),
-                        })?,
                         instances: 0,
-                    }
-                }
+                    },
+                    off => off,
+                },
                 _ => Taping::Off,
             },
             failed_player: None,

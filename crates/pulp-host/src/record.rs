@@ -33,6 +33,8 @@ pub const MAGIC: &[u8; 8] = b"PULPREC\x01";
 pub const IN_FLIGHT: usize = 64 << 20;
 /// The largest chunk a reader accepts (a record holds at most a few messages).
 const MAX_CHUNK: usize = 1 << 30;
+/// The largest segment file a reader reads.
+const MAX_SEGMENT: u64 = 4 << 30;
 
 /// Where and how much to record (`pulp run --record`).
 #[derive(Clone, Debug)]
@@ -280,9 +282,12 @@ fn write_loop(
                     // Give back the gap this chunk was to close, plus the chunk.
                     stream.gap.fetch_add(gap, Ordering::Relaxed);
                     stream.dropped(data.len(), &format!("cannot write: {e}"));
-                    // A half-written chunk would end the segment for a reader:
-                    // start a new segment for what comes next.
-                    open.remove(&stream.dir);
+                    // Cut a half-written chunk off (a reader would stop at it), close
+                    // the segment and start a new one for what comes next.
+                    if let Some(o) = open.remove(&stream.dir) {
+                        let _ = o.file.set_len(o.bytes);
+                        let _ = o.file.sync_all();
+                    }
                 }
             }
         }
@@ -320,8 +325,11 @@ fn write_chunk(
     let mut head = [0u8; 12];
     head[..4].copy_from_slice(&(data.len() as u32).to_le_bytes());
     head[4..].copy_from_slice(&pulp_ext::tape::digest(&[data]).to_le_bytes());
-    o.file.write_all(&head)?;
-    o.file.write_all(data)?;
+    // One write, so a chunk is whole on disk or (cut back by the caller) absent.
+    let mut whole = Vec::with_capacity(head.len() + data.len());
+    whole.extend_from_slice(&head);
+    whole.extend_from_slice(data);
+    o.file.write_all(&whole)?;
     o.bytes += (head.len() + data.len()) as u64;
     if o.bytes >= config.segment_bytes {
         let o = open.remove(&stream.dir).expect("open");
@@ -450,7 +458,15 @@ impl StreamReader {
                 };
                 let mut data = Vec::new();
                 File::open(&path)
-                    .and_then(|mut f| f.read_to_end(&mut data))
+                    .and_then(|f| {
+                        // Segments are closed at a few MiB; anything near this is not one.
+                        if f.metadata()?.len() > MAX_SEGMENT {
+                            return Err(std::io::Error::other(format!(
+                                "larger than {MAX_SEGMENT} bytes, so not a segment this host wrote"
+                            )));
+                        }
+                        f.take(MAX_SEGMENT).read_to_end(&mut data)
+                    })
                     .map_err(|cause| ReadError::Io {
                         path: path.clone(),
                         cause,

@@ -63,7 +63,7 @@ pub struct StreamReport {
     pub steps: u64,
     /// Differences (empty: the replay matched the recording).
     pub differences: Vec<Difference>,
-    /// Traps the recording had, reproduced or not: (where, the recorded trap).
+    /// Traps the recording had and the replay reproduced: (where, the trap).
     pub traps: Vec<(String, String)>,
     /// Gaps in the recording (bytes dropped), and entries skipped for them.
     pub gaps: Vec<u64>,
@@ -487,9 +487,6 @@ fn check(run: &mut Run<'_>, at: &str, step: Option<u64>, p: Player, recorded: Op
     let (Some(now), Some(then)) = (outcome, recorded) else {
         return;
     };
-    if let Outcome::Trap(_, text) = then {
-        run.report.traps.push((at.to_string(), text.clone()));
-    }
     let same = match (&now, then) {
         (Outcome::Trap(a, _), Outcome::Trap(b, _))
             if *a == TRAP_INTERRUPT && *b == TRAP_INTERRUPT =>
@@ -504,6 +501,8 @@ fn check(run: &mut Run<'_>, at: &str, step: Option<u64>, p: Player, recorded: Op
             at.to_string(),
             format!("{}; recorded: {}", describe(&now), describe(then)),
         );
+    } else if let Outcome::Trap(_, text) = then {
+        run.report.traps.push((at.to_string(), text.clone()));
     }
 }
 
