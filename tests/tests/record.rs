@@ -75,14 +75,13 @@ fn every_capability_recorded_under_load_replays_with_identical_outputs() {
         TestServer::response("200 OK", &[], b"pong"),
         Duration::ZERO,
     );
-    let f = Fixture::recording(
-        [(
-            "http".to_string(),
-            toml::toml! { listen = "127.0.0.1:0" },
-        )]
-        .into(),
-    );
-    let docker_cap = if with_docker { r#", "spawn.docker""# } else { "" };
+    let f =
+        Fixture::recording([("http".to_string(), toml::toml! { listen = "127.0.0.1:0" })].into());
+    let docker_cap = if with_docker {
+        r#", "spawn.docker""#
+    } else {
+        ""
+    };
     let docker_table = if with_docker {
         format!("[capability.\"spawn.docker\"]\nimages = [\"{TEST_IMAGE}\"]\n")
     } else {
@@ -140,7 +139,11 @@ allowed_hosts = ["{addr}"]
                     .unwrap();
                 for i in 0..15u64 {
                     let k = c * 100 + i + 1;
-                    let docker_q = if with_docker && i == 7 { "?docker=1" } else { "" };
+                    let docker_q = if with_docker && i == 7 {
+                        "?docker=1"
+                    } else {
+                        ""
+                    };
                     let mut urls = vec![
                         format!("http://{a}/leak/{k}{docker_q}"),
                         format!("http://{a}/share/{k}"),
@@ -186,7 +189,10 @@ allowed_hosts = ["{addr}"]
         .iter()
         .filter(|(u, s, _)| *s != 200 && !u.ends_with("/share/0"))
         .collect();
-    assert!(failed.is_empty(), "every request but the buggy one is served: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "every request but the buggy one is served: {failed:?}"
+    );
     let trapped = got.iter().find(|(u, ..)| u.ends_with("/share/0")).unwrap();
     assert_eq!(trapped.1, 500, "the trap fails its request: {trapped:?}");
     for r in runtime.stop() {
@@ -201,7 +207,12 @@ allowed_hosts = ["{addr}"]
     let dir = f.recording_dir();
     let (reports, out) = replay_all(&dir, None);
     for r in &reports {
-        assert!(r.differences.is_empty(), "{}: {:?}", r.stream, r.differences);
+        assert!(
+            r.differences.is_empty(),
+            "{}: {:?}",
+            r.stream,
+            r.differences
+        );
     }
     let stream = |name: &str| {
         reports
@@ -236,28 +247,45 @@ allowed_hosts = ["{addr}"]
     );
     let mut echoes = echoes;
     echoes.sort();
-    assert_eq!(sent(&lines, "ws_send", "payload"), echoes, "WebSocket frames");
+    assert_eq!(
+        sent(&lines, "ws_send", "payload"),
+        echoes,
+        "WebSocket frames"
+    );
     let emitted = sent(&lines, "sse_emit", "data");
     assert_eq!(emitted.len(), 60, "one SSE event per /leak request");
     for e in events.split("data: ").skip(1) {
         let data = e.split('\n').next().unwrap().to_string();
         assert!(emitted.contains(&data), "SSE event {data} was emitted");
     }
-    for import in ["sqlite_exec", "fs_write", "fs_read", "http_fetch", "entropy_read"] {
+    for import in [
+        "sqlite_exec",
+        "fs_write",
+        "fs_read",
+        "http_fetch",
+        "entropy_read",
+    ] {
         assert!(
-            lines.iter().any(|l| l["import"] == import && l["status"] == 0),
+            lines
+                .iter()
+                .any(|l| l["import"] == import && l["status"] == 0),
             "{import} was replayed"
         );
     }
     if with_docker {
-        assert!(lines.iter().any(|l| l["import"] == "docker_run" && l["status"] == 0));
+        assert!(lines
+            .iter()
+            .any(|l| l["import"] == "docker_run" && l["status"] == 0));
     }
 
     // Deterministic: a second replay writes the same outputs, byte for byte.
     let (_, again) = replay_all(&dir, None);
     assert_eq!(*again.0.lock().unwrap(), *out.0.lock().unwrap());
 
-    let bytes: u64 = walk(&dir.join("rec-every")).iter().map(|p| p.metadata().unwrap().len()).sum();
+    let bytes: u64 = walk(&dir.join("rec-every"))
+        .iter()
+        .map(|p| p.metadata().unwrap().len())
+        .sum();
     eprintln!(
         "recorded rec-every: {bytes} bytes for {} calls ({} steps): {} bytes a call; replayed in {:.3} s",
         every_r.entries,
@@ -295,7 +323,10 @@ fn a_recording_of_calls_between_plugins_replays_both_sides() {
     let copy = |example: &str, wasm: &std::path::Path| {
         let d = f.dir.path().join("plugins").join(example);
         std::fs::create_dir_all(&d).unwrap();
-        let text = std::fs::read_to_string(pulp_tests::root().join(format!("examples/{example}/pulp.plugin.toml"))).unwrap();
+        let text = std::fs::read_to_string(
+            pulp_tests::root().join(format!("examples/{example}/pulp.plugin.toml")),
+        )
+        .unwrap();
         std::fs::write(d.join("pulp.plugin.toml"), text).unwrap();
         let m = Manifest::load(d.join("pulp.plugin.toml")).unwrap();
         std::fs::copy(wasm, &m.wasm).unwrap();
@@ -316,7 +347,10 @@ fn a_recording_of_calls_between_plugins_replays_both_sides() {
         } else {
             format!("Authorization: Bearer {token}\r\n")
         };
-        let r = pulp_tests::raw_http(a, &format!("GET /whoami HTTP/1.1\r\nHost: x\r\n{head}Connection: close\r\n\r\n"));
+        let r = pulp_tests::raw_http(
+            a,
+            &format!("GET /whoami HTTP/1.1\r\nHost: x\r\n{head}Connection: close\r\n\r\n"),
+        );
         bodies.push(r.split("\r\n\r\n").nth(1).unwrap_or("").to_string());
     }
     runtime.stop();
@@ -324,11 +358,19 @@ fn a_recording_of_calls_between_plugins_replays_both_sides() {
     let (reports, out) = replay_all(&f.recording_dir(), None);
     assert_eq!(reports.len(), 2, "{reports:?}");
     for r in &reports {
-        assert!(r.differences.is_empty(), "{}: {:?}", r.stream, r.differences);
+        assert!(
+            r.differences.is_empty(),
+            "{}: {:?}",
+            r.stream,
+            r.differences
+        );
     }
     let lines = out.lines();
     let calls = lines.iter().filter(|l| l["import"] == "pulp_call").count();
-    assert!(calls >= 4, "api's calls of auth were replayed from the recording: {calls}");
+    assert!(
+        calls >= 4,
+        "api's calls of auth were replayed from the recording: {calls}"
+    );
     let mut want = bodies.clone();
     want.sort();
     assert_eq!(sent(&lines, "http_respond", "body"), want);

@@ -512,6 +512,21 @@ pub trait Sink: Send + Sync {
 
 /// Buffers this much before handing a chunk to the sink.
 const CHUNK: usize = 64 * 1024;
+/// Hands a chunk over at least this often (in [`tick`]s) when anything is buffered.
+const FLUSH_TICKS: u64 = 50;
+
+/// A coarse clock for the recorders: the host advances it every epoch tick
+/// ([`tick`]), so checking how long a buffer waited costs one atomic load.
+static TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Advances the recorders' coarse clock; the host calls it every epoch tick (10 ms).
+pub fn tick() {
+    TICKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn ticks() -> u64 {
+    TICKS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// An instance's recorder: appends records to a buffer and hands full buffers to
 /// its [`Sink`].
@@ -520,6 +535,8 @@ pub struct Recorder {
     sink: Arc<dyn Sink>,
     /// Result writes of the running import: (out-pointer, bytes).
     results: Vec<(i32, Vec<u8>)>,
+    /// [`ticks`] at the last hand-over.
+    handed: u64,
 }
 
 impl Recorder {
@@ -529,6 +546,7 @@ impl Recorder {
             buf: Vec::with_capacity(CHUNK),
             sink,
             results: Vec::new(),
+            handed: ticks(),
         }
     }
 
@@ -549,9 +567,11 @@ impl Recorder {
         self.flush_if(urgent);
     }
 
-    /// Hands the buffer to the sink if it is full or `now`.
+    /// Hands the buffer to the sink if it is full, waited long enough, or `now`.
     pub fn flush_if(&mut self, now: bool) {
-        if self.buf.len() >= CHUNK || (now && !self.buf.is_empty()) {
+        let due = || ticks().wrapping_sub(self.handed) >= FLUSH_TICKS;
+        if self.buf.len() >= CHUNK || (!self.buf.is_empty() && (now || due())) {
+            self.handed = ticks();
             let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
             self.sink.submit(chunk, now);
         }
@@ -998,8 +1018,12 @@ fn replay_import(
                 } else {
                     Some(at)
                 };
-                let Some((&p, &l)) = at.and_then(|at| Some((raw.get(at)?, raw.get(at + 1)?))) else {
-                    return Err(replay_diverged(c, format!("the recording writes a result `{name}` has no out-pointers for")));
+                let Some((&p, &l)) = at.and_then(|at| Some((raw.get(at)?, raw.get(at + 1)?)))
+                else {
+                    return Err(replay_diverged(
+                        c,
+                        format!("the recording writes a result `{name}` has no out-pointers for"),
+                    ));
                 };
                 // A failure here was the recorded one too (the same pulp_alloc).
                 let _ = crate::mem::write_result(c, data, p, l);

@@ -83,6 +83,7 @@ impl Host {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::park_timeout(EPOCH_TICK);
                         engine.increment_epoch();
+                        pulp_ext::tape::tick();
                     }
                 })?
         };

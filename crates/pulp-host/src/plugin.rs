@@ -57,7 +57,6 @@ pub struct Lineage {
 /// A loaded plugin (the Go host's `host.Plugin`): load, [`init`](Plugin::init),
 /// [`step`](Plugin::step) many times, [`shutdown`](Plugin::shutdown); closed on drop.
 pub struct Plugin {
-    host: Host,
     manifest: Arc<Manifest>,
     view: pulp_ext::Plugin,
     config: Vec<u8>,
@@ -75,6 +74,9 @@ pub struct Plugin {
     taping: Taping,
     /// A replay's player back from an instantiation that failed.
     failed_player: Option<Player>,
+    /// Last: dropped after everything that belongs to it (a recording's stream
+    /// must go before the host's recording writer, which waits for its streams).
+    host: Host,
 }
 
 /// Whether a plugin's instances are recorded or replayed ([`pulp_ext::tape`]).
@@ -98,7 +100,10 @@ fn record_into(w: &crate::record::Writer, plugin: &str, wasm: Option<&[u8]>) -> 
     let module = match wasm.map(|m| w.keep_module(m)) {
         Some(Ok(sha)) => sha,
         Some(Err(e)) => {
-            tracing::warn!(plugin, "recording: cannot keep the module ({e}); a replay will need --module");
+            tracing::warn!(
+                plugin,
+                "recording: cannot keep the module ({e}); a replay will need --module"
+            );
             wasm.map(crate::sha256_hex).unwrap_or_default()
         }
         None => String::new(),
@@ -110,7 +115,10 @@ fn record_into(w: &crate::record::Writer, plugin: &str, wasm: Option<&[u8]>) -> 
             instances: 0,
         },
         Err(e) => {
-            tracing::warn!(plugin, "recording: cannot start ({e}); the plugin runs unrecorded");
+            tracing::warn!(
+                plugin,
+                "recording: cannot start ({e}); the plugin runs unrecorded"
+            );
             Taping::Off
         }
     }
@@ -384,7 +392,8 @@ impl Plugin {
             scratch: Vec::new(),
             replicas: self.replicas.clone(),
             taping: match (&self.taping, self.host.recording()) {
-                (Taping::Record { module, .. }, Some(w)) => match record_into(w, self.name(), None) {
+                (Taping::Record { module, .. }, Some(w)) => match record_into(w, self.name(), None)
+                {
                     Taping::Record { stream, .. } => Taping::Record {
                         stream,
                         module: module.clone(),

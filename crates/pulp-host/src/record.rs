@@ -72,6 +72,8 @@ pub(crate) struct Writer {
     tx: Mutex<Option<SyncSender<Msg>>>,
     in_flight: Arc<AtomicUsize>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Told when the thread has closed every segment.
+    ended: Mutex<Option<Receiver<()>>>,
     next: Mutex<BTreeMap<String, u64>>,
     /// Bytes dropped in all (queue full, disk refused).
     pub(crate) dropped: Arc<AtomicU64>,
@@ -131,17 +133,22 @@ impl Writer {
         let (tx, rx) = sync_channel(4096);
         let in_flight = Arc::new(AtomicUsize::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
+        let (end, ended) = sync_channel(1);
         let thread = {
             let (in_flight, dropped, config) = (in_flight.clone(), dropped.clone(), config.clone());
             std::thread::Builder::new()
                 .name("pulp-record".into())
-                .spawn(move || write_loop(rx, config, in_flight, dropped))?
+                .spawn(move || {
+                    write_loop(rx, config, in_flight, dropped);
+                    let _ = end.send(());
+                })?
         };
         Ok(Arc::new(Writer {
             config,
             tx: Mutex::new(Some(tx)),
             in_flight,
             thread: Mutex::new(Some(thread)),
+            ended: Mutex::new(Some(ended)),
             next: Mutex::new(BTreeMap::new()),
             dropped,
         }))
@@ -230,9 +237,20 @@ impl Drop for Writer {
     fn drop(&mut self) {
         self.finish();
         // Every stream belongs to a plugin, and every plugin holds the host that
-        // holds this writer: here none is left, and the thread ends at once.
-        if let Some(t) = self.thread.lock().expect("writer thread").take() {
-            let _ = t.join();
+        // holds this writer: here none should be left, and the thread ends at once.
+        // Not waited for beyond a few seconds, whatever holds a stream still.
+        let ended = self.ended.lock().expect("writer end").take();
+        let t = self.thread.lock().expect("writer thread").take();
+        if let (Some(ended), Some(t)) = (ended, t) {
+            match ended.recv_timeout(std::time::Duration::from_secs(3)) {
+                Ok(()) => {
+                    let _ = t.join();
+                }
+                Err(_) => tracing::warn!(
+                    dir = %self.config.dir.display(),
+                    "recording: a stream is still open at exit; its last segment is not fsynced"
+                ),
+            }
         }
     }
 }

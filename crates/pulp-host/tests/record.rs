@@ -1,0 +1,391 @@
+//! `pulp run --record` and `pulp replay` as a user runs them: a trap one request
+//! triggers in production is reproduced on replay, a fixed build is checked against
+//! the recorded traffic, `--until` stops and dumps, and a corrupt, truncated or
+//! foreign recording gets a clear error, never a crash. A full disk drops the
+//! recording, not the requests.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::{build_c, http, pulp, root, Running};
+
+/// Builds `tests/guests/c/<file>` into `dir`.
+fn c_guest(dir: &Path, file: &str) -> Option<PathBuf> {
+    let out = dir.join(file.replace(".c", ".wasm"));
+    build_c(&root().join("tests/guests/c").join(file), &out).then_some(out)
+}
+
+fn buggy_manifest(dir: &Path, wasm: &Path) -> PathBuf {
+    let m = dir.join("buggy.plugin.toml");
+    std::fs::write(
+        &m,
+        format!(
+            "name = \"buggy\"\nversion = \"1\"\nwasm = \"{}\"\ncapabilities = [\"transport.http.inbound\", \"storage.sqlite\", \"entropy\"]\n",
+            wasm.display()
+        ),
+    )
+    .unwrap();
+    m
+}
+
+fn get(addr: &str, path: &str) -> (String, String) {
+    let r = http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    let status = r.lines().next().unwrap_or("").to_string();
+    let body = r.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// Runs buggy with `--record` under a few requests, one of them `/share/0`; returns
+/// the recording folder and the answers.
+fn record_buggy(dir: &Path, wasm: &Path) -> (PathBuf, Vec<(String, String)>) {
+    let m = buggy_manifest(dir, wasm);
+    let rec = dir.join("rec");
+    let mut cmd = pulp(dir);
+    cmd.args(["run", "--listen", "127.0.0.1:0", "--record"])
+        .arg(&rec)
+        .arg(&m);
+    let mut p = Running::start(cmd);
+    let addr = p.listen_addr();
+    p.wait_for("plugin started");
+    let mut answers = Vec::new();
+    for path in [
+        "/share/5", "/fine", "/share/3", "/share/0", "/share/8", "/fine",
+    ] {
+        answers.push(get(&addr, path));
+    }
+    p.signal("TERM");
+    let (status, _) = p.exit_within(10);
+    assert!(status.success());
+    (rec, answers)
+}
+
+fn replay_cmd(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = pulp(dir).arg("replay").args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_trap_one_request_triggered_is_reproduced_and_a_fixed_build_differs_only_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (Some(buggy), Some(fixed)) = (
+        c_guest(dir.path(), "buggy.c"),
+        c_guest(dir.path(), "buggy_fixed.c"),
+    ) else {
+        return;
+    };
+    let (rec, answers) = record_buggy(dir.path(), &buggy);
+    assert!(
+        answers[3].0.contains("500"),
+        "the bug fails its request: {answers:?}"
+    );
+    assert!(
+        answers[4].1.starts_with("share=125 "),
+        "served after the restart: {answers:?}"
+    );
+    let rec_s = rec.to_str().unwrap();
+
+    // The recorded module, elsewhere: the same trap, same backtrace.
+    let (ok, _, err) = replay_cmd(dir.path(), &[rec_s]);
+    assert!(ok, "{err}");
+    assert!(err.contains("buggy/0: 2 instance(s)"), "{err}");
+    assert!(err.contains("trapped as recorded"), "{err}");
+    assert!(err.contains("integer divide by zero"), "{err}");
+    assert!(
+        err.contains("!share"),
+        "the backtrace names the function: {err}"
+    );
+    assert!(err.contains("identical to the recording"), "{err}");
+
+    // The fixed build against the same traffic: one difference, at the bug's step.
+    let (ok, _, err) = replay_cmd(dir.path(), &[rec_s, "--module", fixed.to_str().unwrap()]);
+    assert!(!ok, "a difference exits 1: {err}");
+    let differs: Vec<&str> = err.lines().filter(|l| l.contains("differs at")).collect();
+    assert_eq!(differs.len(), 1, "{err}");
+    assert!(
+        differs[0].contains("`http_respond`") && differs[0].contains("n must not be 0"),
+        "{err}"
+    );
+
+    // Outputs as JSON lines; two replays diff clean; --from shows the later steps only.
+    let (ok, out, _) = replay_cmd(dir.path(), &[rec_s, "--outputs", "-"]);
+    assert!(ok);
+    let (_, again, _) = replay_cmd(dir.path(), &[rec_s, "--outputs", "-"]);
+    assert_eq!(out, again, "a replay is deterministic");
+    let bodies: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["import"] == "http_respond")
+        .map(|v| v["args"][0]["body"].as_str().unwrap().to_string())
+        .collect();
+    let served: Vec<String> = answers
+        .iter()
+        .filter(|(s, _)| s.contains("200"))
+        .map(|(_, b)| b.clone())
+        .collect();
+    assert_eq!(
+        bodies, served,
+        "the replay's answers are the recorded run's"
+    );
+
+    // --until stops before a step and dumps the guest's memory.
+    let first_fine = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| {
+            v["import"] == "http_respond"
+                && v["args"][0]["body"].as_str().unwrap().starts_with("fine")
+        })
+        .unwrap();
+    let step = first_fine["step"].as_u64().unwrap();
+    let dump = dir.path().join("dump");
+    let (ok, out, err) = replay_cmd(
+        dir.path(),
+        &[
+            rec_s,
+            "--until",
+            &step.to_string(),
+            "--dump",
+            dump.to_str().unwrap(),
+            "--outputs",
+            "-",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(&format!("stopped before step {step}")),
+        "{err}"
+    );
+    assert!(!out.contains("fine 2"), "nothing of step {step} ran: {out}");
+    let mem = std::fs::read(dump.join("memory.bin")).unwrap();
+    assert!(
+        mem.len() >= 65536 && mem.len() % 65536 == 0,
+        "{}",
+        mem.len()
+    );
+    // The first answer, still in the guest's heap.
+    assert!(
+        mem.windows(9).any(|w| w == b"share=200"),
+        "the heap holds the first answer"
+    );
+    let globals: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dump.join("globals.json")).unwrap()).unwrap();
+    assert!(globals.is_object(), "{globals}");
+}
+
+#[test]
+fn corrupt_truncated_and_foreign_recordings_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(buggy) = c_guest(dir.path(), "buggy.c") else {
+        return;
+    };
+    let (rec, _) = record_buggy(dir.path(), &buggy);
+    let seg = rec.join("buggy/0/00000000.seg");
+    let good = std::fs::read(&seg).unwrap();
+    let copy = |name: &str, bytes: &[u8]| {
+        let d = dir.path().join(name);
+        copy_dir(&rec, &d);
+        std::fs::write(d.join("buggy/0/00000000.seg"), bytes).unwrap();
+        d
+    };
+    let run = |d: &Path| {
+        let (ok, _, err) = replay_cmd(dir.path(), &[d.to_str().unwrap()]);
+        assert!(!err.contains("panicked"), "no crash: {err}");
+        (ok, err)
+    };
+
+    let cut = copy("cut", &good[..good.len() - 7]);
+    let (ok, err) = run(&cut);
+    assert!(
+        !ok && err.contains("is truncated: the chunk at byte"),
+        "{err}"
+    );
+
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let (ok, err) = run(&copy("flip", &flipped));
+    assert!(
+        !ok && err.contains("is corrupt") && err.contains("checksum"),
+        "{err}"
+    );
+
+    let (ok, err) = run(&copy("foreign", b"GIF89a this is not a recording"));
+    assert!(
+        !ok && err.contains("is not a Pulp recording segment"),
+        "{err}"
+    );
+
+    // A chunk with a right checksum but garbage inside.
+    let mut forged = b"PULPREC\x01".to_vec();
+    let junk = [3u8, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3];
+    forged.extend_from_slice(&(junk.len() as u32).to_le_bytes());
+    forged.extend_from_slice(&pulp_ext::tape::digest(&[&junk]).to_le_bytes());
+    forged.extend_from_slice(&junk);
+    let (ok, err) = run(&copy("forged", &forged));
+    assert!(!ok && err.contains("malformed record"), "{err}");
+
+    let nomod = dir.path().join("nomod");
+    copy_dir(&rec, &nomod);
+    std::fs::remove_dir_all(nomod.join("modules")).unwrap();
+    let (ok, err) = run(&nomod);
+    assert!(
+        !ok && err.contains("module") && err.contains("missing"),
+        "{err}"
+    );
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (ok, err) = run(&empty);
+    assert!(!ok && err.contains("holds no recording"), "{err}");
+
+    // Hundreds of forged recordings (bytes flipped inside chunks whose checksums
+    // are then made right): every replay ends, in a report or an error.
+    let chunks = chunk_spans(&good);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let d = dir.path().join("fuzz");
+    copy_dir(&rec, &d);
+    for _ in 0..200 {
+        let mut bytes = good.clone();
+        let (start, len) = chunks[(rnd() as usize) % chunks.len()];
+        for _ in 0..1 + rnd() % 4 {
+            let at = start + 12 + (rnd() as usize) % len;
+            bytes[at] = rnd() as u8;
+        }
+        let sum = pulp_ext::tape::digest(&[&bytes[start + 12..start + 12 + len]]);
+        bytes[start + 4..start + 12].copy_from_slice(&sum.to_le_bytes());
+        std::fs::write(d.join("buggy/0/00000000.seg"), &bytes).unwrap();
+        let r = std::panic::catch_unwind(|| {
+            pulp_host::replay::replay(pulp_host::replay::ReplayOptions {
+                dir: d.clone(),
+                ..Default::default()
+            })
+            .map(|_| ())
+        });
+        assert!(r.is_ok(), "a forged recording panicked the replay");
+    }
+}
+
+/// (offset, length) of each chunk of a segment.
+fn chunk_spans(seg: &[u8]) -> Vec<(usize, usize)> {
+    let mut at = 8;
+    let mut out = Vec::new();
+    while at + 12 <= seg.len() {
+        let len = u32::from_le_bytes(seg[at..at + 4].try_into().unwrap()) as usize;
+        out.push((at, len));
+        at += 12 + len;
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_drops_the_recording_not_the_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(echo) = c_guest_at(dir.path(), "examples/echo/echo.c") else {
+        return;
+    };
+    let m = dir.path().join("echo.plugin.toml");
+    std::fs::write(
+        &m,
+        format!(
+            "name = \"echo\"\nversion = \"1\"\nwasm = \"{}\"\ncapabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]\n",
+            echo.display()
+        ),
+    )
+    .unwrap();
+    let rec = dir.path().join("rec");
+    // Every file this process writes may hold at most the module and a little more
+    // (RLIMIT_FSIZE, with SIGXFSZ ignored so a write fails with EFBIG instead): each
+    // segment fills up within a few hundred requests and its next chunk fails.
+    // `ulimit -f` counts 512-byte blocks in POSIX shells.
+    let blocks = (std::fs::metadata(&echo).unwrap().len() + (4 << 10)) / 512 + 1;
+    let cmd_line = format!("ulimit -f {blocks}; trap '' XFSZ; exec \"$0\" \"$@\"");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(cmd_line).arg(env!("CARGO_BIN_EXE_pulp"));
+    let template = pulp(dir.path());
+    cmd.args(template.get_args());
+    for (k, v) in template.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.args([
+        "--no-cache",
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--record-segment-mb",
+        "1",
+        "--record",
+    ])
+    .arg(&rec)
+    .arg(&m)
+    .stdin(std::process::Stdio::null());
+    let mut p = Running::start(cmd);
+    let addr = p.listen_addr();
+    p.wait_for("plugin started");
+    let started = std::time::Instant::now();
+    let mut ok = 0;
+    for i in 0..1500 {
+        let (status, body) = get(&addr, &format!("/echo/m{i}"));
+        if status.contains("200") && body == format!("m{i}") {
+            ok += 1;
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(ok, 1500, "every request answered while the disk was full");
+    let lines = p.drain(300);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("recording: dropped a chunk") && l.contains("cannot write")),
+        "the drop is logged: {lines:#?}"
+    );
+    p.signal("TERM");
+    let (status, _) = p.exit_within(10);
+    assert!(status.success());
+    eprintln!("1500 requests in {took:?} with the recording's writes failing");
+    let (_, _, err) = replay_cmd(dir.path(), &[rec.to_str().unwrap()]);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("gap: the recorder dropped"),
+        "the replay names the gap: {err}"
+    );
+    assert!(!err.contains("diverged"), "what was kept replays: {err}");
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+fn c_guest_at(dir: &Path, path: &str) -> Option<PathBuf> {
+    let out = dir
+        .join(Path::new(path).file_name().unwrap())
+        .with_extension("wasm");
+    build_c(&root().join(path), &out).then_some(out)
+}
