@@ -71,7 +71,16 @@ fn pool(
     capabilities: &str,
     instances: u32,
 ) -> (Fixture, Runtime, SocketAddr) {
-    let f = Fixture::new();
+    pool_of(Fixture::new(), name, wasm, capabilities, instances)
+}
+
+fn pool_of(
+    f: Fixture,
+    name: &str,
+    wasm: &std::path::Path,
+    capabilities: &str,
+    instances: u32,
+) -> (Fixture, Runtime, SocketAddr) {
     let extra = format!(
         "stateless = true\ncapabilities = [{capabilities}]\n[limits]\nqueue = 1024\ninstances = {instances}"
     );
@@ -181,6 +190,14 @@ fn main() {
     let start = |instances| pool("echo", &wasm, echo_caps, instances);
     let (_f1, rt1, one) = start(1);
     let (_f2, rt2, two) = start(2);
+    // The one-instance echo again, recorded (`pulp run --record`) into the fixture's folder.
+    let (f3, rt3, recorded) = pool_of(
+        Fixture::recording([("http".to_string(), toml::toml! { listen = "127.0.0.1:0" })].into()),
+        "echo",
+        &wasm,
+        echo_caps,
+        1,
+    );
     let native = native();
     println!(
         "HTTP echo, {CONCURRENCY} connections, {} s per round",
@@ -208,6 +225,34 @@ fn main() {
             off.rps,
             off.p99,
             p.rps / off.rps
+        );
+        let rec = load(recorded);
+        println!(
+            "round {round}  plugin x1, recorded    {:>8.0} req/s  p99 {:>7.2?}: recorded / not {:.3} (goal >= 0.9)",
+            rec.rps,
+            rec.p99,
+            rec.rps / p.rps
+        );
+    }
+    rt3.stop();
+    f3.host.sync_recording();
+    let report = pulp_host::replay::replay(pulp_host::replay::ReplayOptions {
+        dir: f3.recording_dir(),
+        ..Default::default()
+    })
+    .unwrap();
+    let bytes = pulp_tests::dir_bytes(&f3.recording_dir().join("echo"));
+    for r in &report {
+        println!(
+            "recorded echo: {} calls ({} steps), {bytes} bytes on disk ({} a call), dropped {} bytes; replayed in {:.2} s, the recording spans {:.2} s ({:.1}x); differences: {}",
+            r.entries,
+            r.steps,
+            bytes / r.entries.max(1),
+            f3.host.recording_dropped(),
+            r.replay_secs,
+            r.recorded_ns as f64 / 1e9,
+            r.recorded_ns as f64 / 1e9 / r.replay_secs,
+            r.differences.len()
         );
     }
     println!(

@@ -828,3 +828,21 @@ pub fn call_peer(target: &str, function: &str, args: &str, spin: u64) -> String 
         after_spin = after_spin,
     )
 }
+
+/// Bytes of every file under `dir` (0 when it cannot be read).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        dir_bytes(&p)
+                    } else {
+                        p.metadata().map_or(0, |m| m.len())
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

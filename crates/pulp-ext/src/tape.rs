@@ -223,9 +223,11 @@ fn bytes(out: &mut Vec<u8>, b: &[u8]) {
 
 /// Appends the encoding of an [`Rec::Enter`] whose input is `parts` joined.
 pub fn encode_enter(out: &mut Vec<u8>, kind: EntryKind, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(12 + len);
     out.push(TAG_ENTER);
     out.push(kind as u8);
-    varint(out, parts.iter().map(|p| p.len() as u64).sum());
+    varint(out, len as u64);
     for p in parts {
         out.extend_from_slice(p);
     }
@@ -508,10 +510,16 @@ pub trait Sink: Send + Sync {
     /// Takes one chunk of whole records. `urgent`: write it now (a trap, an
     /// instance's end) rather than when convenient.
     fn submit(&self, chunk: Vec<u8>, urgent: bool);
+
+    /// An empty buffer to fill next, reused from a written chunk when one is free
+    /// (a fresh 64 KiB buffer costs its page faults on every chunk).
+    fn buffer(&self) -> Vec<u8> {
+        Vec::with_capacity(CHUNK)
+    }
 }
 
 /// Buffers this much before handing a chunk to the sink.
-const CHUNK: usize = 64 * 1024;
+pub const CHUNK: usize = 64 * 1024;
 /// Hands a chunk over at least this often (in [`tick`]s) when anything is buffered.
 const FLUSH_TICKS: u64 = 50;
 
@@ -543,7 +551,7 @@ impl Recorder {
     /// A recorder writing to `sink`.
     pub fn new(sink: Arc<dyn Sink>) -> Recorder {
         Recorder {
-            buf: Vec::with_capacity(CHUNK),
+            buf: sink.buffer(),
             sink,
             results: Vec::new(),
             handed: ticks(),
@@ -552,18 +560,46 @@ impl Recorder {
 
     /// Appends a record.
     pub fn push(&mut self, rec: &Rec) {
+        if let Rec::Import(i) = rec {
+            self.room(
+                64 + i.name.len()
+                    + i.preview.len()
+                    + i.writes.iter().map(|w| w.1.len() + 6).sum::<usize>(),
+            );
+        }
         rec.encode(&mut self.buf);
     }
 
     /// Appends an [`Rec::Enter`] of `parts` joined (no copy of them first).
     pub fn enter(&mut self, kind: EntryKind, parts: &[&[u8]]) {
+        self.room(parts.iter().map(|p| p.len()).sum::<usize>() + 12);
         encode_enter(&mut self.buf, kind, parts);
+    }
+
+    /// Hands the buffer over first when `n` more bytes would not fit it, so a
+    /// buffer never grows (a grown one would copy itself on the hot path).
+    fn room(&mut self, n: usize) {
+        if self.buf.len() + n > self.buf.capacity() && !self.buf.is_empty() {
+            self.handed = ticks();
+            let chunk = std::mem::replace(&mut self.buf, self.sink.buffer());
+            self.sink.submit(chunk, false);
+        }
     }
 
     /// Appends an [`Rec::Leave`] and hands the buffer on when it is full, or at
     /// once when `urgent`.
     pub fn leave(&mut self, outcome: &Outcome, urgent: bool) {
-        Rec::Leave(outcome.clone()).encode(&mut self.buf);
+        match outcome {
+            // The common case, without building a record: tag, 0, the value, no answer.
+            Outcome::Returned(v, answer) if answer.is_empty() => {
+                self.buf.reserve(14);
+                self.buf.push(TAG_LEAVE);
+                self.buf.push(0);
+                varint(&mut self.buf, ((v << 1) ^ (v >> 63)) as u64);
+                self.buf.push(0);
+            }
+            o => Rec::Leave(o.clone()).encode(&mut self.buf),
+        }
         self.flush_if(urgent);
     }
 
@@ -572,7 +608,7 @@ impl Recorder {
         let due = || ticks().wrapping_sub(self.handed) >= FLUSH_TICKS;
         if self.buf.len() >= CHUNK || (!self.buf.is_empty() && (now || due())) {
             self.handed = ticks();
-            let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+            let chunk = std::mem::replace(&mut self.buf, self.sink.buffer());
             self.sink.submit(chunk, now);
         }
     }

@@ -6,8 +6,8 @@
 //! DIR/<plugin>/<stream>/<seq>.seg      a stream's segments, oldest first
 //! ```
 //!
-//! A segment is the magic `PULPREC\x01` and then chunks: `u32 length, u64 digest
-//! (BLAKE3 of the data, truncated), data`, where the data is whole records
+//! A segment is the magic `PULPREC\x01` and then chunks: `u32 length, u32 CRC-32
+//! of the data, data`, where the data is whole records
 //! ([`pulp_ext::tape`]). Recorders hand chunks over without waiting: when the
 //! writer is behind (more than [`IN_FLIGHT`] bytes queued) or the disk refuses a
 //! write, the chunk is dropped, counted, logged, and a [`Rec::Gap`] marks the
@@ -33,6 +33,14 @@ pub const MAGIC: &[u8; 8] = b"PULPREC\x01";
 pub const IN_FLIGHT: usize = 64 << 20;
 /// The largest chunk a reader accepts (a record holds at most a few messages).
 const MAX_CHUNK: usize = 1 << 30;
+/// A chunk's header: its length and the CRC-32 of its data, both `u32` LE.
+pub const CHUNK_HEAD: usize = 8;
+
+/// A chunk's checksum (CRC-32, as zip and PNG use it: cheap on the writer's thread).
+pub fn checksum(data: &[u8]) -> u32 {
+    crc32fast::hash(data)
+}
+
 /// The largest segment file a reader reads.
 const MAX_SEGMENT: u64 = 4 << 30;
 
@@ -77,6 +85,7 @@ pub(crate) struct Writer {
     next: Mutex<BTreeMap<String, u64>>,
     /// Bytes dropped in all (queue full, disk refused).
     pub(crate) dropped: Arc<AtomicU64>,
+    spare: Arc<Spare>,
 }
 
 /// One stream (an instance slot of a plugin): where its chunks go.
@@ -88,6 +97,7 @@ pub(crate) struct Stream {
     /// Bytes dropped and not yet marked with a gap record.
     gap: AtomicU64,
     dropped: Arc<AtomicU64>,
+    spare: Arc<Spare>,
 }
 
 /// A recorder's handle on its stream.
@@ -99,12 +109,44 @@ impl Sink for StreamSink {
         let n = chunk.len();
         if s.in_flight.fetch_add(n, Ordering::Relaxed) + n > IN_FLIGHT {
             s.in_flight.fetch_sub(n, Ordering::Relaxed);
+            s.spare.give(chunk);
             return s.dropped(n, "the writer is behind");
         }
-        if s.tx.try_send(Msg::Chunk(s.clone(), chunk)).is_err() {
+        if let Err(e) = s.tx.try_send(Msg::Chunk(s.clone(), chunk)) {
             s.in_flight.fetch_sub(n, Ordering::Relaxed);
+            let (std::sync::mpsc::TrySendError::Full(m)
+            | std::sync::mpsc::TrySendError::Disconnected(m)) = e;
+            if let Msg::Chunk(_, chunk) = m {
+                s.spare.give(chunk);
+            }
             s.dropped(n, "the writer is behind or stopped");
         }
+    }
+
+    fn buffer(&self) -> Vec<u8> {
+        self.0.spare.take()
+    }
+}
+
+/// Written chunks' buffers, kept for the recorders to fill again.
+#[derive(Default)]
+pub(crate) struct Spare(Mutex<Vec<Vec<u8>>>);
+
+impl Spare {
+    /// At most this many buffers wait (4 MiB at 64 KiB each).
+    const KEEP: usize = 64;
+
+    fn give(&self, mut b: Vec<u8>) {
+        b.clear();
+        let mut v = self.0.lock().expect("spare buffers");
+        if v.len() < Self::KEEP && b.capacity() <= 2 * pulp_ext::tape::CHUNK {
+            v.push(b);
+        }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        let b = self.0.lock().expect("spare buffers").pop();
+        b.unwrap_or_else(|| Vec::with_capacity(pulp_ext::tape::CHUNK))
     }
 }
 
@@ -149,6 +191,7 @@ impl Writer {
             in_flight,
             thread: Mutex::new(Some(thread)),
             ended: Mutex::new(Some(ended)),
+            spare: Arc::default(),
             next: Mutex::new(BTreeMap::new()),
             dropped,
         }))
@@ -212,6 +255,7 @@ impl Writer {
             in_flight: self.in_flight.clone(),
             gap: AtomicU64::new(0),
             dropped: self.dropped.clone(),
+            spare: self.spare.clone(),
         }))
     }
 
@@ -307,6 +351,7 @@ fn write_loop(
                         let _ = o.file.sync_all();
                     }
                 }
+                stream.spare.give(data);
             }
         }
     }
@@ -340,9 +385,9 @@ fn write_chunk(
         );
     }
     let o = open.get_mut(&stream.dir).expect("opened above");
-    let mut head = [0u8; 12];
+    let mut head = [0u8; CHUNK_HEAD];
     head[..4].copy_from_slice(&(data.len() as u32).to_le_bytes());
-    head[4..].copy_from_slice(&pulp_ext::tape::digest(&[data]).to_le_bytes());
+    head[4..].copy_from_slice(&checksum(data).to_le_bytes());
     // One write, so a chunk is whole on disk or (cut back by the caller) absent.
     let mut whole = Vec::with_capacity(head.len() + data.len());
     whole.extend_from_slice(&head);
@@ -501,26 +546,27 @@ impl StreamReader {
             }
             let start = *at;
             let left = (data.len() - start) as u64;
-            if left < 12 {
+            const H: usize = CHUNK_HEAD;
+            if left < H as u64 {
                 return Err(ReadError::Truncated {
                     path: path.clone(),
                     at: start as u64,
-                    need: 12,
+                    need: H as u64,
                     have: left,
                 });
             }
             let len = u32::from_le_bytes(data[start..start + 4].try_into().expect("4")) as usize;
-            let sum = u64::from_le_bytes(data[start + 4..start + 12].try_into().expect("8"));
-            if len > MAX_CHUNK || (len as u64) > left - 12 {
+            let sum = u32::from_le_bytes(data[start + 4..start + H].try_into().expect("4"));
+            if len > MAX_CHUNK || (len as u64) > left - H as u64 {
                 return Err(ReadError::Truncated {
                     path: path.clone(),
                     at: start as u64,
-                    need: 12 + len as u64,
+                    need: (H + len) as u64,
                     have: left,
                 });
             }
-            let chunk = &data[start + 12..start + 12 + len];
-            if pulp_ext::tape::digest(&[chunk]) != sum {
+            let chunk = &data[start + H..start + H + len];
+            if checksum(chunk) != sum {
                 return Err(ReadError::Corrupt {
                     path: path.clone(),
                     at: start as u64,
@@ -534,7 +580,7 @@ impl StreamReader {
             })? {
                 self.pending.push_back(r);
             }
-            *at = start + 12 + len;
+            *at = start + H + len;
         }
     }
 }

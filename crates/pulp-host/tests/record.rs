@@ -229,7 +229,7 @@ fn corrupt_truncated_and_foreign_recordings_get_clear_errors() {
     let mut forged = b"PULPREC\x01".to_vec();
     let junk = [3u8, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3];
     forged.extend_from_slice(&(junk.len() as u32).to_le_bytes());
-    forged.extend_from_slice(&pulp_ext::tape::digest(&[&junk]).to_le_bytes());
+    forged.extend_from_slice(&pulp_host::record::checksum(&junk).to_le_bytes());
     forged.extend_from_slice(&junk);
     let (ok, err) = run(&copy("forged", &forged));
     assert!(!ok && err.contains("malformed record"), "{err}");
@@ -263,12 +263,13 @@ fn corrupt_truncated_and_foreign_recordings_get_clear_errors() {
     for _ in 0..200 {
         let mut bytes = good.clone();
         let (start, len) = chunks[(rnd() as usize) % chunks.len()];
+        let h = pulp_host::record::CHUNK_HEAD;
         for _ in 0..1 + rnd() % 4 {
-            let at = start + 12 + (rnd() as usize) % len;
+            let at = start + h + (rnd() as usize) % len;
             bytes[at] = rnd() as u8;
         }
-        let sum = pulp_ext::tape::digest(&[&bytes[start + 12..start + 12 + len]]);
-        bytes[start + 4..start + 12].copy_from_slice(&sum.to_le_bytes());
+        let sum = pulp_host::record::checksum(&bytes[start + h..start + h + len]);
+        bytes[start + 4..start + h].copy_from_slice(&sum.to_le_bytes());
         std::fs::write(d.join("buggy/0/00000000.seg"), &bytes).unwrap();
         let r = std::panic::catch_unwind(|| {
             pulp_host::replay::replay(pulp_host::replay::ReplayOptions {
@@ -283,12 +284,13 @@ fn corrupt_truncated_and_foreign_recordings_get_clear_errors() {
 
 /// (offset, length) of each chunk of a segment.
 fn chunk_spans(seg: &[u8]) -> Vec<(usize, usize)> {
+    let h = pulp_host::record::CHUNK_HEAD;
     let mut at = 8;
     let mut out = Vec::new();
-    while at + 12 <= seg.len() {
+    while at + h <= seg.len() {
         let len = u32::from_le_bytes(seg[at..at + 4].try_into().unwrap()) as usize;
         out.push((at, len));
-        at += 12 + len;
+        at += h + len;
     }
     out
 }
