@@ -949,13 +949,14 @@ pub(crate) fn around<'a>(
         r.results.clear();
     }
     let result = crate::status(c, body);
-    // Buffers the host filled, read back as they are now.
+    // Buffers the host filled, read back as they are now: only after a success
+    // (a failed call wrote none) and within the message limit, so a guest cannot
+    // make the recorder copy its whole memory by naming it as a buffer.
     let mut writes = Vec::new();
     let mut at = 0;
     for k in kinds {
-        if *k == ArgKind::Buffer {
-            let mem = guest_mem(c);
-            if let Some(b) = input(mem, usize::MAX, raw[at], raw[at + 1]) {
+        if *k == ArgKind::Buffer && matches!(result, Ok(0)) {
+            if let Some(b) = input(guest_mem(c), max, raw[at], raw[at + 1]) {
                 writes.push((at as u8, b.to_vec()));
             }
         }
@@ -1038,12 +1039,16 @@ fn replay_import(
                     .ok_or_else(|| wasmtime::format_err!("no memory"))?;
                 let dst = mem.data_mut(c.as_context_mut());
                 let start = raw.get(at).copied().unwrap_or(-1) as u32 as usize;
+                let len = raw.get(at + 1).copied().unwrap_or(-1) as u32 as usize;
                 match dst.get_mut(start..start + data.len()) {
-                    Some(d) => d.copy_from_slice(data),
-                    None => {
+                    Some(d) if data.len() == len => d.copy_from_slice(data),
+                    _ => {
                         return Err(replay_diverged(
                             c,
-                            format!("`{name}`'s buffer moved out of memory"),
+                            format!(
+                                "`{name}`'s buffer is ({start:#x}, {len}); the recording filled {} bytes",
+                                data.len()
+                            ),
                         ))
                     }
                 }

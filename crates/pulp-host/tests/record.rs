@@ -168,7 +168,7 @@ fn a_trap_one_request_triggered_is_reproduced_and_a_fixed_build_differs_only_the
     assert!(!out.contains("fine 2"), "nothing of step {step} ran: {out}");
     let mem = std::fs::read(dump.join("memory.bin")).unwrap();
     assert!(
-        mem.len() >= 65536 && mem.len() % 65536 == 0,
+        mem.len() >= 65536 && mem.len().is_multiple_of(65536),
         "{}",
         mem.len()
     );
