@@ -375,3 +375,56 @@ fn a_recording_of_calls_between_plugins_replays_both_sides() {
     want.sort();
     assert_eq!(sent(&lines, "http_respond", "body"), want);
 }
+
+#[test]
+fn each_instance_of_a_pool_is_its_own_stream_and_replays() {
+    let Some(echo) = pulp_tests::c_module("examples/echo/echo.c") else {
+        return;
+    };
+    let f = Fixture::recording(BTreeMap::from([(
+        "http".to_string(),
+        toml::toml! { listen = "127.0.0.1:0" },
+    )]));
+    let rt = f.run_module(
+        "rec-pool",
+        &echo,
+        "stateless = true\ncapabilities = [\"transport.http.inbound\", \"transport.ws.inbound\", \"transport.sse\"]\n[limits]\ninstances = 2",
+        2,
+    );
+    let a = listener(&f);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|i| {
+                        let r = pulp_tests::raw_http(
+                            a,
+                            &format!("GET /echo/t{t}i{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+                        );
+                        r.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut bodies: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    rt.stop();
+    f.host.sync_recording();
+    let (reports, out) = replay_all(&f.recording_dir(), None);
+    let names: Vec<&str> = reports.iter().map(|r| r.stream.as_str()).collect();
+    assert_eq!(names, ["rec-pool/0", "rec-pool/1"]);
+    for r in &reports {
+        assert!(
+            r.differences.is_empty(),
+            "{}: {:?}",
+            r.stream,
+            r.differences
+        );
+    }
+    bodies.sort();
+    assert_eq!(bodies.len(), 100);
+    assert_eq!(sent(&out.lines(), "http_respond", "body"), bodies);
+}

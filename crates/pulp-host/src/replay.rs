@@ -345,7 +345,7 @@ fn replay_stream(
                 begin = Some(b);
                 let at = format!("instantiation (instance {})", run.instance);
                 match (player, result) {
-                    (Some(p), _) => check(&mut run, &at, None, p, e.leave.as_ref()),
+                    (Some(p), _) => check(&mut run, &at, (e.kind, None), p, e.leave.as_ref()),
                     (None, Err(why)) => {
                         if !matches!(e.leave, Some(Outcome::Trap(..))) {
                             run.differ(at, format!("the instance could not be made: {why}"));
@@ -411,7 +411,7 @@ fn replay_stream(
                     EntryKind::Instantiate => {}
                 }
                 if let Some(player) = p.swap_player(None) {
-                    check(&mut run, &at, step, player, e.leave.as_ref());
+                    check(&mut run, &at, (e.kind, step), player, e.leave.as_ref());
                 }
             }
         }
@@ -434,18 +434,24 @@ fn split_call(input: &[u8]) -> Option<(&str, &[u8])> {
 }
 
 /// Compares what the replayed entry did with the recording, and writes its outputs.
-fn check(run: &mut Run<'_>, at: &str, step: Option<u64>, p: Player, recorded: Option<&Outcome>) {
+fn check(
+    run: &mut Run<'_>,
+    at: &str,
+    (kind, step): (EntryKind, Option<u64>),
+    p: Player,
+    recorded: Option<&Outcome>,
+) {
     let entry = serde_json::json!(step);
     if let Some(calls) = &p.outputs {
         for c in calls {
-            let line = call_json(run.instance, step, c);
+            let line = call_json(run.instance, (kind, step), c);
             run.emit(line);
         }
     }
     let outcome = p.outcome.clone();
     if let Some(o) = &outcome {
         if p.outputs.is_some() {
-            let mut line = serde_json::json!({"instance": run.instance, "step": entry});
+            let mut line = serde_json::json!({"instance": run.instance, "entry": kind.export(), "step": entry});
             match o {
                 Outcome::Returned(v, answer) => {
                     line["returned"] = (*v).into();
@@ -565,7 +571,11 @@ fn msgpack_json(b: &[u8]) -> serde_json::Value {
     }
 }
 
-fn call_json(instance: u64, step: Option<u64>, c: &CallView) -> serde_json::Value {
+fn call_json(
+    instance: u64,
+    (kind, step): (EntryKind, Option<u64>),
+    c: &CallView,
+) -> serde_json::Value {
     let args: Vec<serde_json::Value> = c
         .args
         .iter()
@@ -580,6 +590,7 @@ fn call_json(instance: u64, step: Option<u64>, c: &CallView) -> serde_json::Valu
         .collect();
     serde_json::json!({
         "instance": instance,
+        "entry": kind.export(),
         "step": step,
         "import": c.import,
         "args": args,
