@@ -428,3 +428,58 @@ fn each_instance_of_a_pool_is_its_own_stream_and_replays() {
     assert_eq!(bodies.len(), 100);
     assert_eq!(sent(&out.lines(), "http_respond", "body"), bodies);
 }
+
+/// A step that ends at its deadline while calling imports (or sleeping in WASI):
+/// the replay is faster, makes more calls or sleeps less before its own deadline,
+/// and that is the same outcome, not a difference.
+#[test]
+fn steps_that_end_at_their_deadline_replay_without_a_false_difference() {
+    let prelude = r#"
+  (memory (export "memory") 1)
+  (func (export "pulp_alloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "pulp_init") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "pulp_shutdown") (result i32) (i32.const 0))"#;
+    let spin = format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  {prelude}
+  (func (export "pulp_step") (param i32 i32) (result i32)
+    (loop $l (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 64))) (br $l))
+    (i32.const 0)))"#
+    );
+    // One relative 10 s clock subscription at 256 (monotonic), events at 512.
+    let sleep = format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  {prelude}
+  (data (i32.const 272) "\01\00\00\00")
+  (data (i32.const 280) "\00\e4\0b\54\02\00\00\00")
+  (func (export "pulp_step") (param i32 i32) (result i32)
+    (drop (call $poll (i32.const 256) (i32.const 512) (i32.const 1) (i32.const 600)))
+    (i32.const 0)))"#
+    );
+    let f = Fixture::recording(BTreeMap::new());
+    for (name, wat) in [("rec-spin", &spin), ("rec-sleep", &sleep)] {
+        let mut p = f
+            .load(name, wat, "[limits]\ncall_timeout_ms = 100")
+            .unwrap();
+        p.init().unwrap();
+        for _ in 0..2 {
+            let e = p.step_event(None).unwrap_err();
+            assert!(e.to_string().contains("100 ms"), "{name}: {e}");
+        }
+        p.shutdown().unwrap();
+    }
+    f.host.sync_recording();
+    let (reports, _) = replay_all(&f.recording_dir(), None);
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert_eq!(r.steps, 2, "{r:?}");
+        assert!(
+            r.differences.is_empty(),
+            "{}: {:?}",
+            r.stream,
+            r.differences
+        );
+    }
+}

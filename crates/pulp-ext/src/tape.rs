@@ -132,8 +132,9 @@ pub struct ImportRec {
     pub preview: Vec<u8>,
     /// The status (or WASI errno) returned.
     pub code: i32,
-    /// The trap that ended the guest's call instead, if any.
-    pub trap: Option<String>,
+    /// The trap that ended the guest's call instead, if any: its code ([`trap_of`])
+    /// and text.
+    pub trap: Option<(u8, String)>,
     /// `last_error` after a non-zero status.
     pub last_error: Option<String>,
     /// What the host wrote: (argument index, bytes), in order. A result write
@@ -151,6 +152,35 @@ pub enum Outcome {
     Trap(u8, String),
     /// The host could not hand the input to the guest (`pulp_alloc` failed).
     Refused(String),
+}
+
+/// The code of a `proc_exit` ([`wasmtime_wasi::I32Exit`]) in a record; its text is the status.
+pub const TRAP_EXIT: u8 = 254;
+
+/// How an import's trap is recorded: wasmtime's trap code, [`TRAP_EXIT`] for
+/// `proc_exit`, 255 for any other error; and its text (the status for an exit).
+pub fn trap_of(e: &wasmtime::Error) -> (u8, String) {
+    if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
+        return (*t as u8, t.to_string());
+    }
+    if let Some(x) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return (TRAP_EXIT, x.0.to_string());
+    }
+    (u8::MAX, format!("{e:#}"))
+}
+
+/// The error a replayed import raises for a recorded trap: the same kind of error,
+/// so the guest's call ends as it did.
+fn raise(code: u8, text: &str) -> wasmtime::Error {
+    if code == TRAP_EXIT {
+        if let Ok(status) = text.parse() {
+            return wasmtime_wasi::I32Exit(status).into();
+        }
+    }
+    match wasmtime::Trap::from_u8(code) {
+        Some(t) => t.into(),
+        None => wasmtime::format_err!("{text}"),
+    }
 }
 
 /// Trap code of an epoch interrupt (a deadline or the host's stop): its backtrace
@@ -268,8 +298,12 @@ impl Rec {
                 zigzag(out, i.code as i64);
                 let flags = i.trap.is_some() as u8 | (i.last_error.is_some() as u8) << 1;
                 out.push(flags);
-                for s in [&i.trap, &i.last_error].into_iter().flatten() {
-                    bytes(out, s.as_bytes());
+                if let Some((code, text)) = &i.trap {
+                    out.push(*code);
+                    bytes(out, text.as_bytes());
+                }
+                if let Some(e) = &i.last_error {
+                    bytes(out, e.as_bytes());
                 }
                 varint(out, i.writes.len() as u64);
                 for (arg, data) in &i.writes {
@@ -446,7 +480,8 @@ impl<'a> Decoder<'a> {
                 let code = i32::try_from(self.zigzag()?).map_err(|_| self.bad("a status"))?;
                 let flags = self.byte()?;
                 let trap = if flags & 1 != 0 {
-                    Some(self.string()?)
+                    let code = self.byte()?;
+                    Some((code, self.string()?))
                 } else {
                     None
                 };
@@ -545,6 +580,8 @@ pub struct Recorder {
     results: Vec<(i32, Vec<u8>)>,
     /// [`ticks`] at the last hand-over.
     handed: u64,
+    /// Bytes of results the running import wrote that were too large to keep.
+    oversize: usize,
 }
 
 impl Recorder {
@@ -555,6 +592,7 @@ impl Recorder {
             sink,
             results: Vec::new(),
             handed: ticks(),
+            oversize: 0,
         }
     }
 
@@ -572,7 +610,14 @@ impl Recorder {
 
     /// Appends an [`Rec::Enter`] of `parts` joined (no copy of them first).
     pub fn enter(&mut self, kind: EntryKind, parts: &[&[u8]]) {
-        self.room(parts.iter().map(|p| p.len()).sum::<usize>() + 12);
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        if len > MAX_RECORD {
+            // Too large to keep: a gap, and the entry's records are orphans a
+            // reader skips until the next instance.
+            self.push(&Rec::Gap(len as u64));
+            return;
+        }
+        self.room(len + 12);
         encode_enter(&mut self.buf, kind, parts);
     }
 
@@ -668,6 +713,9 @@ pub struct Player {
     pub outputs: Option<Vec<CallView>>,
     /// How the entry ended in the replay.
     pub outcome: Option<Outcome>,
+    /// The recorded entry ended at its deadline: running out of recorded calls
+    /// is that deadline again (a replay runs faster), not a difference.
+    pub interrupted: bool,
 }
 
 impl Player {
@@ -680,6 +728,7 @@ impl Player {
             diverged: None,
             outputs: outputs.then(Vec::new),
             outcome: None,
+            interrupted: false,
         }
     }
 
@@ -733,6 +782,7 @@ impl Player {
                         "the recording is out of order: {other:?} inside an entry"
                     )))
                 }
+                None if self.interrupted => return Err(wasmtime::Trap::Interrupt.into()),
                 None => {
                     return Err(self.diverge(format!(
                         "the guest called `{name}` with {} as call {n} of the entry; the recording has no more calls in it",
@@ -947,6 +997,7 @@ pub(crate) fn around<'a>(
     };
     if let Some(Tape::Record(r)) = c.data_mut().tape_mut() {
         r.results.clear();
+        r.oversize = 0;
     }
     let result = crate::status(c, body);
     // Buffers the host filled, read back as they are now: only after a success
@@ -974,9 +1025,17 @@ pub(crate) fn around<'a>(
         .map(|(ptr_out, data)| (out_arg(kinds, raw, ptr_out), data))
         .collect();
     all.extend(writes);
+    let size = all
+        .iter()
+        .fold(r.oversize, |n, w| n.saturating_add(w.1.len()));
+    if size > MAX_RECORD {
+        // Too large to keep: the recording cannot be replayed past here.
+        r.push(&Rec::Gap(size as u64));
+        return result;
+    }
     let (code, trap) = match &result {
         Ok(code) => (*code, None),
-        Err(e) => (0, Some(format!("{e:#}"))),
+        Err(e) => (0, Some(trap_of(e))),
     };
     r.push(&Rec::Import(ImportRec {
         name: name.to_string(),
@@ -1084,7 +1143,7 @@ fn replay_import(
         }
     }
     match rec.trap {
-        Some(t) => Err(wasmtime::format_err!("{t}")),
+        Some((code, text)) => Err(raise(code, &text)),
         None => Ok(rec.code),
     }
 }
@@ -1107,42 +1166,84 @@ fn replay_diverged(c: &mut Caller<'_, State>, why: String) -> wasmtime::Error {
     }
 }
 
-/// Records (or replays) a WASI call `name` of a taped instance: `request` is what
-/// the guest asked (compared on replay), `run` does the real call, and `outs`
-/// names, after it, the regions it wrote: (parameter index, pointer, length). A
-/// replay writes the recorded bytes at the same parameters' pointers now.
+/// What a guest asked of a WASI call, for the tape: a digest of the request's
+/// parts, their length, and the first bytes. Parts over [`MAX_RECORD`] are digested
+/// by their length only, so a guest cannot make the recorder hash its whole memory.
+pub struct Request {
+    digest: u64,
+    len: u64,
+    preview: Vec<u8>,
+}
+
+impl Request {
+    /// The request made of `parts`.
+    pub fn of(parts: &[&[u8]]) -> Request {
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let first = parts.first().copied().unwrap_or(&[]);
+        if len > MAX_RECORD as u64 {
+            return Request {
+                digest: digest(&[b"over", &len.to_le_bytes()]),
+                len,
+                preview: Vec::new(),
+            };
+        }
+        Request {
+            digest: digest(parts),
+            len,
+            preview: first[..first.len().min(PREVIEW)].to_vec(),
+        }
+    }
+}
+
+/// The most bytes one record may carry; a bigger call leaves a gap in the
+/// recording instead (a sink would drop a chunk that large anyway).
+pub const MAX_RECORD: usize = 32 << 20;
+
+/// Records (or replays) a WASI call `name` of a taped instance. `request` is what
+/// the guest asked (compared on replay), `run` does the real call, `outs` names,
+/// after it, the regions it wrote as (parameter index, length), each at that
+/// parameter's pointer; `allowed` is the most each parameter may get, which a
+/// replay checks before it writes the recorded bytes at the pointers it has now.
 pub fn wasi_call<'a>(
     c: &mut Caller<'a, State>,
     name: &'static str,
-    request: &[&[u8]],
+    request: Request,
     raw: &[i32],
+    allowed: &[(u8, usize)],
     run: impl FnOnce(&mut Caller<'a, State>) -> wasmtime::Result<i32>,
     outs: impl FnOnce(&[u8]) -> Vec<(u8, usize)>,
 ) -> wasmtime::Result<i32> {
-    let d = digest(request);
-    let first = request.first().copied().unwrap_or(&[]);
     match c.data().tape_ref() {
         Some(Tape::Replay(_)) => {
             let Some(Tape::Replay(p)) = c.data_mut().tape_mut() else {
-                unreachable!()
+                unreachable!("matched above")
             };
-            let rec = p.next_import(name, d, first)?;
+            let rec = p.next_import(name, request.digest, &request.preview)?;
             for (arg, data) in &rec.writes {
+                let fits = allowed
+                    .iter()
+                    .any(|(a, max)| a == arg && data.len() <= *max);
+                let start = raw.get(*arg as usize).copied().map(|p| p as u32 as usize);
                 let mem = c
                     .data()
                     .guest_memory()
                     .ok_or_else(|| wasmtime::format_err!("no memory"))?;
                 let dst = mem.data_mut(c.as_context_mut());
-                let start = raw.get(*arg as usize).copied().unwrap_or(0) as u32 as usize;
-                match dst.get_mut(start..start + data.len()) {
+                match start.filter(|_| fits).and_then(|s| dst.get_mut(s..s + data.len())) {
                     Some(d) => d.copy_from_slice(data),
                     None => {
-                        return Err(replay_diverged(c, format!("`{name}` wrote outside memory")))
+                        return Err(replay_diverged(
+                            c,
+                            format!(
+                                "the recording writes {} bytes through parameter {arg} of `{name}`, which this call does not allow",
+                                data.len()
+                            ),
+                        ))
                     }
                 }
             }
             match rec.trap {
-                Some(t) => Err(wasmtime::format_err!("{t}")),
+                Some((code, text)) => Err(raise(code, &text)),
                 None => Ok(rec.code),
             }
         }
@@ -1150,9 +1251,14 @@ pub fn wasi_call<'a>(
             let result = run(c);
             let mem = guest_mem(c);
             let mut writes = Vec::new();
+            let mut size = 0usize;
             if result.is_ok() {
                 for (arg, len) in outs(mem) {
                     let start = raw.get(arg as usize).copied().unwrap_or(0) as u32 as usize;
+                    size = size.saturating_add(len);
+                    if size > MAX_RECORD {
+                        break;
+                    }
                     if let Some(b) = mem.get(start..start.saturating_add(len)) {
                         writes.push((arg, b.to_vec()));
                     }
@@ -1160,19 +1266,23 @@ pub fn wasi_call<'a>(
             }
             let (code, trap) = match &result {
                 Ok(v) => (*v, None),
-                Err(e) => (0, Some(format!("{e:#}"))),
+                Err(e) => (0, Some(trap_of(e))),
             };
             if let Some(Tape::Record(r)) = c.data_mut().tape_mut() {
-                r.push(&Rec::Import(ImportRec {
-                    name: name.to_string(),
-                    digest: d,
-                    input_len: request.iter().map(|p| p.len() as u64).sum(),
-                    preview: first[..first.len().min(PREVIEW)].to_vec(),
-                    code,
-                    trap,
-                    last_error: None,
-                    writes,
-                }));
+                if size > MAX_RECORD {
+                    r.push(&Rec::Gap(size as u64));
+                } else {
+                    r.push(&Rec::Import(ImportRec {
+                        name: name.to_string(),
+                        digest: request.digest,
+                        input_len: request.len,
+                        preview: request.preview,
+                        code,
+                        trap,
+                        last_error: None,
+                        writes,
+                    }));
+                }
             }
             result
         }
@@ -1183,7 +1293,11 @@ pub fn wasi_call<'a>(
 /// Notes a result write of the running import (from [`crate::mem::write_result`]).
 pub(crate) fn note_result(state: &mut State, ptr_out: i32, data: &[u8]) {
     if let Some(Tape::Record(r)) = state.tape_mut() {
-        r.results.push((ptr_out, data.to_vec()));
+        if data.len() > MAX_RECORD {
+            r.oversize = r.oversize.saturating_add(data.len());
+        } else {
+            r.results.push((ptr_out, data.to_vec()));
+        }
     }
 }
 

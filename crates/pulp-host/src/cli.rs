@@ -131,6 +131,10 @@ enum Command {
         /// With --until: write the guest's memory and exported globals here.
         #[arg(long, requires = "until")]
         dump: Option<PathBuf>,
+        /// The longest any call may run in the replay, in ms, whatever the
+        /// recording's limits say.
+        #[arg(long, default_value_t = crate::replay::DEFAULT_MAX_CALL_MS)]
+        max_call_ms: u64,
     },
     /// Steer a running `pulp run` through its control socket.
     Ctl {
@@ -282,9 +286,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         module,
         outputs,
         dump,
+        max_call_ms,
     } = cli.command
     {
-        return replay_command(dir, plugin, from, until, module, outputs, dump);
+        let outputs: Option<Box<dyn std::io::Write>> = match outputs {
+            None => None,
+            Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
+            Some(p) => Some(Box::new(std::io::BufWriter::new(
+                std::fs::File::create(&p)
+                    .with_context(|| format!("outputs file {}", p.display()))?,
+            ))),
+        };
+        return replay_command(crate::replay::ReplayOptions {
+            dir,
+            plugin,
+            from,
+            until,
+            module,
+            outputs,
+            dump,
+            max_call_ms,
+        });
     }
     match cli.command {
         Command::Ctl { .. } | Command::Replay { .. } => unreachable!("answered above"),
@@ -595,32 +617,13 @@ fn recording(
 }
 
 /// `pulp replay`: prints a report per recorded instance; exit 1 on any difference.
-fn replay_command(
-    dir: PathBuf,
-    plugin: Option<String>,
-    from: Option<u64>,
-    until: Option<u64>,
-    module: Option<PathBuf>,
-    outputs: Option<PathBuf>,
-    dump: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    let outputs: Option<Box<dyn std::io::Write>> = match outputs {
-        None => None,
-        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
-        Some(p) => Some(Box::new(std::io::BufWriter::new(
-            std::fs::File::create(&p).with_context(|| format!("outputs file {}", p.display()))?,
-        ))),
-    };
-    let other = module.is_some();
-    let reports = crate::replay::replay(crate::replay::ReplayOptions {
-        dir,
-        plugin,
-        from,
-        until,
-        module,
-        outputs,
-        dump,
-    })?;
+///
+/// Everything printed that came from the recording (names, traps, requests) is
+/// escaped line by line, so a recording cannot forge a line of the report.
+fn replay_command(options: crate::replay::ReplayOptions) -> anyhow::Result<ExitCode> {
+    let other = options.module.is_some();
+    let reports = crate::replay::replay(options)?;
+    let esc = |s: &str| pulp_ext::log_text(s.as_bytes()).into_owned();
     let mut differ = false;
     for r in &reports {
         let speed = if r.recorded_ns > 0 {
@@ -634,8 +637,16 @@ fn replay_command(
         };
         eprintln!(
             "{}: {} instance(s), {} call(s) ({} steps) replayed in {:.3} s{speed}",
-            r.stream, r.instances, r.entries, r.steps, r.replay_secs
+            esc(&r.stream),
+            r.instances,
+            r.entries,
+            r.steps,
+            r.replay_secs
         );
+        if r.entries == 0 && r.instances == 0 {
+            differ = true;
+            eprintln!("  nothing replayed: the recording holds no instance's start");
+        }
         for g in &r.gaps {
             eprintln!(
                 "  gap: the recorder dropped {g} bytes here; replay resumed at the next instance"
@@ -648,7 +659,7 @@ fn replay_command(
             );
         }
         for (at, trap) in &r.traps {
-            eprintln!("  {at}: trapped as recorded:\n{}", indent(trap));
+            eprintln!("  {}: trapped as recorded:\n{}", esc(at), indent(trap));
         }
         if let Some(s) = r.stopped_at {
             eprintln!("  stopped before step {s}");
@@ -659,7 +670,7 @@ fn replay_command(
             differ = true;
             let what = if other { "differs" } else { "diverged" };
             for d in &r.differences {
-                eprintln!("  {what} at {}: {}", d.at, d.what);
+                eprintln!("  {what} at {}: {}", esc(&d.at), esc(&d.what));
             }
         }
     }
@@ -670,9 +681,10 @@ fn replay_command(
     })
 }
 
+/// `s` indented, each line escaped (a trap's text has lines of its own).
 fn indent(s: &str) -> String {
     s.lines()
-        .map(|l| format!("    {l}"))
+        .map(|l| format!("    {}", pulp_ext::log_text(l.as_bytes())))
         .collect::<Vec<_>>()
         .join("\n")
 }

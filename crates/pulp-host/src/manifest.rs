@@ -584,15 +584,8 @@ pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// filling memory; a file that grows past `max` while read is refused too.
 pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::{Error, Read};
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
+    let file = open_regular(path)?;
     let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(Error::other("not a regular file"));
-    }
     if meta.len() > max {
         return Err(Error::other(format!(
             "{} bytes, larger than the {max}-byte limit",
@@ -605,6 +598,20 @@ pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         return Err(Error::other(format!("larger than the {max}-byte limit")));
     }
     Ok(bytes)
+}
+
+/// Opens `path` for reading if it is a regular file, without blocking on a FIFO or
+/// device on the way (an error names what it is not).
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
 }
 
 /// 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit: a

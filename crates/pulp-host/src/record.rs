@@ -31,8 +31,9 @@ use pulp_ext::tape::{Decoder, Rec, Sink};
 pub const MAGIC: &[u8; 8] = b"PULPREC\x01";
 /// Bytes that may wait for the writer, over all streams; past it chunks are dropped.
 pub const IN_FLIGHT: usize = 64 << 20;
-/// The largest chunk a reader accepts (a record holds at most a few messages).
-const MAX_CHUNK: usize = 1 << 30;
+/// The largest chunk a reader accepts: a recorder's buffer with one record of at
+/// most [`pulp_ext::tape::MAX_RECORD`].
+const MAX_CHUNK: usize = pulp_ext::tape::MAX_RECORD + 2 * pulp_ext::tape::CHUNK;
 /// A chunk's header: its length and the CRC-32 of its data, both `u32` LE.
 pub const CHUNK_HEAD: usize = 8;
 
@@ -40,9 +41,6 @@ pub const CHUNK_HEAD: usize = 8;
 pub fn checksum(data: &[u8]) -> u32 {
     crc32fast::hash(data)
 }
-
-/// The largest segment file a reader reads.
-const MAX_SEGMENT: u64 = 4 << 30;
 
 /// Where and how much to record (`pulp run --record`).
 #[derive(Clone, Debug)]
@@ -485,10 +483,18 @@ pub enum ReadError {
     },
 }
 
+/// A segment being read.
+struct Segment {
+    path: PathBuf,
+    reader: std::io::BufReader<File>,
+    at: u64,
+    size: u64,
+}
+
 /// The records of a stream, segment by segment, chunk by chunk.
 pub struct StreamReader {
     segments: std::vec::IntoIter<(u64, PathBuf)>,
-    current: Option<(PathBuf, Vec<u8>, usize)>,
+    current: Option<Segment>,
     pending: std::collections::VecDeque<Rec>,
     /// The first segment number found (a ring may have deleted older ones).
     pub first_segment: Option<u64>,
@@ -519,68 +525,77 @@ impl StreamReader {
                 let Some((_, path)) = self.segments.next() else {
                     return Ok(None);
                 };
-                let mut data = Vec::new();
-                File::open(&path)
-                    .and_then(|f| {
-                        // Segments are closed at a few MiB; anything near this is not one.
-                        if f.metadata()?.len() > MAX_SEGMENT {
-                            return Err(std::io::Error::other(format!(
-                                "larger than {MAX_SEGMENT} bytes, so not a segment this host wrote"
-                            )));
-                        }
-                        f.take(MAX_SEGMENT).read_to_end(&mut data)
-                    })
-                    .map_err(|cause| ReadError::Io {
-                        path: path.clone(),
-                        cause,
-                    })?;
-                if !data.starts_with(MAGIC) {
+                let io = |cause| ReadError::Io {
+                    path: path.clone(),
+                    cause,
+                };
+                // Read chunk by chunk: memory holds one chunk, whatever the file's size.
+                let f = crate::manifest::open_regular(&path).map_err(io)?;
+                let size = f.metadata().map_err(io)?.len();
+                let mut r = std::io::BufReader::new(f);
+                let mut magic = [0u8; 8];
+                if size < MAGIC.len() as u64 || r.read_exact(&mut magic).is_err() || &magic != MAGIC
+                {
                     return Err(ReadError::NotASegment { path });
                 }
-                self.current = Some((path, data, MAGIC.len()));
+                self.current = Some(Segment {
+                    path,
+                    reader: r,
+                    at: MAGIC.len() as u64,
+                    size,
+                });
             }
-            let (path, data, at) = self.current.as_mut().expect("set above");
-            if *at == data.len() {
+            let seg = self.current.as_mut().expect("set above");
+            if seg.at == seg.size {
                 self.current = None;
                 continue;
             }
-            let start = *at;
-            let left = (data.len() - start) as u64;
-            const H: usize = CHUNK_HEAD;
-            if left < H as u64 {
-                return Err(ReadError::Truncated {
-                    path: path.clone(),
-                    at: start as u64,
-                    need: H as u64,
-                    have: left,
+            let (start, left) = (seg.at, seg.size - seg.at);
+            let truncated = |need: u64| ReadError::Truncated {
+                path: seg.path.clone(),
+                at: start,
+                need,
+                have: left,
+            };
+            let mut head = [0u8; CHUNK_HEAD];
+            if left < CHUNK_HEAD as u64 || seg.reader.read_exact(&mut head).is_err() {
+                return Err(truncated(CHUNK_HEAD as u64));
+            }
+            let len = u32::from_le_bytes(head[..4].try_into().expect("4")) as usize;
+            let sum = u32::from_le_bytes(head[4..].try_into().expect("4"));
+            let need = (CHUNK_HEAD + len) as u64;
+            if len == 0 || len > MAX_CHUNK {
+                return Err(ReadError::Malformed {
+                    path: seg.path.clone(),
+                    at: start,
+                    cause: pulp_ext::tape::Malformed {
+                        at: 0,
+                        what: format!("a chunk of {len} bytes (a writer makes 1 to {MAX_CHUNK})"),
+                    },
                 });
             }
-            let len = u32::from_le_bytes(data[start..start + 4].try_into().expect("4")) as usize;
-            let sum = u32::from_le_bytes(data[start + 4..start + H].try_into().expect("4"));
-            if len > MAX_CHUNK || (len as u64) > left - H as u64 {
-                return Err(ReadError::Truncated {
-                    path: path.clone(),
-                    at: start as u64,
-                    need: (H + len) as u64,
-                    have: left,
-                });
+            if need > left {
+                return Err(truncated(need));
             }
-            let chunk = &data[start + H..start + H + len];
-            if checksum(chunk) != sum {
+            let mut chunk = vec![0u8; len];
+            seg.reader
+                .read_exact(&mut chunk)
+                .map_err(|_| truncated(need))?;
+            seg.at += need;
+            if checksum(&chunk) != sum {
                 return Err(ReadError::Corrupt {
-                    path: path.clone(),
-                    at: start as u64,
+                    path: seg.path.clone(),
+                    at: start,
                 });
             }
-            let mut d = Decoder::new(chunk);
+            let mut d = Decoder::new(&chunk);
             while let Some(r) = d.next_rec().map_err(|cause| ReadError::Malformed {
-                path: path.clone(),
-                at: start as u64,
+                path: seg.path.clone(),
+                at: start,
                 cause,
             })? {
                 self.pending.push_back(r);
             }
-            *at = start + H + len;
         }
     }
 }

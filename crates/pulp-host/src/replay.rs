@@ -39,7 +39,14 @@ pub struct ReplayOptions {
     pub outputs: Option<Box<dyn Write>>,
     /// Where to write the guest's memory and exported globals when `until` stops it.
     pub dump: Option<PathBuf>,
+    /// The longest any call may run in the replay, in ms (0: [`DEFAULT_MAX_CALL_MS`]),
+    /// whatever the recording's limits say.
+    pub max_call_ms: u64,
 }
+
+/// A replayed call runs at most this long unless `--max-call-ms` says otherwise:
+/// a recording is not trusted to set the replay's deadlines.
+pub const DEFAULT_MAX_CALL_MS: u64 = 10_000;
 
 /// One difference between the replay and the recording.
 #[derive(Debug, Clone)]
@@ -186,7 +193,7 @@ fn next_item(r: &mut StreamReader) -> Result<Option<Item>, ReadError> {
     }))
 }
 
-fn manifest_for(b: &Begin, wasm: &Path, dir: &Path) -> Result<Manifest, ReplayError> {
+fn manifest_for(b: &Begin, wasm: &Path, dir: &Path, max_ms: u64) -> Result<Manifest, ReplayError> {
     let mut t = toml::Table::new();
     t.insert("name".into(), b.plugin.clone().into());
     t.insert("version".into(), b.version.clone().into());
@@ -199,8 +206,8 @@ fn manifest_for(b: &Begin, wasm: &Path, dir: &Path) -> Result<Manifest, ReplayEr
     let int = |v: u64| toml::Value::Integer(v.min(i64::MAX as u64) as i64);
     l.insert("memory_mb".into(), int(b.memory_mb));
     l.insert("max_message_bytes".into(), int(b.max_message));
-    l.insert("call_timeout_ms".into(), int(b.call_timeout_ms));
-    l.insert("init_timeout_ms".into(), int(b.init_timeout_ms));
+    l.insert("call_timeout_ms".into(), int(b.call_timeout_ms.min(max_ms)));
+    l.insert("init_timeout_ms".into(), int(b.init_timeout_ms.min(max_ms)));
     if let Some(f) = b.fuel {
         l.insert("fuel".into(), int(f));
     }
@@ -293,19 +300,8 @@ fn replay_stream(
                 run.report.instances += 1;
                 let wasm = match &run.options.module {
                     Some(m) => m.clone(),
-                    None => run
-                        .options
-                        .dir
-                        .join("modules")
-                        .join(format!("{}.wasm", b.module)),
+                    None => kept_module(&run.options.dir, plugin, &b)?,
                 };
-                if !wasm.is_file() {
-                    return Err(ReplayError::Missing(format!(
-                        "the module of \"{plugin}\" {} is missing: {}",
-                        b.version,
-                        wasm.display()
-                    )));
-                }
                 if host.is_none() {
                     let root =
                         std::env::temp_dir().join(format!("pulp-replay-{}", std::process::id()));
@@ -319,8 +315,13 @@ fn replay_stream(
                         .map_err(|e| ReplayError::Load(format!("{e:#}")))?,
                     );
                 }
-                let manifest = manifest_for(&b, &wasm, dir)?;
-                let player = Player::new(e.script, !other_module, false);
+                let max_ms = match run.options.max_call_ms {
+                    0 => DEFAULT_MAX_CALL_MS,
+                    ms => ms,
+                };
+                let manifest = manifest_for(&b, &wasm, dir, max_ms)?;
+                let mut player = Player::new(e.script, !other_module, false);
+                player.interrupted = interrupted(e.leave.as_ref());
                 let (player, result) = match live.take() {
                     Some(mut p) if begin.as_ref().is_some_and(|x| x.module == b.module) => {
                         let (player, r) = p.replay_instantiate(player);
@@ -382,7 +383,8 @@ fn replay_stream(
                 run.report.entries += 1;
                 let show_outputs = run.options.outputs.is_some()
                     && run.options.from.is_none_or(|f| step.is_none_or(|s| s >= f));
-                let player = Player::new(e.script, !other_module, show_outputs);
+                let mut player = Player::new(e.script, !other_module, show_outputs);
+                player.interrupted = interrupted(e.leave.as_ref());
                 p.swap_player(Some(player));
                 match e.kind {
                     EntryKind::Init => {
@@ -427,6 +429,41 @@ fn replay_stream(
     Ok(run.report)
 }
 
+/// Whether a recorded entry ended at its deadline (or the host's stop).
+fn interrupted(o: Option<&Outcome>) -> bool {
+    matches!(o, Some(Outcome::Trap(code, _)) if *code == TRAP_INTERRUPT)
+}
+
+/// The recorded module of `b`, checked: its name is a SHA-256 and the file has it.
+fn kept_module(dir: &Path, plugin: &str, b: &Begin) -> Result<PathBuf, ReplayError> {
+    let plugin = pulp_ext::log_text(plugin.as_bytes());
+    if b.module.len() != 64
+        || !b
+            .module
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(ReplayError::Load(format!(
+            "the recording of \"{plugin}\" names its module {}, which is not a SHA-256",
+            pulp_ext::log_text(b.module.as_bytes())
+        )));
+    }
+    let path = dir.join("modules").join(format!("{}.wasm", b.module));
+    let wasm = crate::read_regular(&path, crate::MAX_MODULE_BYTES).map_err(|e| {
+        ReplayError::Missing(format!(
+            "the module of \"{plugin}\" is missing or unreadable: {}: {e}",
+            path.display()
+        ))
+    })?;
+    if crate::sha256_hex(&wasm) != b.module {
+        return Err(ReplayError::Load(format!(
+            "{} does not hold the module the recording names (its SHA-256 differs)",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
 fn split_call(input: &[u8]) -> Option<(&str, &[u8])> {
     let n = u32::from_le_bytes(input.get(..4)?.try_into().ok()?) as usize;
     let name = std::str::from_utf8(input.get(4..4 + n)?).ok()?;
@@ -467,6 +504,11 @@ fn check(
     }
     if let Some(why) = &p.diverged {
         run.differ(at.to_string(), why.clone());
+        return;
+    }
+    // An entry the deadline ended may end with fewer of its calls made: the
+    // replay's deadline falls elsewhere.
+    if p.interrupted && matches!(p.outcome, Some(Outcome::Trap(c, _)) if c == TRAP_INTERRUPT) {
         return;
     }
     let left: Vec<&Rec> = p

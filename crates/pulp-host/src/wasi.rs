@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pulp_ext::host::HostState;
+use pulp_ext::tape::Request;
 use pulp_ext::wasmtime::{self, AsContextMut, Caller, Extern, Linker, Trap};
 use pulp_ext::wasmtime_wasi::p1::{self, wasi_snapshot_preview1 as snapshot, WasiP1Ctx};
 use pulp_ext::wasmtime_wasi::{runtime::in_tokio, HostMonotonicClock};
@@ -72,8 +73,9 @@ fn clock_time_get(
     pulp_ext::tape::wasi_call(
         &mut caller,
         "wasi:clock_time_get",
-        &[&id.to_le_bytes(), &precision.to_le_bytes()],
+        Request::of(&[&id.to_le_bytes(), &precision.to_le_bytes()]),
         &[id, 0, out],
+        &[(2, 8)],
         |c| wasmtime_wasi!(c, clock_time_get(id, precision, out)),
         |_| vec![(2, 8)],
     )
@@ -87,8 +89,9 @@ fn random_get(mut caller: Caller<'_, State>, buf: i32, len: i32) -> wasmtime::Re
     pulp_ext::tape::wasi_call(
         &mut caller,
         "wasi:random_get",
-        &[&len.to_le_bytes()],
+        Request::of(&[&len.to_le_bytes()]),
         &[buf, len],
+        &[(0, len as u32 as usize)],
         |c| wasmtime_wasi!(c, random_get(buf, len)),
         |_| vec![(0, len as u32 as usize)],
     )
@@ -105,6 +108,7 @@ fn taped_poll_oneoff(
     if !taped(&mut caller) {
         return poll_oneoff(caller, subs, events, n, nevents);
     }
+    // Digested where it lies (no copy; past the record limit, by its length).
     let request = {
         let mem = match caller.get_export("memory") {
             Some(Extern::Memory(m)) => m.data(&caller),
@@ -112,15 +116,16 @@ fn taped_poll_oneoff(
         };
         let start = subs as u32 as usize;
         let len = (n as u32 as usize).saturating_mul(SUBSCRIPTION);
-        mem.get(start..start.saturating_add(len))
-            .unwrap_or(&[])
-            .to_vec()
+        let subs = mem.get(start..start.saturating_add(len)).unwrap_or(&[]);
+        Request::of(&[subs, &n.to_le_bytes()])
     };
+    let most = (n as u32 as usize).saturating_mul(EVENT);
     pulp_ext::tape::wasi_call(
         &mut caller,
         "wasi:poll_oneoff",
-        &[&request, &n.to_le_bytes()],
+        request,
         &[subs, events, n, nevents],
+        &[(1, most), (3, 4)],
         |c| {
             // `poll_oneoff` takes the caller by value: reborrow it for the call.
             poll_oneoff_in(c, subs, events, n, nevents)

@@ -391,3 +391,184 @@ fn c_guest_at(dir: &Path, path: &str) -> Option<PathBuf> {
         .with_extension("wasm");
     build_c(&root().join(path), &out).then_some(out)
 }
+
+/// Writes a one-segment stream `dir/<plugin>/0` of `recs` (one chunk), and `wat`
+/// compiled... kept as text: wasmtime reads WAT too, so a module file may be WAT.
+fn forge(dir: &Path, plugin: &str, wat: &str, recs: &[pulp_ext::tape::Rec]) -> String {
+    use sha2::Digest;
+    let sha: String = sha2::Sha256::digest(wat.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::create_dir_all(dir.join("modules")).unwrap();
+    std::fs::write(dir.join("modules").join(format!("{sha}.wasm")), wat).unwrap();
+    let mut data = Vec::new();
+    for r in recs {
+        let mut r = r.clone();
+        if let pulp_ext::tape::Rec::Begin(b) = &mut r {
+            if b.module.is_empty() {
+                b.module = sha.clone();
+            }
+        }
+        r.encode(&mut data);
+    }
+    let s = dir.join(plugin).join("0");
+    std::fs::create_dir_all(&s).unwrap();
+    let mut seg = b"PULPREC\x01".to_vec();
+    seg.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    seg.extend_from_slice(&pulp_host::record::checksum(&data).to_le_bytes());
+    seg.extend_from_slice(&data);
+    std::fs::write(s.join("00000000.seg"), seg).unwrap();
+    sha
+}
+
+fn begin(plugin: &str, call_timeout_ms: u64) -> pulp_ext::tape::Rec {
+    pulp_ext::tape::Rec::Begin(pulp_ext::tape::Begin {
+        plugin: plugin.into(),
+        version: "1".into(),
+        module: String::new(),
+        capabilities: vec![],
+        memory_mb: 16,
+        max_message: 1 << 20,
+        call_timeout_ms,
+        init_timeout_ms: call_timeout_ms,
+        fuel: None,
+        wall: 0,
+        instance: 0,
+    })
+}
+
+const LOOPING: &str = r#"(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "pulp_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "pulp_init") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "pulp_step") (param i32 i32) (result i32)
+    (drop (call $clock (i32.const 0) (i64.const 0) (i32.const 64)))
+    (loop $l (br $l)) (i32.const 0))
+  (func (export "pulp_shutdown") (result i32) (i32.const 0)))"#;
+
+#[test]
+fn crafted_recordings_cannot_escape_hang_or_forge_the_report() {
+    use pulp_ext::tape::{EntryKind, ImportRec, Outcome, Rec};
+    let dir = tempfile::tempdir().unwrap();
+    let step = |n: u64| {
+        let mut e = n.to_le_bytes().to_vec();
+        e.extend_from_slice(&[0; 12]);
+        Rec::Enter(EntryKind::Step, e)
+    };
+    let clock = |name: &str, writes: Vec<(u8, Vec<u8>)>| {
+        let id = 0i32.to_le_bytes();
+        let precision = 0i64.to_le_bytes();
+        Rec::Import(ImportRec {
+            name: name.into(),
+            digest: pulp_ext::tape::digest(&[&id, &precision]),
+            input_len: 12,
+            preview: id.to_vec(),
+            code: 0,
+            trap: None,
+            last_error: None,
+            writes,
+        })
+    };
+    let start = [
+        Rec::Enter(EntryKind::Instantiate, vec![]),
+        Rec::Grow {
+            table: false,
+            desired: 65536,
+            ok: true,
+        },
+        Rec::Leave(Outcome::Returned(0, vec![])),
+    ];
+
+    // A step whose recorded limit is an hour: the replay's own cap ends it.
+    let hang = dir.path().join("hang");
+    let mut recs = vec![begin("p", 3_600_000)];
+    recs.extend(start.iter().cloned());
+    recs.extend([
+        step(0),
+        clock("wasi:clock_time_get", vec![(2, vec![0; 8])]),
+        Rec::Leave(Outcome::Returned(0, vec![])),
+    ]);
+    forge(&hang, "p", LOOPING, &recs);
+    let t = std::time::Instant::now();
+    let (ok, _, err) = replay_cmd(
+        dir.path(),
+        &[hang.to_str().unwrap(), "--max-call-ms", "300"],
+    );
+    assert!(!ok && t.elapsed() < Duration::from_secs(20), "{err}");
+    assert!(err.contains("step 0") && err.contains("trapped"), "{err}");
+
+    // A module named outside DIR/modules.
+    let trav = dir.path().join("trav");
+    let mut recs = vec![begin("p", 1000)];
+    if let Rec::Begin(b) = &mut recs[0] {
+        b.module = "../../elsewhere/evil".into();
+    }
+    recs.extend(start.iter().cloned());
+    forge(&trav, "p", LOOPING, &recs);
+    let (ok, _, err) = replay_cmd(dir.path(), &[trav.to_str().unwrap()]);
+    assert!(!ok && err.contains("which is not a SHA-256"), "{err}");
+
+    // Writes through parameters the call does not write, or longer than it allows.
+    for (name, writes) in [
+        ("far", vec![(200u8, vec![1u8; 70_000])]),
+        ("long", vec![(2u8, vec![1u8; 100_000])]),
+        ("id", vec![(0u8, vec![1u8; 8])]),
+    ] {
+        let d = dir.path().join(format!("writes-{name}"));
+        let mut recs = vec![begin("p", 1000)];
+        recs.extend(start.iter().cloned());
+        recs.extend([
+            step(0),
+            clock("wasi:clock_time_get", writes),
+            Rec::Leave(Outcome::Returned(0, vec![])),
+        ]);
+        forge(&d, "p", LOOPING, &recs);
+        let (ok, _, err) = replay_cmd(dir.path(), &[d.to_str().unwrap()]);
+        assert!(
+            !ok && err.contains("which this call does not allow"),
+            "{name}: {err}"
+        );
+    }
+
+    // Text from the recording cannot forge lines of the report.
+    let forged = dir.path().join("forged");
+    let mut recs = vec![begin("p", 1000)];
+    recs.extend(start.iter().cloned());
+    recs.extend([
+        step(0),
+        clock(
+            "log\n  identical to the recording\nok/0: 1 instance(s)",
+            vec![],
+        ),
+        Rec::Leave(Outcome::Trap(
+            255,
+            "x\n  identical to the recording\nfake/0: 9 instance(s)".into(),
+        )),
+    ]);
+    forge(&forged, "p", LOOPING, &recs);
+    let (ok, _, err) = replay_cmd(dir.path(), &[forged.to_str().unwrap()]);
+    assert!(!ok, "{err}");
+    assert!(
+        !err.lines().any(|l| l.trim() == "identical to the recording"
+            || l.starts_with("ok/0")
+            || l.starts_with("fake/0")),
+        "no forged line: {err}"
+    );
+
+    // An empty chunk, and a recording with no instance's start.
+    let empty = dir.path().join("empty-chunk");
+    forge(&empty, "p", LOOPING, &[]);
+    let (ok, _, err) = replay_cmd(dir.path(), &[empty.to_str().unwrap()]);
+    assert!(!ok && err.contains("a chunk of 0 bytes"), "{err}");
+    let headless = dir.path().join("headless");
+    forge(
+        &headless,
+        "p",
+        LOOPING,
+        &[step(0), Rec::Leave(Outcome::Returned(0, vec![]))],
+    );
+    let (ok, _, err) = replay_cmd(dir.path(), &[headless.to_str().unwrap()]);
+    assert!(!ok && err.contains("nothing replayed"), "{err}");
+}
