@@ -52,6 +52,18 @@ fn replay_all(dir: &std::path::Path, plugin: Option<&str>) -> (Vec<StreamReport>
     (reports, out)
 }
 
+/// Every stream replayed as recorded.
+fn assert_identical(reports: &[StreamReport]) {
+    for r in reports {
+        assert!(
+            r.differences.is_empty(),
+            "{}: {:?}",
+            r.stream,
+            r.differences
+        );
+    }
+}
+
 /// The `field` of argument 0 of every output line of `import` by `plugin`'s streams,
 /// as text, sorted.
 fn sent(lines: &[serde_json::Value], import: &str, field: &str) -> Vec<String> {
@@ -206,14 +218,7 @@ allowed_hosts = ["{addr}"]
     std::fs::remove_dir_all(f.dir.path().join("data")).unwrap();
     let dir = f.recording_dir();
     let (reports, out) = replay_all(&dir, None);
-    for r in &reports {
-        assert!(
-            r.differences.is_empty(),
-            "{}: {:?}",
-            r.stream,
-            r.differences
-        );
-    }
+    assert_identical(&reports);
     let stream = |name: &str| {
         reports
             .iter()
@@ -357,14 +362,7 @@ fn a_recording_of_calls_between_plugins_replays_both_sides() {
     f.host.sync_recording();
     let (reports, out) = replay_all(&f.recording_dir(), None);
     assert_eq!(reports.len(), 2, "{reports:?}");
-    for r in &reports {
-        assert!(
-            r.differences.is_empty(),
-            "{}: {:?}",
-            r.stream,
-            r.differences
-        );
-    }
+    assert_identical(&reports);
     let lines = out.lines();
     let calls = lines.iter().filter(|l| l["import"] == "pulp_call").count();
     assert!(
@@ -416,14 +414,7 @@ fn each_instance_of_a_pool_is_its_own_stream_and_replays() {
     let (reports, out) = replay_all(&f.recording_dir(), None);
     let names: Vec<&str> = reports.iter().map(|r| r.stream.as_str()).collect();
     assert_eq!(names, ["rec-pool/0", "rec-pool/1"]);
-    for r in &reports {
-        assert!(
-            r.differences.is_empty(),
-            "{}: {:?}",
-            r.stream,
-            r.differences
-        );
-    }
+    assert_identical(&reports);
     bodies.sort();
     assert_eq!(bodies.len(), 100);
     assert_eq!(sent(&out.lines(), "http_respond", "body"), bodies);

@@ -106,7 +106,7 @@ fn taped_poll_oneoff(
     nevents: i32,
 ) -> wasmtime::Result<i32> {
     if !taped(&mut caller) {
-        return poll_oneoff(caller, subs, events, n, nevents);
+        return poll_oneoff(&mut caller, subs, events, n, nevents);
     }
     // Digested where it lies (no copy; past the record limit, by its length).
     let request = {
@@ -126,10 +126,7 @@ fn taped_poll_oneoff(
         request,
         &[subs, events, n, nevents],
         &[(1, most), (3, 4)],
-        |c| {
-            // `poll_oneoff` takes the caller by value: reborrow it for the call.
-            poll_oneoff_in(c, subs, events, n, nevents)
-        },
+        |c| poll_oneoff(c, subs, events, n, nevents),
         |mem| {
             let at = nevents as u32 as usize;
             let count = mem
@@ -226,17 +223,9 @@ struct Now {
     unix_nanos: u64,
 }
 
+/// `poll_oneoff`: a poll on clocks only sleeps here, in ticks charged to the
+/// call's deadline; any other goes to wasmtime-wasi (see the module's comment).
 fn poll_oneoff(
-    mut caller: Caller<'_, State>,
-    subs: i32,
-    events: i32,
-    n: i32,
-    nevents: i32,
-) -> wasmtime::Result<i32> {
-    poll_oneoff_in(&mut caller, subs, events, n, nevents)
-}
-
-fn poll_oneoff_in(
     caller: &mut Caller<'_, State>,
     subs: i32,
     events: i32,
